@@ -1,0 +1,32 @@
+# One command runs the main job (`make demo`), one runs the tests (`make test`).
+# Both build .venv on first use: torch is installed first and pinned, because an unpinned
+# torch pulls a multi-GB CUDA build. Override on GPU hosts, e.g. TORCH_SPEC="torch==2.13.0".
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ not found" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[worker,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m lstmq.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/lstmq bench
+
+clean:
+	rm -rf $(VENV) .lstmq

@@ -1,0 +1,3 @@
+from lstmq.cli import main
+
+main()

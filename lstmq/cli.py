@@ -1,0 +1,83 @@
+"""The ``lstmq`` command: a thin click group whose subcommands live beside what they drive.
+
+Subcommands are imported lazily by name, so ``lstmq submit`` never imports torch and
+``lstmq --help`` starts instantly. Every ``LstmqError`` becomes one line on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from lstmq.errors import LstmqError
+
+# command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "db": "lstmq.db.cli:db",
+    "submit": "producer.cli:submit",
+    "status": "producer.cli:status",
+    "results": "producer.cli:results",
+    "jobs": "producer.cli:jobs",
+    "cancel": "producer.cli:cancel",
+    "requeue": "producer.cli:requeue",
+    "schedule": "producer.schedule_cli:schedule",
+    "scheduler": "producer.schedule_cli:scheduler",
+    "worker": "worker.cli:worker",
+    "train": "worker.ml.cli:train",
+    "eval": "worker.ml.cli:evaluate",
+    "predict": "worker.ml.cli:predict",
+    "models": "worker.ml.cli:models",
+    "bench": "worker.bench:bench",
+    "render": "worker.ml.cli:render",
+    "eval-images": "worker.ml.cli:eval_images",
+    "contact-sheet": "worker.cli:contact_sheet",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A command whose module is not part of this install is simply absent.
+            if exc.name and module_name.startswith(exc.name):
+                return None
+            raise
+        return getattr(module, attr, None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lstmq")
+def cli() -> None:
+    """Batch LSTM classification and text-to-image over a Redis queue, results in SQL."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="lstmq", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LstmqError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

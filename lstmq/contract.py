@@ -1,0 +1,44 @@
+"""The task contract between producers and workers: names, queues, payload schema, limits.
+
+Producers send tasks by *name* (``send_task``) and never import worker code, so this module is
+the whole interface. Payloads are JSON; one message carries a batch of documents.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+TaskKind = Literal["classify", "render"]
+
+TASK_NAMES: dict[str, str] = {"classify": "lstmq.classify", "render": "lstmq.render"}
+QUEUES: dict[str, str] = {"classify": "lstmq.classify", "render": "lstmq.render"}
+ALL_QUEUES: tuple[str, ...] = tuple(QUEUES.values())
+
+MAX_BATCH_DOCS = 2048  # documents in one message, upper bound for --batch-size
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # UTF-8 text bytes in one message
+# Text sent in a message is cut here; models read at most a few hundred tokens, and the
+# full text stays in the database. The worker still flags truncation by tokens.
+MAX_MESSAGE_TEXT_CHARS = 64 * 1024
+MAX_TASK_RETRIES = 5  # transient failures; a poison batch is not retried forever
+
+
+class DocIn(BaseModel):
+    """One document in a batch: its database id and its text."""
+
+    id: int
+    text: str
+
+
+class BatchPayload(BaseModel):
+    """The single argument of every lstmq task."""
+
+    job_id: str
+    model: str
+    docs: list[DocIn] = Field(min_length=1, max_length=MAX_BATCH_DOCS)
+
+
+def message_text(text: str) -> str:
+    """The part of a document's text that travels in a message."""
+    return text[:MAX_MESSAGE_TEXT_CHARS]

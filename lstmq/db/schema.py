@@ -1,0 +1,135 @@
+"""Tables. The database is the source of truth; Redis is only transport.
+
+- ``jobs``: one submission (or one scheduled run).
+- ``documents``: every accepted record of a job, recorded *before* it is queued, with its
+  per-document ``status`` (pending/done/failed) and ``error``.
+- ``classifications`` / ``images``: one result per (document, model, model_version),
+  written as upserts so a redelivered batch rewrites the same rows.
+- ``model_versions``: what each content-derived version id means (name, labels, config).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+DOC_PENDING, DOC_DONE, DOC_FAILED = "pending", "done", "failed"
+JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task: Mapped[str] = mapped_column(String(16))  # classify | render
+    model: Mapped[str] = mapped_column(String(128))
+    # submitting -> queued; cancelled. "finished" is derived: no document pending.
+    state: Mapped[str] = mapped_column(String(16), default=JOB_SUBMITTING)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    sources: Mapped[list] = mapped_column(JSON, default=list)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    schedule_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(Text)  # file path, "-" for stdin
+    record_no: Mapped[int] = mapped_column(Integer)  # 0-based record number within source
+    line_no: Mapped[int] = mapped_column(Integer)  # 1-based line (or row) for FILE:LINE messages
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the UTF-8 text
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DOC_PENDING)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "external_id", name="uq_documents_job_external"),
+        Index("ix_documents_job_status", "job_id", "status"),
+        Index("ix_documents_external_id", "external_id"),
+        Index("ix_documents_content_hash", "content_hash"),
+    )
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # classifier | generator
+    labels: Mapped[list] = mapped_column(JSON, default=list)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Classification(Base):
+    __tablename__ = "classifications"
+
+    document_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(Float)
+    probs: Mapped[dict] = mapped_column(JSON)  # {label: probability}
+    flags: Mapped[list] = mapped_column(JSON, default=list)  # e.g. ["truncated"]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_classifications_label", "model", "label"),
+        Index("ix_classifications_version", "model_version"),
+    )
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    document_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)  # relative to LSTMQ_IMAGE_DIR
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[list] = mapped_column(JSON, default=list)  # e.g. ["unknown_words"]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_images_version", "model_version"),)

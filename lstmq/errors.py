@@ -1,0 +1,53 @@
+"""The exception tree. Its classes decide what happens next:
+
+- ``UserError`` and subclasses: the input or configuration is wrong. Give up, print one line,
+  exit non-zero; a task never retries these.
+- ``TransientError`` and subclasses: a service hiccup (database, broker). Tasks retry with
+  backoff; the CLI prints one line.
+
+Every message is a single line meant for a person, with secrets already masked.
+"""
+
+
+class LstmqError(Exception):
+    """Base of every error lstmq raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(LstmqError):
+    """Bad input or configuration: retrying cannot help."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A setting is malformed or points at something unusable."""
+
+
+class InputError(UserError):
+    """An input file or record cannot be used."""
+
+
+class ModelNotFound(UserError):
+    """No installed model has the requested name."""
+
+
+class ArtifactError(UserError):
+    """A model artifact is missing files, corrupt, or inconsistent."""
+
+
+class SchemaOutdated(UserError):
+    """The database schema is older (or newer) than this code expects."""
+
+
+class JobNotFound(UserError):
+    """No job has the given id."""
+
+
+class TransientError(LstmqError):
+    """A temporary failure of a service; retry with backoff."""
+
+
+class ServiceUnavailable(TransientError):
+    """The database or broker cannot be reached."""

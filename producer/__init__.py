@@ -1,0 +1,1 @@
+"""Everything that feeds work in; never imports torch."""

@@ -1,0 +1,136 @@
+"""Shared fixtures: real services, isolated per test session, cleaned up afterwards.
+
+Locally a missing service skips the tests that need it; in CI (CI=true) it fails them.
+PostgreSQL: a fresh database per session. Redis: a database number claimed atomically, so
+parallel test runs on one machine never share queues.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get("LSTMQ_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_HOST_URL = os.environ.get("LSTMQ_TEST_REDIS", "redis://127.0.0.1:6379")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+
+def service_missing(what: str, why: object) -> None:
+    message = f"{what} unavailable: {why}"
+    if CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, present in CI, absent on a user's clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent (only CI and developer machines have it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a brand-new PostgreSQL database, dropped at the end of the session."""
+    from sqlalchemy import create_engine, text
+
+    name = f"lstmq_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable PostgreSQL"
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    from lstmq.db.engine import engine_for
+
+    engine_for.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """URL of a Redis database number claimed for this session, flushed before and after."""
+    import redis
+
+    try:
+        admin = redis.Redis.from_url(REDIS_HOST_URL + "/0", socket_timeout=3)
+        admin.ping()
+    except Exception as exc:  # noqa: BLE001
+        service_missing("Redis", exc)
+    for number in range(15, 0, -1):
+        if admin.set(f"lstmq-test-claim:{number}", os.getpid(), nx=True, ex=3 * 3600):
+            break
+    else:
+        pytest.fail("no free Redis database number for tests")
+    url = f"{REDIS_HOST_URL}/{number}"
+    db = redis.Redis.from_url(url)
+    db.flushdb()
+    yield url
+    db.flushdb()
+    admin.delete(f"lstmq-test-claim:{number}")
+
+
+def _fresh_pg(pg_url: str) -> str:
+    """Empty the session's PostgreSQL database so each test starts from nothing."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each test using this runs on SQLite and on PostgreSQL, each empty."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lstmq.db'}"
+    return _fresh_pg(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def lstmq_env(monkeypatch, tmp_path):
+    """A factory: point every LSTMQ_* setting at this test's folder (plus overrides)."""
+    from lstmq.db.engine import engine_for
+    from lstmq.settings import get_settings
+
+    def configure(**overrides: str) -> Path:
+        home = tmp_path / "home"
+        for key in list(os.environ):
+            if key.startswith("LSTMQ_") and not key.startswith("LSTMQ_TEST_"):
+                monkeypatch.delenv(key)
+        monkeypatch.setenv("LSTMQ_HOME", str(home))
+        for key, value in overrides.items():
+            monkeypatch.setenv(f"LSTMQ_{key.upper()}", str(value))
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+        return home
+
+    yield configure
+    get_settings.cache_clear()
+    engine_for.cache_clear()
+
+
+@pytest.fixture
+def migrated_db(db_url, lstmq_env):
+    """Settings pointing at an upgraded database (SQLite and PostgreSQL); returns the engine."""
+    from lstmq.db.engine import get_engine
+    from lstmq.db.migrate import upgrade
+
+    lstmq_env(database_url=db_url)
+    engine = get_engine()
+    upgrade(engine)
+    return engine

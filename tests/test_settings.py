@@ -1,0 +1,51 @@
+"""Settings come from the environment; bad values fail with one masked line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lstmq.errors import ConfigError
+from lstmq.settings import load_settings, mask_url
+
+
+def test_unset_urls_mean_embedded_sqlite_and_filesystem_broker(lstmq_env):
+    home = lstmq_env()
+    settings = load_settings()
+    assert settings.embedded_broker
+    assert settings.broker == "filesystem://"
+    assert settings.database == f"sqlite:///{home.resolve() / 'lstmq.db'}"
+    assert settings.images == (home / "images").resolve()
+
+
+def test_plain_postgresql_url_uses_psycopg3(lstmq_env):
+    lstmq_env(database_url="postgresql://u:p@db:5432/x")
+    assert load_settings().database == "postgresql+psycopg://u:p@db:5432/x"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("broker_url", "http://user:hunter2@host/0"), ("database_url", "mysql://user:hunter2@host/x")],
+)
+def test_unsupported_scheme_is_one_line_with_password_masked(lstmq_env, key, value):
+    lstmq_env(**{key: value})
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "hunter2" not in message and "***" in message
+    assert "\n" not in message
+
+
+def test_mask_url_hides_only_the_password():
+    assert mask_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert mask_url("postgresql://u@h/x") == "postgresql://u@h/x"
+
+
+def test_cli_reports_unreachable_database_without_traceback(tmp_path):
+    env = {"LSTMQ_DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/x", "LSTMQ_HOME": str(tmp_path), "PATH": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "lstmq", "db", "upgrade"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "hunter2" not in proc.stderr

@@ -1,0 +1,1 @@
+"""Model code: the only part of lstmq that imports torch."""
