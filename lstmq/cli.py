@@ -25,29 +25,34 @@ COMMANDS: dict[str, str] = {
     "schedule": "producer.schedule_cli:schedule",
     "scheduler": "producer.schedule_cli:scheduler",
     "worker": "worker.cli:worker",
-    "train": "worker.ml.cli:train",
+    "train": "lstmq.cli:train",
     "eval": "worker.ml.cli:evaluate",
     "predict": "worker.ml.cli:predict",
     "models": "worker.ml.cli:models",
     "bench": "worker.bench:bench",
-    "render": "worker.ml.cli:render",
-    "eval-images": "worker.ml.cli:eval_images",
-    "contact-sheet": "worker.cli:contact_sheet",
+    "render": "worker.shapes.cli:render",
+    "eval-images": "worker.shapes.cli:eval_images",
+    "contact-sheet": "worker.shapes.cli:contact_sheet",
+}
+TRAIN_COMMANDS: dict[str, str] = {
+    "classifier": "worker.ml.cli:train_classifier",
+    "generator": "worker.shapes.cli:train_generator",
 }
 
 
 class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that command runs."""
 
+    commands_map: dict[str, str] = COMMANDS
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return sorted(name for name in self.commands_map if self._load(name) is not None)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load(cmd_name)
 
-    @staticmethod
-    def _load(name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
+    def _load(self, name: str) -> click.Command | None:
+        target = self.commands_map.get(name)
         if target is None:
             return None
         module_name, attr = target.split(":")
@@ -65,6 +70,15 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="lstmq")
 def cli() -> None:
     """Batch LSTM classification and text-to-image over a Redis queue, results in SQL."""
+
+
+class TrainGroup(LazyGroup):
+    commands_map = TRAIN_COMMANDS
+
+
+@click.group(cls=TrainGroup)
+def train() -> None:
+    """Train a model: `classifier` (labelled text) or `generator` (text-to-image)."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,82 @@
+"""The Celery application as both sides configure it, and sending batches by task name.
+
+Producers import this (never worker code); ``worker.celery_app`` adds the task modules.
+Delivery is at-least-once: acks late, requeue on worker loss, every write idempotent.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from lstmq.contract import ALL_QUEUES, QUEUES, TASK_NAMES, BatchPayload
+from lstmq.errors import ServiceUnavailable
+from lstmq.settings import Settings, get_settings, mask_url
+
+BROKER_CONNECT_RETRIES = 3
+PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
+
+
+def transport_options(settings: Settings) -> dict:
+    if settings.embedded_broker:
+        folder = settings.broker_dir
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    # Redis redelivers an unacked message after this; it must exceed the longest batch.
+    return {"visibility_timeout": settings.visibility_timeout_s}
+
+
+def make_celery(settings: Settings | None = None, include: list[str] | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("lstmq", broker=settings.broker, include=include or [])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # results live in our database
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=BROKER_CONNECT_RETRIES,
+        task_queues=None,
+        task_default_queue=QUEUES["classify"],
+        task_routes={name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # flower
+        task_send_sent_event=False,
+        enable_utc=True,
+    )
+    app.conf.lstmq_queues = ALL_QUEUES
+    return app
+
+
+def send_batch(app: Celery, task: str, payload: BatchPayload) -> None:
+    """Publish one batch by task name; broker trouble becomes one ServiceUnavailable line."""
+    try:
+        app.send_task(
+            TASK_NAMES[task],
+            args=[payload.model_dump(mode="json")],
+            queue=QUEUES[task],
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except (KombuOperationalError, OSError) as exc:
+        raise ServiceUnavailable(f"broker {mask_url(app.conf.broker_url)} unreachable: {exc}") from None
+
+
+def ping_broker(app: Celery, timeout_s: float = 5.0) -> None:
+    """Fail at start-up with one line when the broker cannot be reached."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - kombu raises many types for "unreachable"
+        raise ServiceUnavailable(f"broker {mask_url(app.conf.broker_url)} unreachable: {exc}") from None
