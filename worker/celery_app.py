@@ -1,0 +1,56 @@
+"""The worker's Celery app: the shared configuration plus the task modules.
+
+``celery -A worker.celery_app worker`` and ``lstmq worker`` both load this module. Nothing here
+imports torch or touches a model: models load lazily inside the process that runs tasks, so a
+prefork parent never initialises CUDA (forked children could not use it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from celery import signals
+
+from lstmq.errors import LstmqError
+from lstmq.queue import make_celery
+
+log = logging.getLogger("lstmq.worker")
+
+TASK_MODULES = ["worker.tasks"]
+
+app = make_celery(include=TASK_MODULES)
+app.conf.lstmq_device = "auto"  # `lstmq worker --device` overrides this before the pool starts
+
+
+def startup_checks() -> None:
+    """Schema current and broker reachable, or one clear line (raises LstmqError)."""
+    from lstmq.db.engine import make_engine, require_current_schema
+    from lstmq.queue import ping_broker
+    from lstmq.settings import get_settings
+
+    # A throwaway engine: pooled connections must not be inherited by forked children.
+    engine = make_engine(get_settings().database)
+    try:
+        require_current_schema(engine)
+    finally:
+        engine.dispose()
+    ping_broker(app)
+
+
+@signals.worker_init.connect
+def _check_before_consuming(**_kwargs) -> None:
+    """Refuse to start on an outdated schema or unreachable broker (also for bare `celery -A`)."""
+    try:
+        startup_checks()
+    except LstmqError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+@signals.worker_process_init.connect
+def _fresh_engines_in_child(**_kwargs) -> None:
+    """A forked child must open its own database connections, never reuse the parent's."""
+    from lstmq.db.engine import engine_for
+
+    engine_for.cache_clear()

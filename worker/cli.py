@@ -1,0 +1,72 @@
+"""``lstmq worker``: a real Celery worker with a process model chosen for the device.
+
+- concurrency 1, or any CUDA device: ``--pool solo`` (one process, one model, no fork after
+  CUDA), or threads for CUDA with concurrency > 1 (one model shared by the threads);
+- CPU with concurrency > 1: prefork children, each with cores/concurrency torch threads, each
+  loading the model lazily on its first batch (the parent never imports torch).
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from lstmq.contract import ALL_QUEUES
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def choose_pool(device: str, concurrency: int) -> str:
+    """solo | threads | prefork (pure: the rules in the module docstring)."""
+    if concurrency == 1:
+        return "solo"
+    return "threads" if device == "cuda" else "prefork"
+
+
+def child_device(device: str, pool: str) -> str:
+    """Forked children must not use CUDA: ``auto`` means CPU there."""
+    return "cpu" if pool == "prefork" and device == "auto" else device
+
+
+def torch_threads(concurrency: int, cores: int | None = None) -> int:
+    return max(1, (cores or os.cpu_count() or 1) // concurrency)
+
+
+def parse_queues(value: str | None) -> list[str]:
+    if not value:
+        return list(ALL_QUEUES)
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(ALL_QUEUES))
+    if unknown:
+        raise click.BadParameter(f"unknown queue {', '.join(unknown)}; known: {', '.join(ALL_QUEUES)}")
+    return queues
+
+
+def celery_argv(queues: list[str], pool: str, concurrency: int, loglevel: str, hostname: str | None) -> list[str]:
+    argv = ["worker", f"--queues={','.join(queues)}", f"--pool={pool}", f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+    return argv + ([f"--hostname={hostname}"] if hostname else [])
+
+
+@click.command()
+@click.option("--queues", "-Q", help=f"Comma-separated queues to consume [default: {','.join(ALL_QUEUES)}].")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where models run; auto picks CUDA when present (CPU for prefork children).")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batches processed at once (processes on CPU, threads on CUDA).")
+@click.option("--loglevel", "-l", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--hostname", "-n", help="Worker node name (Celery's -n), e.g. gpu0@%h.")
+def worker(queues: str | None, device: str, concurrency: int, loglevel: str, hostname: str | None) -> None:
+    """Run a worker: load models lazily, classify/render batches, write results to the database."""
+    queue_list = parse_queues(queues)
+    pool = choose_pool(device, concurrency)
+    if pool == "prefork":
+        # Read by torch when each child first imports it (the parent never does).
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
+    from worker.celery_app import app, startup_checks
+
+    startup_checks()  # one line and a non-zero exit before Celery prints its banner
+    app.conf.lstmq_device = child_device(device, pool)
+    app.worker_main(celery_argv(queue_list, pool, concurrency, loglevel.lower(), hostname))

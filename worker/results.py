@@ -1,0 +1,104 @@
+"""Idempotent writes of a batch's outcome, all inside the caller's transaction.
+
+Results are keyed by (document, model, model version) and written with the dialect's
+``INSERT ... ON CONFLICT DO UPDATE``: a redelivered or retried batch rewrites the same rows and
+never adds a second one. Works on PostgreSQL and SQLite (both support ON CONFLICT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from lstmq.db.schema import (
+    DOC_DONE,
+    DOC_FAILED,
+    DOC_PENDING,
+    Classification,
+    Document,
+    Job,
+    ModelVersion,
+    utcnow,
+)
+
+MAX_ERROR_CHARS = 2000  # an error message is for people; a traceback does not belong in a row
+
+
+@dataclass
+class Outcome:
+    """What a batch produced: result rows for the done documents, an error for each failed one."""
+
+    rows: list[dict] = field(default_factory=list)  # Classification columns
+    failed: dict[int, str] = field(default_factory=dict)  # document id -> error
+
+
+def dialect_insert(session: Session, table):
+    """The INSERT construct of the session's dialect (both have ``on_conflict_*``)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are not implemented for the {name} dialect")
+
+
+def upsert_classifications(session: Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    now = utcnow()
+    stmt = dialect_insert(session, Classification).values(
+        [{**row, "created_at": now, "updated_at": now} for row in rows]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["document_id", "model", "model_version"],
+        set_={col: stmt.excluded[col] for col in ("label", "score", "probs", "flags", "updated_at")},
+    )
+    session.execute(stmt)
+
+
+def register_model_version(session: Session, version: str, name: str, kind: str, labels, config) -> None:
+    """Record what a version id means, once (the first writer wins; versions are content hashes)."""
+    stmt = dialect_insert(session, ModelVersion).values(
+        version=version, name=name, kind=kind, labels=list(labels), config=dict(config), first_seen=utcnow()
+    )
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
+
+
+def set_document_status(session: Session, done: list[int], failed: dict[int, str]) -> None:
+    """Mark documents done (clearing any earlier error) or failed with their error."""
+    now = utcnow()
+    params = [{"id": doc_id, "status": DOC_DONE, "error": None, "updated_at": now} for doc_id in done]
+    params += [
+        {"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
+        for doc_id, error in failed.items()
+    ]
+    if params:
+        session.execute(update(Document), params)  # ORM bulk UPDATE by primary key
+
+
+def lock_job(session: Session, job_id: str) -> Job | None:
+    """The job row, locked until commit: batches of one job finish one at a time (PostgreSQL),
+    so the last one reliably sees no pending document and stamps ``finished_at``."""
+    return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
+
+
+def stamp_finished(session: Session, job: Job) -> None:
+    if job.finished_at is not None:
+        return
+    pending = session.scalar(
+        select(Document.id).where(Document.job_id == job.id, Document.status == DOC_PENDING).limit(1)
+    )
+    if pending is None:
+        job.finished_at = utcnow()
+
+
+def record_outcome(session: Session, job_id: str, outcome: Outcome) -> None:
+    """Write one batch's outcome; the caller's transaction makes it all-or-nothing."""
+    job = lock_job(session, job_id)
+    upsert_classifications(session, outcome.rows)
+    set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
+    if job is not None:
+        stamp_finished(session, job)

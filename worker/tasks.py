@@ -1,0 +1,87 @@
+"""Thin Celery tasks: validate the payload → the batch function → one database transaction.
+
+Retry policy: a ``TransientError`` (database or broker hiccup) retries with exponential
+backoff, at most ``MAX_TASK_RETRIES`` times; anything a person must fix (``UserError``, an
+invalid payload, an unknown model) is recorded and given up, never retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import ValidationError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+from lstmq.contract import MAX_TASK_RETRIES, TASK_NAMES, BatchPayload
+from lstmq.db.engine import get_engine
+from lstmq.errors import ServiceUnavailable, TransientError
+from worker.celery_app import app
+from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
+
+log = logging.getLogger("lstmq.worker")
+
+RETRY_BACKOFF_MAX_S = 60  # well below the visibility timeout: a countdown must never exceed it
+RETRY_POLICY = {
+    "bind": True,
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "retry_backoff_max": RETRY_BACKOFF_MAX_S,
+    "retry_jitter": True,
+    "max_retries": MAX_TASK_RETRIES,
+}
+
+
+@contextmanager
+def transient_db_errors() -> Iterator[None]:
+    """Lost connections, locked SQLite files, serialization failures: retry, don't give up."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, DisconnectionError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ServiceUnavailable(f"database error: {reason}") from exc
+
+
+def parse(payload: object) -> BatchPayload | None:
+    try:
+        return BatchPayload.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        log.error("invalid batch payload dropped: %s at %s", first["msg"], first.get("loc"))
+        return None
+
+
+def crashed_too_often(task, batch: BatchPayload) -> dict | None:
+    """Give up a batch whose worker keeps dying; None when it may run."""
+    count = count_redelivery(task.app.conf.broker_url, task.request)
+    if count < MAX_REDELIVERIES:
+        return None
+    from worker.classify import give_up
+
+    log.error("job %s: %s", batch.job_id, poison_error(count))
+    return give_up(get_engine(), batch, poison_error(count))
+
+
+@app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
+def classify(self, payload: dict) -> dict | None:
+    """Classify one batch of documents with the named model and record the results."""
+    from worker.classify import classify_batch
+
+    batch = parse(payload)
+    if batch is None:
+        return None
+    with transient_db_errors():
+        return crashed_too_often(self, batch) or classify_batch(batch, get_engine(), self.app.conf.lstmq_device)
+
+
+@app.task(name=TASK_NAMES["render"], **RETRY_POLICY)
+def render(self, payload: dict) -> dict | None:
+    """Render one batch of captions to images (the render module is imported only here)."""
+    from worker.render import render_batch
+
+    batch = parse(payload)
+    if batch is None:
+        return None
+    with transient_db_errors():
+        return crashed_too_often(self, batch) or render_batch(batch, get_engine())
