@@ -1,0 +1,191 @@
+"""Questions about jobs, asked in SQLAlchemy 2.0 with bound parameters; callers own sessions.
+
+Counts come from one GROUP BY over the (job_id, status) index. A job's state is the stored
+one (submitting, queued, cancelled) except that a queued job with nothing pending reads as
+``finished``; its ``finished_at`` is filled in the first time a status query sees that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
+
+from lstmq.db.schema import (
+    DOC_DONE,
+    DOC_FAILED,
+    DOC_PENDING,
+    JOB_CANCELLED,
+    JOB_QUEUED,
+    Classification,
+    Document,
+    Image,
+    Job,
+)
+from lstmq.errors import InputError, JobNotFound
+
+JOB_FINISHED = "finished"  # derived, never stored
+RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
+MIN_ELAPSED_S = 1.0  # rates over less than this are noise
+
+
+@dataclass
+class JobStatus:
+    id: str
+    state: str
+    task: str
+    model: str
+    total: int
+    done: int
+    failed: int
+    pending: int
+    rejected: int
+    docs_per_s: float | None
+    eta_s: float | None
+    created_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    schedule: int | None  # the schedule that started the job, if any
+
+    @property
+    def finished(self) -> bool:
+        return self.state == JOB_FINISHED
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("created_at", "submitted_at", "finished_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    return job
+
+
+def status_counts(session: Session, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """{job_id: {status: count}} for the given jobs."""
+    stmt = (
+        select(Document.job_id, Document.status, func.count())
+        .where(Document.job_id.in_(job_ids))
+        .group_by(Document.job_id, Document.status)
+    )
+    counts: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for job_id, status, n in session.execute(stmt):
+        counts[job_id][status] = n
+    return counts
+
+
+def job_status(session: Session, job_id: str, now: datetime | None = None) -> JobStatus:
+    job = get_job(session, job_id)
+    return _status(session, job, status_counts(session, [job.id])[job.id], now)
+
+
+def list_jobs(session: Session, limit: int = 50) -> list[JobStatus]:
+    """The most recent jobs first."""
+    jobs = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
+    counts = status_counts(session, [job.id for job in jobs])
+    return [_status(session, job, counts[job.id]) for job in jobs]
+
+
+def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | None = None) -> JobStatus:
+    done, failed, pending = (counts.get(s, 0) for s in (DOC_DONE, DOC_FAILED, DOC_PENDING))
+    state = job.state
+    if state == JOB_QUEUED and pending == 0:
+        state = JOB_FINISHED
+        if job.finished_at is None:
+            _mark_finished(session, job)
+    started = _utc(job.submitted_at or job.created_at)
+    until = _utc(job.finished_at) if job.finished_at else (now or datetime.now(timezone.utc))
+    rate = (done + failed) / max((until - started).total_seconds(), MIN_ELAPSED_S) if done + failed else None
+    eta = 0.0 if state == JOB_FINISHED else (pending / rate if rate and state != JOB_CANCELLED else None)
+    return JobStatus(
+        id=job.id, state=state, task=job.task, model=job.model, total=done + failed + pending,
+        done=done, failed=failed, pending=pending, rejected=job.rejected, docs_per_s=rate, eta_s=eta,
+        created_at=_utc(job.created_at), submitted_at=_utc(job.submitted_at),
+        finished_at=_utc(job.finished_at), schedule=job.schedule_id,
+    )
+
+
+def _mark_finished(session: Session, job: Job) -> None:
+    """finished_at = when the last document got its result (not when someone looked)."""
+    last = session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
+    job.finished_at = last or job.submitted_at or job.created_at
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def cancel_job(session: Session, job_id: str) -> JobStatus:
+    """Mark the job cancelled (workers skip its batches); a finished job is left as it is."""
+    current = job_status(session, job_id)
+    if current.state not in (JOB_FINISHED, JOB_CANCELLED):
+        session.execute(update(Job).where(Job.id == job_id).values(state=JOB_CANCELLED))
+        current.state, current.eta_s = JOB_CANCELLED, None
+    return current
+
+
+def pending_page(session: Session, job_id: str, after_id: int, limit: int, max_chars: int) -> list:
+    """Up to ``limit`` pending documents with id > ``after_id``, in id order (keyset paging,
+    so each page is a short transaction); texts cut to ``max_chars`` in SQL."""
+    stmt = (
+        select(Document.id, func.substr(Document.text, 1, max_chars).label("text"))
+        .where(Document.job_id == job_id, Document.status == DOC_PENDING, Document.id > after_id)
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    return list(session.execute(stmt))
+
+
+def result_rows(session: Session, job: Job, label: str | None = None, failed_only: bool = False) -> Iterator[dict]:
+    """One row per document of ``job``, streamed; where a document has results from several
+    versions of the model, the most recently written one."""
+    result = Classification if job.task == "classify" else Image
+    if label is not None and result is not Classification:
+        raise InputError(f"--label applies to classify jobs; job {job.id} is a {job.task} job")
+    stmt = (
+        select(Document.id, Document.external_id, Document.status, Document.error, *_result_columns(result))
+        .outerjoin(result, and_(result.document_id == Document.id, result.model == job.model))
+        .where(Document.job_id == job.id)
+        .order_by(Document.id, result.updated_at.desc())
+    )
+    if failed_only:
+        stmt = stmt.where(Document.status == DOC_FAILED)
+    if label is not None:
+        stmt = stmt.where(Classification.label == label)
+    last_id = None
+    for row in session.execute(stmt.execution_options(yield_per=RESULTS_YIELD_ROWS)):
+        if row.id != last_id:
+            last_id = row.id
+            yield _result_dict(row, job)
+
+
+def _result_columns(result) -> list:
+    if result is Classification:
+        return [Classification.label, Classification.score, Classification.model_version]
+    return [Image.path.label("image_path"), Image.model_version]
+
+
+def _result_dict(row, job: Job) -> dict:
+    values = row._mapping
+    out = {
+        "id": row.external_id,
+        "label": values.get("label"),
+        "score": values.get("score"),
+        "model": job.model,
+        "model_version": row.model_version,
+        "status": row.status,
+        "error": row.error,
+    }
+    if job.task == "render":
+        out["image_path"] = row.image_path
+    return out

@@ -1,0 +1,151 @@
+"""``lstmq submit / status / results / jobs / cancel / requeue``: a thin layer over
+``producer.submit``, ``producer.sending`` and ``lstmq.db.queries``.
+
+Options a user can get wrong are taken as plain strings and checked here, so every mistake
+is one ``error: ...`` line (click's own usage errors span several lines).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from lstmq.db.engine import ready_engine, session_scope
+from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
+from lstmq.errors import InputError, LstmqError
+from lstmq.queue import make_celery
+from lstmq.settings import get_settings
+from producer import output
+from producer.batching import batch_size_for
+from producer.readers import Fields, read_sources, resolve_sources
+from producer.submit import check_model, check_task, submit_records
+
+RESULT_FORMATS = ("jsonl", "csv", "table")
+
+
+class JobIncomplete(LstmqError):
+    """``--wait``/``--watch`` saw the job end with failed documents, or cancelled."""
+
+    exit_code = 3
+
+
+@click.command()
+@click.argument("inputs", nargs=-1)
+@click.option("--task", default="classify", show_default=True, help="classify or render")
+@click.option("--model", help="Installed model name (see `lstmq models`).")
+@click.option("--format", "fmt", help="jsonl, csv or txt; default from the file extension (stdin: jsonl).")
+@click.option("--text-field", default="text", show_default=True, help="JSON key or CSV column of the text.")
+@click.option("--id-field", default="id", show_default=True, help="JSON key or CSV column of the external id.")
+@click.option("--batch-size", help="Documents per message (default LSTMQ_BATCH_SIZE).")
+@click.option("--wait", is_flag=True, help="Return when the job is finished; progress on stderr.")
+@click.option("--strict", is_flag=True, help="Refuse the whole input if any record is bad.")
+def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict) -> None:
+    """Record INPUT... (JSONL, CSV, .txt files or folders, - for stdin; gzip or not) as a job
+    and queue it. Prints the job id as the last line of stdout."""
+    check_task(task)
+    if not model:
+        raise InputError("--model is required (see `lstmq models`)")
+    size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
+    sources = resolve_sources(inputs, fmt)
+    check_model(task, model)
+    engine = ready_engine()
+    items = read_sources(sources, Fields(text=text_field, id=id_field))
+    report = submit_records(
+        engine, make_celery(), items, task=task, model=model, batch_size=size, strict=strict,
+        sources=[s.name for s in sources], on_reject=lambda bad: click.echo(str(bad), err=True),
+    )
+    click.echo(f"job {report.job_id}: {report.total} documents queued in {report.batches} batches, "
+               f"{report.rejected} rejected", err=True)
+    click.echo(report.job_id)
+    if wait:
+        _require_complete(output.follow(engine, report.job_id))
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--watch", is_flag=True, help="Follow with a progress bar until the job is finished.")
+def status(job_id, as_json, watch) -> None:
+    """Counts, rate and ETA of a job."""
+    engine = ready_engine()
+    if watch:
+        current = output.follow(engine, job_id)
+    else:
+        with session_scope(engine) as session:
+            current = job_status(session, job_id)
+    click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current))
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--format", "fmt", default="jsonl", show_default=True, help="jsonl, csv or table.")
+@click.option("--label", help="Only documents classified as LABEL.")
+@click.option("--failed", "failed_only", is_flag=True, help="Only failed documents.")
+def results(job_id, fmt, label, failed_only) -> None:
+    """One row per document: id, label, score, model, model_version, status, error."""
+    if fmt not in RESULT_FORMATS:
+        raise InputError(f"unknown format {fmt!r} (expected {', '.join(RESULT_FORMATS)})")
+    engine = ready_engine()
+    with session_scope(engine) as session:
+        job = get_job(session, job_id)
+        rows = result_rows(session, job, label=label, failed_only=failed_only)
+        output.write_results(rows, fmt, task=job.task)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@click.option("--limit", default="50", show_default=True, help="How many recent jobs.")
+def jobs(as_json, limit) -> None:
+    """Recent jobs, newest first."""
+    engine = ready_engine()
+    with session_scope(engine) as session:
+        found = list_jobs(session, limit=_positive(_int_option(limit, "--limit"), "--limit"))
+    if as_json:
+        click.echo(json.dumps([output.job_summary(job) for job in found]))
+    else:
+        output.print_jobs(found)
+
+
+@click.command()
+@click.argument("job_id")
+def cancel(job_id) -> None:
+    """Stop a job: workers skip its batches; pending documents stay pending."""
+    with session_scope(ready_engine()) as session:
+        current = cancel_job(session, job_id)
+    click.echo(f"job {job_id} {current.state}; {current.pending} documents pending")
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--batch-size", help="Documents per message (default LSTMQ_BATCH_SIZE).")
+def requeue(job_id, batch_size) -> None:
+    """Send again every document of JOB without a result (safe to repeat)."""
+    from producer.sending import requeue as requeue_job
+
+    size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
+    sent = requeue_job(ready_engine(), make_celery(), job_id, size)
+    click.echo(f"job {job_id}: {sent.docs} pending documents sent in {sent.batches} batches")
+
+
+def _int_option(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise InputError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _require_complete(final) -> None:
+    if final.failed or final.state != "finished":
+        raise JobIncomplete(
+            f"job {final.id} {final.state} with {final.failed} failed and {final.pending} pending "
+            f"documents (see `lstmq results {final.id} --failed`)"
+        )

@@ -1,0 +1,101 @@
+"""How the producer commands show things: status lines, result rows, job tables, progress.
+
+Data goes to stdout (JSON Lines, CSV, or a table for people); progress goes to stderr so it
+never mixes with what a script reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from itertools import islice
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from lstmq.db.engine import session_scope
+from lstmq.db.queries import JOB_FINISHED, JobStatus, job_status
+from lstmq.db.schema import JOB_CANCELLED
+
+RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
+RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
+JOB_KEYS = ("id", "state", "task", "model", "total", "done", "failed", "pending", "rejected", "created_at", "schedule")
+TABLE_MAX_ROWS = 1000  # a terminal table is for looking; scripts use jsonl or csv
+POLL_INTERVAL_S = 1.0
+
+
+def describe(status: JobStatus) -> str:
+    rate = f"{status.docs_per_s:.1f} docs/s" if status.docs_per_s else "- docs/s"
+    eta = str(timedelta(seconds=round(status.eta_s))) if status.eta_s is not None else "-"
+    return (
+        f"job {status.id}  {status.task}  model {status.model}  state {status.state}\n"
+        f"total {status.total}  done {status.done}  failed {status.failed}  "
+        f"pending {status.pending}  rejected {status.rejected}\n"
+        f"rate {rate}  eta {eta}"
+    )
+
+
+def job_summary(status: JobStatus) -> dict:
+    full = status.as_dict()
+    return {key: full[key] for key in JOB_KEYS}
+
+
+def print_jobs(statuses: list[JobStatus]) -> None:
+    table = Table("id", "state", "task", "model", "total", "done", "failed", "pending", "created")
+    for s in statuses:
+        table.add_row(s.id, s.state, s.task, s.model, *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
+                      s.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    Console().print(table)
+
+
+def write_results(rows: Iterable[dict], fmt: str, task: str) -> None:
+    columns = RENDER_COLUMNS if task == "render" else RESULT_COLUMNS
+    try:
+        {"jsonl": _write_jsonl, "csv": _write_csv, "table": _write_table}[fmt](rows, columns)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `lstmq results JOB | head`: the reader left; that is not an error.
+        sys.stdout = None
+        raise SystemExit(0) from None
+
+
+def _write_jsonl(rows: Iterable[dict], columns) -> None:
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _write_csv(rows: Iterable[dict], columns) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _write_table(rows: Iterable[dict], columns) -> None:
+    table = Table(*columns)
+    iterator = iter(rows)
+    for row in islice(iterator, TABLE_MAX_ROWS):
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    Console().print(table)
+    if next(iterator, None) is not None:
+        Console(stderr=True).print(f"(first {TABLE_MAX_ROWS} rows; use --format jsonl or csv for all)")
+
+
+def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
+    """Poll the job with a progress bar on stderr until it is finished or cancelled."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
+        while True:
+            with session_scope(engine) as session:
+                current = job_status(session, job_id)
+            progress.update(bar, total=current.total, completed=current.done + current.failed, failed=current.failed)
+            if current.state in (JOB_FINISHED, JOB_CANCELLED):
+                return current
+            time.sleep(interval_s)

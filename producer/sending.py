@@ -1,0 +1,68 @@
+"""Sending a job's pending documents to the broker: after a submission, and for ``requeue``.
+
+Pages of pending documents are read back from the database (keyset paging, short
+transactions) and published as batches by task name. Re-sending a document that a worker
+already has is harmless: results are upserts keyed by (document, model, model version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from sqlalchemy import Engine, update
+
+from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
+from lstmq.db.engine import session_scope
+from lstmq.db.queries import get_job, pending_page
+from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, utcnow
+from lstmq.errors import UserError
+from lstmq.queue import send_batch
+from producer.batching import chunked, utf8_len
+
+PAGE_BATCHES = 4  # batches' worth of documents read per database round trip
+
+
+@dataclass
+class SendReport:
+    docs: int = 0
+    batches: int = 0
+
+
+def send_pending(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendReport:
+    """Publish every pending document of the job once, then mark a submitting job queued."""
+    with session_scope(engine) as session:
+        job = get_job(session, job_id)
+        task, model = job.task, job.model
+    report, after_id = SendReport(), 0
+    while True:
+        with session_scope(engine) as session:
+            page = pending_page(session, job_id, after_id, batch_size * PAGE_BATCHES, MAX_MESSAGE_TEXT_CHARS)
+        if not page:
+            break
+        for batch in chunked(page, batch_size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)):
+            docs = [DocIn(id=doc.id, text=message_text(doc.text)) for doc in batch]
+            send_batch(app, task, BatchPayload(job_id=job_id, model=model, docs=docs))
+            report.docs += len(docs)
+            report.batches += 1
+        after_id = page[-1].id
+    _mark_queued(engine, job_id)
+    return report
+
+
+def _mark_queued(engine: Engine, job_id: str) -> None:
+    # Only from submitting: a job cancelled meanwhile stays cancelled.
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == JOB_SUBMITTING)
+            .values(state=JOB_QUEUED, submitted_at=utcnow())
+        )
+
+
+def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendReport:
+    """Send again every document of the job that has no result yet (safe at any time)."""
+    with session_scope(engine) as session:
+        if get_job(session, job_id).state == JOB_CANCELLED:
+            raise UserError(f"job {job_id} is cancelled; not requeued")
+    return send_pending(engine, app, job_id, batch_size)

@@ -1,0 +1,177 @@
+"""Submitting records: record the job and its documents, then send them in batches.
+
+Two phases, so that no document is ever lost or counted twice:
+
+1. *record*: documents are inserted in chunks (bounded memory) while the job is
+   ``submitting``; nothing is sent yet. A failure here, a ``--strict`` refusal, or an input
+   with no good record deletes the job again, leaving nothing behind.
+2. *send*: pending documents are streamed back from the database and published in batches
+   (``producer.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+from celery import Celery
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from lstmq.contract import TASK_NAMES
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import Document, Job
+from lstmq.errors import InputError, ModelNotFound
+from lstmq.queue import ping_broker
+from lstmq.settings import get_settings
+from producer.batching import batch_size_for, chunked, utf8_len
+from producer.records import Record, Rejected
+from producer.sending import send_pending
+
+INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
+INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
+MODEL_KIND_FOR_TASK = {"classify": "classifier", "render": "generator"}
+
+
+@dataclass
+class SubmitReport:
+    job_id: str
+    total: int = 0  # documents recorded (and sent)
+    rejected: int = 0  # bad records plus duplicate ids
+    batches: int = 0
+
+    @property
+    def read(self) -> int:
+        return self.total + self.rejected
+
+
+def check_task(task: str) -> None:
+    if task not in TASK_NAMES:
+        raise InputError(f"unknown task {task!r} (expected {', '.join(TASK_NAMES)})")
+
+
+def check_model(task: str, model: str) -> None:
+    """The model is installed and of the kind the task needs (raises a one-line UserError)."""
+    from lstmq.modelstore import find_model
+
+    info = find_model(model)
+    wanted = MODEL_KIND_FOR_TASK[task]
+    if info.kind != wanted:
+        raise ModelNotFound(f"model {model!r} is a {info.kind}; task {task} needs a {wanted}")
+
+
+def submit_records(
+    engine: Engine,
+    app: Celery,
+    items: Iterable[Record | Rejected],
+    *,
+    task: str,
+    model: str,
+    batch_size: int | None = None,
+    strict: bool = False,
+    schedule_id: int | None = None,
+    sources: Sequence[str] = (),
+    on_reject: Callable[[Rejected], None] | None = None,
+) -> SubmitReport:
+    """Record every good item as a document of a new job, then queue them all.
+
+    A ``Record`` without ``external_id`` gets its 0-based number among all ``items``.
+    Raises ``InputError`` (and leaves nothing in the database) when ``strict`` and any item
+    was rejected, or when no item was good.
+    """
+    check_task(task)
+    check_model(task, model)
+    size = batch_size_for(batch_size, get_settings().batch_size)
+    ping_broker(app)  # fail before reading a large input, not after
+    report = SubmitReport(job_id=_create_job(engine, task, model, sources, size, strict, schedule_id))
+    try:
+        _record_all(engine, report, items, on_reject or (lambda _r: None))
+        _refuse_unless_acceptable(report, strict)
+    except BaseException:
+        _delete_job(engine, report.job_id)
+        raise
+    report.batches = send_pending(engine, app, report.job_id, size).batches
+    return report
+
+
+def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool, schedule_id) -> str:
+    job_id = uuid.uuid4().hex
+    with session_scope(engine) as session:
+        session.add(Job(id=job_id, task=task, model=model, sources=list(sources),
+                        options={"batch_size": size, "strict": strict}, schedule_id=schedule_id))
+    return job_id
+
+
+def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:
+    if strict and report.rejected:
+        raise InputError(f"{report.rejected} of {report.read} records rejected; nothing submitted (--strict)")
+    if report.total == 0:
+        raise InputError(f"no good records ({report.rejected} rejected); nothing submitted")
+
+
+def _record_all(engine: Engine, report: SubmitReport, items, on_reject) -> None:
+    def good_rows():
+        for number, item in enumerate(items):
+            if isinstance(item, Rejected):
+                report.rejected += 1
+                on_reject(item)
+            else:
+                yield item, item.external_id if item.external_id is not None else str(number)
+
+    for chunk in chunked(good_rows(), INSERT_CHUNK_DOCS, INSERT_CHUNK_BYTES, lambda row: utf8_len(row[0].text)):
+        _insert_chunk(engine, report, chunk, on_reject)
+    _save_counts(engine, report)
+
+
+def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record, str]], on_reject) -> None:
+    """Insert one chunk; a later record whose id the job already has is rejected."""
+    with session_scope(engine) as session:
+        ids = [external_id for _, external_id in chunk]
+        taken = set(session.scalars(
+            select(Document.external_id).where(Document.job_id == report.job_id, Document.external_id.in_(ids))
+        ))
+        rows = []
+        for record, external_id in chunk:
+            if external_id in taken:
+                report.rejected += 1
+                on_reject(Rejected(record.source, record.line_no, f"duplicate id {external_id!r}"))
+                continue
+            taken.add(external_id)
+            rows.append(_document_row(report.job_id, record, external_id))
+        if rows:
+            session.execute(insert(Document), rows)
+        report.total += len(rows)
+        _save_counts(session, report)
+
+
+def _document_row(job_id: str, record: Record, external_id: str) -> dict:
+    return {
+        "job_id": job_id,
+        "external_id": external_id,
+        "source": record.source,
+        "record_no": record.record_no,
+        "line_no": record.line_no,
+        "content_hash": hashlib.sha256(record.text.encode("utf-8")).hexdigest(),
+        "text": record.text,
+    }
+
+
+def _save_counts(target, report: SubmitReport) -> None:
+    """Keep jobs.total/rejected current while recording, so `lstmq status` can follow along."""
+    stmt = update(Job).where(Job.id == report.job_id).values(total=report.total, rejected=report.rejected)
+    if isinstance(target, Engine):
+        with session_scope(target) as session:
+            session.execute(stmt)
+    else:
+        target.execute(stmt)
+
+
+def _delete_job(engine: Engine, job_id: str) -> None:
+    # Nothing was sent yet, so removing the rows loses nothing. If the database itself is
+    # failing, the original error is the one worth reporting.
+    with suppress(SQLAlchemyError), session_scope(engine) as session:
+        session.execute(delete(Document).where(Document.job_id == job_id))
+        session.execute(delete(Job).where(Job.id == job_id))
