@@ -1,0 +1,227 @@
+"""Submitting: documents are recorded before they are queued, batched, never lost or doubled;
+bad input is counted and reported; --strict and failures leave nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+
+import pytest
+from producer_fixtures import celery_app, models, queued_doc_ids, queued_payloads  # noqa: F401
+from sqlalchemy import func, select, update
+
+from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job
+from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserError
+from lstmq.queue import make_celery
+from producer import submit as submit_module
+from producer.batching import batch_size_for, chunked
+from producer.records import Record, Rejected
+from producer.sending import requeue, send_pending
+from producer.submit import submit_records
+
+
+# --- chunking: a pure function ---------------------------------------------------------
+
+def test_chunks_close_at_the_document_limit():
+    assert list(chunked(range(7), 3, 10**9, lambda _: 1)) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_chunks_close_before_the_byte_limit_would_be_passed():
+    sizes = [4, 4, 3, 9, 1]
+    assert list(chunked(sizes, 100, 10, lambda n: n)) == [[4, 4], [3], [9, 1]]
+
+
+def test_an_item_larger_than_the_byte_limit_travels_alone():
+    assert list(chunked([1, 50, 1], 100, 10, lambda n: n)) == [[1], [50], [1]]
+
+
+def test_chunking_keeps_every_item_once_in_order_within_both_limits():
+    rng = random.Random(7)
+    items = [rng.randint(1, 40) for _ in range(2000)]
+    batches = list(chunked(items, 16, 100, lambda n: n))
+    assert [n for batch in batches for n in batch] == items
+    assert all(len(b) <= 16 and (sum(b) <= 100 or len(b) == 1) for b in batches)
+
+
+def test_chunking_is_lazy():
+    first = next(chunked(itertools.count(), 5, 10**9, lambda _: 1))
+    assert first == [0, 1, 2, 3, 4]
+
+
+def test_batch_size_defaults_to_settings_capped_and_refuses_out_of_range():
+    assert batch_size_for(None, 256) == 256
+    assert batch_size_for(None, 10**6) == MAX_BATCH_DOCS
+    assert batch_size_for(MAX_BATCH_DOCS, 256) == MAX_BATCH_DOCS
+    for bad in (0, -1, MAX_BATCH_DOCS + 1):
+        with pytest.raises(InputError, match="--batch-size must be between 1 and"):
+            batch_size_for(bad, 256)
+
+
+# --- submitting ------------------------------------------------------------------------
+
+def recs(*texts: str, ids=None) -> list[Record]:
+    ids = ids or [None] * len(texts)
+    return [Record(text=t, external_id=i, source="in.jsonl", line_no=n + 1, record_no=n)
+            for n, (t, i) in enumerate(zip(texts, ids))]
+
+
+def submit(engine, app, items, **options):
+    options.setdefault("task", "classify")
+    options.setdefault("model", "tiny-clf")
+    return submit_records(engine, app, items, **options)
+
+
+def documents(engine, job_id: str) -> list[Document]:
+    with session_scope(engine) as session:
+        return list(session.scalars(select(Document).where(Document.job_id == job_id).order_by(Document.id)))
+
+
+def row_counts(engine) -> tuple[int, int]:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Document))
+
+
+def test_documents_are_recorded_then_sent_in_batches_of_the_batch_size(migrated_db, celery_app, models, redis_url):
+    report = submit(migrated_db, celery_app, recs(*(f"doc {n}" for n in range(10))), batch_size=4)
+    assert (report.total, report.rejected, report.batches) == (10, 0, 3)
+    payloads = queued_payloads(redis_url)
+    assert [len(p["docs"]) for p in payloads] == [4, 4, 2]
+    assert {(p["job_id"], p["model"]) for p in payloads} == {(report.job_id, "tiny-clf")}
+    docs = documents(migrated_db, report.job_id)
+    assert queued_doc_ids(redis_url) == [d.id for d in docs]
+    assert [d.status for d in docs] == ["pending"] * 10
+    with session_scope(migrated_db) as session:
+        job = session.get(Job, report.job_id)
+        assert (job.state, job.total, job.rejected, job.submitted_at is not None) == ("queued", 10, 0, True)
+
+
+def test_database_keeps_the_full_text_while_the_message_carries_the_cut(migrated_db, celery_app, models, redis_url):
+    long_text = "é" * (MAX_MESSAGE_TEXT_CHARS + 500)
+    report = submit(migrated_db, celery_app, recs(long_text))
+    (doc,) = documents(migrated_db, report.job_id)
+    assert doc.text == long_text
+    assert doc.content_hash == hashlib.sha256(long_text.encode("utf-8")).hexdigest()
+    assert queued_payloads(redis_url)[0]["docs"][0]["text"] == long_text[:MAX_MESSAGE_TEXT_CHARS]
+
+
+def test_external_id_is_the_id_field_else_the_record_number_across_the_submission(migrated_db, celery_app, models):
+    items = [*recs("a", ids=["A"]), Rejected("in.jsonl", 2, "bad"), *recs("c", "d", ids=[None, "7"])]
+    report = submit(migrated_db, celery_app, items)
+    assert [d.external_id for d in documents(migrated_db, report.job_id)] == ["A", "2", "7"]
+
+
+@pytest.mark.parametrize("chunk_docs", [500, 2])
+def test_a_duplicate_id_rejects_the_later_record(migrated_db, celery_app, models, monkeypatch, chunk_docs):
+    monkeypatch.setattr(submit_module, "INSERT_CHUNK_DOCS", chunk_docs)  # within and across chunks
+    rejected = []
+    items = recs("first", "other", "second", "third", ids=["x", "y", "x", "x"])
+    report = submit(migrated_db, celery_app, items, on_reject=lambda r: rejected.append(str(r)))
+    assert [str(r) for r in rejected] == ["in.jsonl:3: duplicate id 'x'", "in.jsonl:4: duplicate id 'x'"]
+    assert [(d.external_id, d.text) for d in documents(migrated_db, report.job_id)] == [("x", "first"), ("y", "other")]
+    assert (report.total, report.rejected) == (2, 2)
+
+
+def test_every_record_read_is_either_recorded_or_rejected(migrated_db, celery_app, models, redis_url):
+    items = [*recs("a", "b", "c"), Rejected("f", 4, "bad"), *recs("e", ids=["0"]), Rejected("f", 6, "bad")]
+    report = submit(migrated_db, celery_app, items)
+    assert report.total + report.rejected == len(items) == report.read
+    assert (report.total, report.rejected) == (3, 3)  # "0" collides with the first record's number
+    with session_scope(migrated_db) as session:
+        job = session.get(Job, report.job_id)
+        assert (job.total, job.rejected) == (3, 3)
+    assert len(queued_doc_ids(redis_url)) == 3
+
+
+def test_strict_refuses_the_whole_input_and_leaves_nothing(migrated_db, celery_app, models, redis_url):
+    items = [*recs(*(f"d{n}" for n in range(1200))), Rejected("in.jsonl", 1201, "bad")]
+    with pytest.raises(InputError, match=r"1 of 1201 records rejected; nothing submitted \(--strict\)"):
+        submit(migrated_db, celery_app, items, strict=True)
+    assert row_counts(migrated_db) == (0, 0)
+    assert queued_payloads(redis_url) == []
+
+
+def test_an_input_without_good_records_is_refused(migrated_db, celery_app, models, redis_url):
+    with pytest.raises(InputError, match=r"no good records \(1 rejected\); nothing submitted"):
+        submit(migrated_db, celery_app, [Rejected("in.jsonl", 1, "bad")])
+    assert row_counts(migrated_db) == (0, 0)
+
+
+def test_an_input_failing_midway_leaves_nothing(migrated_db, celery_app, models, redis_url):
+    def items():
+        yield from recs(*(f"d{n}" for n in range(700)))
+        raise InputError("in.jsonl.gz: unreadable (corrupt)")
+
+    with pytest.raises(InputError, match="unreadable"):
+        submit(migrated_db, celery_app, items())
+    assert row_counts(migrated_db) == (0, 0)
+    assert queued_payloads(redis_url) == []
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"task": "translate"}, InputError, "unknown task 'translate' (expected classify, render)"),
+    ({"model": "nope"}, ModelNotFound, "unknown model 'nope'; installed: tiny-clf, tiny-gen"),
+    ({"model": "tiny-gen"}, ModelNotFound, "model 'tiny-gen' is a generator; task classify needs a classifier"),
+    ({"batch_size": 0}, InputError, "--batch-size must be between 1 and 2048, got 0"),
+])
+def test_bad_options_are_refused_before_anything_is_recorded(migrated_db, celery_app, models, options, error, message):
+    with pytest.raises(error) as info:
+        submit(migrated_db, celery_app, recs("a"), **options)
+    assert str(info.value) == message
+    assert row_counts(migrated_db) == (0, 0)
+
+
+def test_unreachable_broker_is_refused_before_reading(migrated_db, models, lstmq_env, monkeypatch):
+    monkeypatch.setenv("LSTMQ_BROKER_URL", "redis://127.0.0.1:1/0")
+    from lstmq.settings import get_settings
+
+    get_settings.cache_clear()
+    consumed = []
+    items = (consumed.append(r) or r for r in recs("a"))
+    with pytest.raises(ServiceUnavailable, match="broker redis://127.0.0.1:1/0 unreachable"):
+        submit(migrated_db, make_celery(), items)
+    assert consumed == [] and row_counts(migrated_db) == (0, 0)
+
+
+def test_render_jobs_go_to_the_render_queue(migrated_db, celery_app, models, redis_url):
+    report = submit(migrated_db, celery_app, recs("a red circle"), task="render", model="tiny-gen")
+    assert queued_doc_ids(redis_url, "lstmq.render") == [documents(migrated_db, report.job_id)[0].id]
+    assert queued_payloads(redis_url, "lstmq.classify") == []
+
+
+# --- requeue -----------------------------------------------------------------------------
+
+def set_status(engine, doc_ids, status):
+    with session_scope(engine) as session:
+        session.execute(update(Document).where(Document.id.in_(doc_ids)).values(status=status))
+
+
+def test_requeue_sends_only_documents_without_a_result(migrated_db, celery_app, models, redis_url):
+    import redis
+
+    report = submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(9))), batch_size=2)
+    ids = [d.id for d in documents(migrated_db, report.job_id)]
+    set_status(migrated_db, ids[:3], DOC_DONE)
+    set_status(migrated_db, ids[3:4], DOC_FAILED)
+    redis.Redis.from_url(redis_url).flushdb()  # as if Redis lost everything
+    sent = requeue(migrated_db, celery_app, report.job_id, batch_size=2)
+    assert (sent.docs, sent.batches) == (5, 3)
+    assert queued_doc_ids(redis_url) == ids[4:]
+
+
+def test_sending_pages_through_more_documents_than_one_page(migrated_db, celery_app, models, redis_url):
+    report = submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(50))), batch_size=3)
+    assert report.batches == 17
+    assert queued_doc_ids(redis_url) == [d.id for d in documents(migrated_db, report.job_id)]
+    again = send_pending(migrated_db, celery_app, report.job_id, batch_size=50)
+    assert (again.docs, again.batches) == (50, 1)
+
+
+def test_requeue_refuses_a_cancelled_job(migrated_db, celery_app, models):
+    report = submit(migrated_db, celery_app, recs("a"))
+    with session_scope(migrated_db) as session:
+        session.get(Job, report.job_id).state = "cancelled"
+    with pytest.raises(UserError, match=f"job {report.job_id} is cancelled; not requeued"):
+        requeue(migrated_db, celery_app, report.job_id, batch_size=10)
