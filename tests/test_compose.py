@@ -230,6 +230,12 @@ def test_workers_share_the_image_and_model_volumes():
         assert service["environment"]["LSTMQ_MODEL_DIR"] == "/data/models"
 
 
+def test_scheduler_and_cli_see_the_same_input_folder():
+    """`schedule add --path` is checked in the cli container, read in the scheduler's."""
+    mount = "${LSTMQ_INPUT_DIR:-./input}:/input:ro"
+    assert mount in SERVICES["scheduler"]["volumes"] and mount in SERVICES["cli"]["volumes"]
+
+
 def test_redis_appends_every_write_to_a_named_volume_and_postgres_keeps_its_data():
     redis, postgres = SERVICES["redis"], SERVICES["postgres"]
     assert argv_of(redis["command"]) == ["redis-server", "--appendonly", "yes"]
