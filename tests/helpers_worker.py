@@ -112,6 +112,7 @@ class WorkerProcess:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
+        self._log.close()
 
     def stop(self, timeout_s: float = 20) -> None:
         """Warm shutdown (SIGTERM), SIGKILL if it does not exit in time."""
@@ -125,8 +126,8 @@ class WorkerProcess:
 
 
 def worker_env(**settings: str) -> dict[str, str]:
-    """This process's environment without LSTMQ_* settings, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LSTMQ_") or k.startswith("LSTMQ_TEST_")}
+    """This process's environment (its LSTMQ_* set by the ``lstmq_env`` fixture), plus overrides."""
+    env = dict(os.environ)
     env.update({f"LSTMQ_{key.upper()}": str(value) for key, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
