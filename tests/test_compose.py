@@ -8,10 +8,12 @@ in a container that restarts forever.
 
 from __future__ import annotations
 
-import importlib
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -123,13 +125,16 @@ def test_every_lstmq_command_in_compose_parses_with_our_cli(case):
 
 
 @pytest.mark.parametrize("case", [c for c in runs("celery") if "-A" in c[2]], ids=case_id)
-def test_celery_healthchecks_name_our_importable_app(case):
-    from celery import Celery
-
+def test_celery_healthchecks_name_our_importable_app(case, tmp_path):
+    # A fresh interpreter, as `celery -A` is: importing the app here would connect its
+    # worker signal handlers inside the test session. Importing never contacts the broker.
     service, where, argv = case
     module_name = argv[argv.index("-A") + 1]
-    module = importlib.import_module(module_name)
-    assert isinstance(getattr(module, "app", None), Celery), f"{service} {where}: {module_name} has no `app`"
+    check = f"import celery, {module_name} as m; assert isinstance(m.app, celery.Celery)"
+    env = {**os.environ, "LSTMQ_HOME": str(tmp_path), "LSTMQ_BROKER_URL": "redis://redis:6379/0"}
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"{service} {where}: {module_name}: {done.stderr.strip().splitlines()[-1:]}"
 
 
 def test_flower_watches_our_redis_and_workers_send_it_events():
