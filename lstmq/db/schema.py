@@ -133,3 +133,85 @@ class Image(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_images_version", "model_version"),)
+
+
+# --- Scheduled corpora (producer/schedule*.py) -------------------------------------------
+
+
+class Schedule(Base):
+    """A corpus glob re-scanned on an interval or cron; every scheduler host reads it here."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    path_glob: Mapped[str] = mapped_column(Text)  # absolute glob, resolved at `schedule add`
+    task: Mapped[str] = mapped_column(String(16))  # classify | render
+    model: Mapped[str] = mapped_column(String(128))
+    every_s: Mapped[int | None] = mapped_column(Integer, nullable=True)  # interval, or
+    cron: Mapped[str | None] = mapped_column(String(128), nullable=True)  # 5-field crontab
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: from file name
+    text_field: Mapped[str] = mapped_column(String(128), default="text")
+    id_field: Mapped[str] = mapped_column(String(128), default="id")
+    paused: Mapped[bool] = mapped_column(default=False)
+    # A run's lease: the holder's token and expiry (a crashed run's lease simply runs out).
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScheduleRun(Base):
+    """One run of a schedule: what it found, what it queued, what it could not read."""
+
+    __tablename__ = "schedule_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16))  # beat | manual | reprocess
+    state: Mapped[str] = mapped_column(String(16))  # running | ok | failed | skipped
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    files: Mapped[int] = mapped_column(Integer, default=0)  # files matched by the glob
+    files_read: Mapped[int] = mapped_column(Integer, default=0)  # files opened (new or changed)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # read but already processed
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[list] = mapped_column(JSON, default=list)  # FILE[:LINE]: reason
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_schedule_runs_schedule", "schedule_id", "started_at"),)
+
+
+class CorpusFile(Base):
+    """How far a schedule has read one file, and how to tell it was replaced or truncated."""
+
+    __tablename__ = "corpus_files"
+
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger)  # bytes consumed (always a line end)
+    lines: Mapped[int] = mapped_column(Integer)  # lines consumed, for FILE:LINE numbering
+    head_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the first head_len bytes
+    head_len: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CorpusDoc(Base):
+    """The ledger: which document (by id, or by text hash) a schedule already queued, and for
+    which model version. A run skips a document whose hash is here unchanged."""
+
+    __tablename__ = "corpus_docs"
+
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
+    )
+    doc_key: Mapped[str] = mapped_column(String(600), primary_key=True)  # id:<id> | sha256:<hash>
+    content_hash: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[int] = mapped_column(BigId)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

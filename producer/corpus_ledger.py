@@ -1,0 +1,104 @@
+"""What a schedule already read and queued, in the database: file cursors and the ledger.
+
+Both are written in the transaction that records the run's documents, so a crash leaves
+either all three (documents, ledger, cursors) or none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from lstmq.db.schema import CorpusDoc, CorpusFile, utcnow
+from producer.corpus import Cursor
+from producer.records import Record
+
+LEDGER_CHUNK = 500  # keys per IN (...) lookup
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A record read by a run, with its ledger key and text hash."""
+
+    key: str  # id:<external id> when the record has one, else sha256:<text hash>
+    content_hash: str
+    record: Record
+
+
+def candidate(record: Record) -> Candidate:
+    digest = hashlib.sha256(record.text.encode("utf-8")).hexdigest()
+    key = f"id:{record.external_id}" if record.external_id is not None else f"sha256:{digest}"
+    return Candidate(key, digest, record)
+
+
+def newest_by_key(records: Iterable[Record]) -> dict[str, Candidate]:
+    """One candidate per key; a later record with the same id supersedes an earlier one."""
+    found: dict[str, Candidate] = {}
+    for record in records:
+        item = candidate(record)
+        found.pop(item.key, None)
+        found[item.key] = item
+    return found
+
+
+def unprocessed(session: Session, schedule_id: int, candidates: dict[str, Candidate], version: str,
+                reprocess: bool) -> list[Candidate]:
+    """Candidates whose text this schedule has not queued before (for ``version`` if reprocessing)."""
+    keys = list(candidates)
+    done: set[str] = set()
+    for start in range(0, len(keys), LEDGER_CHUNK):
+        rows = session.execute(
+            select(CorpusDoc.doc_key, CorpusDoc.content_hash, CorpusDoc.model_version).where(
+                CorpusDoc.schedule_id == schedule_id, CorpusDoc.doc_key.in_(keys[start : start + LEDGER_CHUNK])
+            )
+        )
+        done.update(key for key, digest, ver in rows
+                    if digest == candidates[key].content_hash and (not reprocess or ver == version))
+    return [item for key, item in candidates.items() if key not in done]
+
+
+def record_ledger(session: Session, schedule_id: int, queued: list[tuple[Candidate, int]], version: str) -> None:
+    rows = [
+        {"schedule_id": schedule_id, "doc_key": item.key, "content_hash": item.content_hash,
+         "model_version": version, "document_id": doc_id, "updated_at": utcnow()}
+        for item, doc_id in queued
+    ]
+    upsert(session, CorpusDoc, rows, ("schedule_id", "doc_key"))
+
+
+def load_cursors(session: Session, schedule_id: int) -> dict[str, Cursor]:
+    rows = session.scalars(select(CorpusFile).where(CorpusFile.schedule_id == schedule_id))
+    return {
+        row.path: Cursor(row.size, row.mtime_ns, row.inode, row.offset, row.lines, row.head_hash, row.head_len)
+        for row in rows
+    }
+
+
+def store_cursors(session: Session, schedule_id: int, cursors: dict[str, Cursor], gone: list[str]) -> None:
+    if gone:
+        session.execute(delete(CorpusFile).where(CorpusFile.schedule_id == schedule_id, CorpusFile.path.in_(gone)))
+    rows = [
+        {"schedule_id": schedule_id, "path": path, **vars_of(cursor), "updated_at": utcnow()}
+        for path, cursor in cursors.items()
+    ]
+    upsert(session, CorpusFile, rows, ("schedule_id", "path"))
+
+
+def vars_of(cursor: Cursor) -> dict:
+    return {name: getattr(cursor, name) for name in Cursor.__dataclass_fields__}
+
+
+def upsert(session: Session, model, rows: list[dict], keys: tuple[str, ...]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite."""
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(model)
+    changed = {name: stmt.excluded[name] for name in rows[0] if name not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed), rows)

@@ -1,0 +1,74 @@
+"""How the schedule commands show things: tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.console import Console
+from rich.table import Table
+
+from lstmq.db.schema import Schedule, ScheduleRun
+from producer.schedule_store import timing_of
+
+PROBLEMS_SHOWN = 5  # per run in the table; --json has them all
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def _short(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def schedule_dict(sched: Schedule, last: ScheduleRun | None) -> dict:
+    return {
+        "name": sched.name, "path": sched.path_glob, "task": sched.task, "model": sched.model,
+        "every_s": sched.every_s, "cron": sched.cron, "format": sched.format,
+        "text_field": sched.text_field, "id_field": sched.id_field, "paused": sched.paused,
+        "created_at": _iso(sched.created_at), "last_run": run_dict(last, {}) if last else None,
+    }
+
+
+def print_schedules(rows: list[tuple[Schedule, ScheduleRun | None]]) -> None:
+    table = Table("name", "task", "model", "when", "state", "path", "last run", "last queued")
+    for sched, last in rows:
+        table.add_row(sched.name, sched.task, sched.model, timing_of(sched).describe(),
+                      "paused" if sched.paused else "active", sched.path_glob,
+                      f"{_short(last.started_at)} {last.state}" if last else "-", str(last.queued) if last else "-")
+    Console().print(table)
+
+
+def run_dict(run: ScheduleRun, docs: dict) -> dict:
+    return {
+        "id": run.id, "trigger": run.trigger, "state": run.state, "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at), "files": run.files, "files_read": run.files_read,
+        "queued": run.queued, "skipped": run.skipped, "rejected": run.rejected, "job": run.job_id,
+        "documents": docs or None, "problems": list(run.problems or []),
+    }
+
+
+def run_line(report) -> str:
+    scan = report.scan
+    line = (f"schedule {report.schedule}: run {report.state}; {scan.files} files ({scan.files_read} read), "
+            f"{scan.queued} queued, {scan.skipped} already processed, {scan.rejected} rejected")
+    if report.job_id:
+        line += f"; job {report.job_id}"
+    if report.state == "skipped":
+        line += " (another run of this schedule is in progress)"
+    return line
+
+
+def print_history(sched: Schedule, runs: list[tuple[ScheduleRun, dict]]) -> None:
+    table = Table("run", "started", "trigger", "state", "files read", "queued", "skipped", "rejected", "job",
+                  "done/pending/failed", "problems", title=f"schedule {sched.name}")
+    for run, docs in runs:
+        problems = list(run.problems or [])
+        shown = "\n".join(problems[:PROBLEMS_SHOWN]) + (f"\n(+{len(problems) - PROBLEMS_SHOWN} more)"
+                                                        if len(problems) > PROBLEMS_SHOWN else "")
+        progress = f"{docs.get('done', 0)}/{docs.get('pending', 0)}/{docs.get('failed', 0)}" if docs else "-"
+        table.add_row(str(run.id), _short(run.started_at), run.trigger, run.state, f"{run.files_read}/{run.files}",
+                      str(run.queued), str(run.skipped), str(run.rejected), run.job_id or "-", progress, shown)
+    Console().print(table)

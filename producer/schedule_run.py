@@ -1,0 +1,122 @@
+"""One run of a schedule: claim it, read what is new, record it, queue it, release it.
+
+Exactly once, across schedulers and restarts, rests on the database, not on the beat lock:
+
+1. *Claim*: a conditional UPDATE takes the schedule's lease (token + expiry) only if no live
+   lease exists, so two runs of one schedule never overlap (a second is recorded as skipped).
+2. *Record*: one transaction, fenced by the token (its first statement re-checks and
+   row-locks the lease), stores the job, its documents, the ledger and the advanced file
+   cursors together. A crash before commit changes nothing; after it, nothing is read twice.
+3. *Queue*: batches of the schedule's jobs still ``submitting`` are sent, then marked
+   ``queued``. A run that died between 2 and 3 is completed by the next run, which holds the
+   lease; a worker rewrites results idempotently if a batch went out twice.
+4. *Release* the lease; a crashed run's lease runs out after ``LEASE_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import Engine, or_, update
+
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import Schedule, ScheduleRun, utcnow
+from lstmq.errors import LstmqError, TransientError
+from producer.schedule_scan import ScanResult, scan_and_record
+from producer.schedule_queue import publish_pending
+
+log = logging.getLogger("lstmq.schedule")
+
+LEASE_S = 600  # longest a run may take before another may assume it crashed
+PROBLEMS_KEPT = 200  # per run; the count says how many more there were
+
+RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"
+
+
+class LeaseLost(TransientError):
+    """Another run took over this schedule's lease (this one ran past LEASE_S)."""
+
+
+@dataclass
+class RunReport:
+    schedule: str
+    state: str
+    run_id: int | None = None
+    job_id: str | None = None
+    scan: ScanResult = field(default_factory=ScanResult)
+    error: str | None = None
+
+
+def run_schedule(engine: Engine, app: Celery, schedule_id: int, trigger: str = "manual",
+                 reprocess: bool = False) -> RunReport:
+    """Run a schedule once now. Raises only for a missing schedule or a service failure."""
+    token = uuid.uuid4().hex
+    sched, run_id = claim(engine, schedule_id, token, trigger)
+    if run_id is None:
+        return RunReport(sched.name, SKIPPED)
+    report = RunReport(sched.name, RUNNING, run_id)
+    try:
+        report.scan = scan_and_record(engine, sched, run_id, token, reprocess)
+        report.job_id = report.scan.job_id
+        publish_pending(engine, app, sched.id)
+        report.state = OK
+    except LstmqError as exc:
+        report.state, report.error = FAILED, str(exc)
+        if isinstance(exc, TransientError):
+            raise
+    finally:
+        _finish(engine, sched.id, run_id, token, report)
+    return report
+
+
+def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[Schedule, int | None]:
+    """(schedule, run id), or (schedule, None) when paused (beat) or another run holds the lease."""
+    from producer.schedule_store import get_schedule
+
+    now = utcnow()
+    with session_scope(engine) as session:
+        sched = get_schedule(session, schedule_id)
+        if trigger == "beat" and sched.paused:
+            return sched, None
+        taken = session.execute(
+            update(Schedule)
+            .where(Schedule.id == schedule_id, or_(Schedule.lease_until.is_(None), Schedule.lease_until < now))
+            .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_S))
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        run = ScheduleRun(schedule_id=schedule_id, trigger=trigger, state=RUNNING if taken else SKIPPED,
+                          problems=[] if taken else ["another run of this schedule was in progress"],
+                          started_at=now, finished_at=None if taken else now)
+        session.add(run)
+        session.flush()
+        return sched, run.id if taken else None
+
+
+def fence(session, schedule_id: int, token: str) -> None:
+    """First statement of the recording transaction: still ours? (and row-lock it till commit)."""
+    renewed = session.execute(
+        update(Schedule)
+        .where(Schedule.id == schedule_id, Schedule.lease_token == token)
+        .values(lease_until=utcnow() + timedelta(seconds=LEASE_S))
+    ).rowcount
+    if renewed != 1:
+        raise LeaseLost(f"schedule {schedule_id}: lease lost to another run; nothing recorded")
+
+
+def _finish(engine: Engine, schedule_id: int, run_id: int, token: str, report: RunReport) -> None:
+    problems = report.scan.problems + ([report.error] if report.error else [])
+    if len(problems) > PROBLEMS_KEPT:
+        problems = problems[:PROBLEMS_KEPT] + [f"... and {len(problems) - PROBLEMS_KEPT} more"]
+    try:
+        with session_scope(engine) as session:
+            session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(
+                state=report.state if report.state != RUNNING else FAILED, finished_at=utcnow(),
+                problems=problems, **report.scan.counts()))
+            session.execute(update(Schedule).where(Schedule.id == schedule_id, Schedule.lease_token == token)
+                            .values(lease_token=None, lease_until=None))
+    except Exception:  # noqa: BLE001 - the lease runs out by itself; don't hide the first error
+        log.exception("schedule run %s: could not record its end", run_id)

@@ -1,0 +1,91 @@
+"""The recording transaction of a run: scan the corpus, keep what is new, store it all at once."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, insert, update
+
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule, ScheduleRun
+from lstmq.modelstore import find_model
+from producer.corpus_ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
+from producer.corpus_scan import FileScan, match_files, scan_file
+from producer.readers import Fields
+
+MAX_EXTERNAL_ID_CHARS = 512
+NOTED_REASONS = ("truncated", "replaced", "rewritten")  # worth a line in the run's history
+
+
+@dataclass
+class ScanResult:
+    files: int = 0
+    files_read: int = 0
+    queued: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    problems: list[str] = field(default_factory=list)
+    job_id: str | None = None
+
+    def counts(self) -> dict:
+        return {"files": self.files, "files_read": self.files_read, "queued": self.queued,
+                "skipped": self.skipped, "rejected": self.rejected, "job_id": self.job_id}
+
+
+def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, reprocess: bool) -> ScanResult:
+    from producer.schedule_run import fence
+
+    fields = Fields(text=sched.text_field, id=sched.id_field)
+    with session_scope(engine) as session:
+        fence(session, sched.id, token)
+        cursors = load_cursors(session, sched.id)
+        paths = match_files(sched.path_glob)
+        scans = [scan_file(p, cursors.get(p), sched.format, fields, fresh=reprocess) for p in paths]
+        gone = sorted(set(cursors) - set(paths))
+        result = _summarise(scans, gone, len(paths))
+        candidates = newest_by_key(r for scan in scans for r in scan.records)
+        if candidates:
+            version = find_model(sched.model).version
+            fresh = unprocessed(session, sched.id, candidates, version, reprocess)
+            result.skipped = sum(len(s.records) for s in scans) - len(fresh)
+            if fresh:
+                result.job_id = _record_job(session, sched, run_id, fresh, version, result)
+        store_cursors(session, sched.id, {s.path: s.cursor for s in scans if s.cursor is not None}, gone)
+        session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(job_id=result.job_id))
+    return result
+
+
+def _summarise(scans: list[FileScan], gone: list[str], matched: int) -> ScanResult:
+    result = ScanResult(files=matched, files_read=sum(1 for s in scans if s.plan.read and not s.problem))
+    for scan in scans:
+        if scan.problem:
+            result.problems.append(scan.problem)
+        elif scan.plan.reason in NOTED_REASONS:
+            result.problems.append(f"{scan.path}: {scan.plan.reason}, read again from the start")
+        result.problems.extend(str(bad) for bad in scan.rejected)
+        result.rejected += len(scan.rejected)
+    result.problems.extend(f"{path}: deleted (or no longer matches the glob)" for path in gone)
+    return result
+
+
+def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], version: str,
+                result: ScanResult) -> str:
+    job_id = uuid.uuid4().hex
+    sources = sorted({item.record.source for item in fresh})
+    session.add(Job(id=job_id, task=sched.task, model=sched.model, state=JOB_SUBMITTING, total=len(fresh),
+                    rejected=result.rejected, sources=sources, schedule_id=sched.id,
+                    options={"schedule": sched.name, "run_id": run_id, "model_version": version}))
+    session.flush()
+    rows = [_document_row(job_id, n, item) for n, item in enumerate(fresh)]
+    ids = session.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), rows).all()
+    record_ledger(session, sched.id, list(zip(fresh, ids)), version)
+    result.queued = len(fresh)
+    return job_id
+
+
+def _document_row(job_id: str, record_no: int, item: Candidate) -> dict:
+    record = item.record
+    external = record.external_id or f"{record.source}:{record.line_no}"[-MAX_EXTERNAL_ID_CHARS:]
+    return {"job_id": job_id, "external_id": external, "source": record.source, "record_no": record_no,
+            "line_no": record.line_no, "content_hash": item.content_hash, "text": record.text}
