@@ -162,3 +162,53 @@ def test_jobs_lists_newest_first_with_their_counts(migrated_db):
     assert summaries[0] == {"id": new, "state": "queued", "task": "classify", "model": "clf", "total": 3, "done": 1,
                             "failed": 0, "pending": 2, "rejected": 0,
                             "created_at": (T0 + timedelta(hours=1)).isoformat(), "schedule": None}
+
+
+# --- the command line ------------------------------------------------------------------
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; SQL is covered above
+def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
+    import csv
+    import io
+    import json
+
+    from producer_fixtures import run_lstmq
+
+    job_id, ids = make_job(migrated_db, 2)
+    finish(migrated_db, ids[0], label="pos")
+    status = json.loads(run_lstmq("status", job_id, "--json").stdout)
+    assert set(status) == STATUS_KEYS and (status["done"], status["pending"]) == (1, 1)
+    table = list(csv.DictReader(io.StringIO(run_lstmq("results", job_id, "--format", "csv").stdout.decode())))
+    assert [(r["id"], r["label"], r["status"]) for r in table] == [("e0", "pos", "done"), ("e1", "", "pending")]
+    lines = run_lstmq("results", job_id, "--label", "pos").stdout.decode().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["e0"]
+    assert [j["id"] for j in json.loads(run_lstmq("jobs", "--json").stdout)] == [job_id]
+    assert run_lstmq("cancel", job_id).stdout.decode().strip() == f"job {job_id} cancelled; 1 documents pending"
+    assert json.loads(run_lstmq("status", job_id, "--json").stdout)["state"] == "cancelled"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("args, message", [
+    (["status", "nope"], "error: no job 'nope'"),
+    (["results", "nope"], "error: no job 'nope'"),
+    (["cancel", "nope"], "error: no job 'nope'"),
+    (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table)"),
+    (["jobs", "--limit", "0"], "error: --limit must be at least 1, got 0"),
+])
+def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
+    from producer_fixtures import run_lstmq
+
+    job_id, _ = make_job(migrated_db, 1)
+    proc = run_lstmq(*(a.format(job=job_id) for a in args))
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [message]
+
+
+def test_cli_refuses_an_outdated_schema(lstmq_env, tmp_path):
+    from producer_fixtures import run_lstmq
+
+    lstmq_env(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
+    proc = run_lstmq("jobs")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.decode().splitlines()
+    assert line.startswith("error: database schema is empty") and line.endswith("run `lstmq db upgrade`")

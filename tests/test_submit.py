@@ -225,3 +225,96 @@ def test_requeue_refuses_a_cancelled_job(migrated_db, celery_app, models):
         session.get(Job, report.job_id).state = "cancelled"
     with pytest.raises(UserError, match=f"job {report.job_id} is cancelled; not requeued"):
         requeue(migrated_db, celery_app, report.job_id, batch_size=10)
+
+
+# --- the command line ------------------------------------------------------------------
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; SQL is covered above
+
+
+@sqlite_only
+def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(migrated_db, celery_app, models, redis_url, tmp_path):
+    from producer_fixtures import run_lstmq
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "good", "id": "a"}\n{"text": 1}\n{"text": "fine"}\n')
+    proc = run_lstmq("submit", str(path), "--model", "tiny-clf", "--batch-size", "1")
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.decode().splitlines()[-1]
+    stderr = proc.stderr.decode().splitlines()
+    assert stderr[0] == f"{path}:2: text field 'text' is not a string"
+    assert stderr[-1] == f"job {job_id}: 2 documents queued in 2 batches, 1 rejected"
+    assert [d.external_id for d in documents(migrated_db, job_id)] == ["a", "2"]
+    assert len(queued_payloads(redis_url)) == 2
+
+
+@sqlite_only
+def test_cli_reads_stdin(migrated_db, celery_app, models):
+    from producer_fixtures import run_lstmq
+
+    proc = run_lstmq("submit", "-", "--model", "tiny-clf", "--format", "txt", stdin=b"one\ntwo\n")
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.decode().strip()
+    assert [(d.text, d.source) for d in documents(migrated_db, job_id)] == [("one", "<stdin>"), ("two", "<stdin>")]
+
+
+@sqlite_only
+@pytest.mark.parametrize("args, message", [
+    (["missing.jsonl", "--model", "tiny-clf"], "error: missing.jsonl: no such file or directory"),
+    (["{input}", "--model", "nope"], "error: unknown model 'nope'; installed: tiny-clf, tiny-gen"),
+    (["{input}", "--model", "tiny-clf", "--task", "summarize"], "error: unknown task 'summarize' (expected classify, render)"),
+    (["{input}", "--model", "tiny-clf", "--batch-size", "lots"], "error: --batch-size must be an integer, got 'lots'"),
+    (["{input}", "--model", "tiny-clf", "--batch-size", "99999"], "error: --batch-size must be between 1 and 2048, got 99999"),
+    (["{input}"], "error: --model is required (see `lstmq models`)"),
+    (["{binary}", "--model", "tiny-clf"], "error: {binary}: binary file, not text"),
+    (["{bad}", "--model", "tiny-clf", "--strict"], "error: 1 of 2 records rejected; nothing submitted (--strict)"),
+])
+def test_cli_mistakes_are_one_line_and_leave_nothing(migrated_db, celery_app, models, tmp_path, args, message):
+    from producer_fixtures import run_lstmq
+
+    files = {"input": tmp_path / "in.jsonl", "binary": tmp_path / "model.bin.jsonl", "bad": tmp_path / "bad.jsonl"}
+    files["input"].write_text('{"text": "x"}\n')
+    files["binary"].write_bytes(b"\x00" * 64)
+    files["bad"].write_text('{"text": "x"}\n{"text": ""}\n')
+    names = {key: str(path) for key, path in files.items()}
+    proc = run_lstmq("submit", *(a.format(**names) for a in args))
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines()[-1] == message.format(**names)
+    assert "Traceback" not in proc.stderr.decode() and proc.stdout == b""
+    assert row_counts(migrated_db) == (0, 0)
+
+
+def _complete_when_recorded(engine, failed: int) -> None:
+    """Play the worker: once documents appear, mark them done (the first ``failed`` failed)."""
+    import time
+
+    for _ in range(600):
+        with session_scope(engine) as session:
+            ids = session.scalars(select(Document.id).join(Job, Job.id == Document.job_id)
+                                  .where(Job.state == "queued").order_by(Document.id)).all()
+        if ids:
+            set_status(engine, ids[:failed], DOC_FAILED)
+            set_status(engine, ids[failed:], DOC_DONE)
+            return
+        time.sleep(0.1)
+
+
+@sqlite_only
+@pytest.mark.parametrize("failed, code", [(0, 0), (1, 3)])
+def test_cli_wait_returns_when_the_job_is_finished(migrated_db, celery_app, models, tmp_path, failed, code):
+    import threading
+
+    from producer_fixtures import run_lstmq
+
+    path = tmp_path / "in.txt"
+    path.write_text("a\nb\nc\n")
+    worker = threading.Thread(target=_complete_when_recorded, args=(migrated_db, failed))
+    worker.start()
+    proc = run_lstmq("submit", str(path), "--model", "tiny-clf", "--wait")
+    worker.join()
+    assert proc.returncode == code, proc.stderr
+    job_id = proc.stdout.decode().splitlines()[-1]
+    if failed:
+        assert proc.stderr.decode().splitlines()[-1] == (
+            f"error: job {job_id} finished with 1 failed and 0 pending documents "
+            f"(see `lstmq results {job_id} --failed`)")
