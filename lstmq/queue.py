@@ -20,13 +20,15 @@ PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step"
 def transport_options(settings: Settings) -> dict:
     if settings.embedded_broker:
         folder = settings.broker_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            # exchange bindings; kombu's default is ./control in the working directory
+            "control_folder": str(folder / "control"),
         }
     # Redis redelivers an unacked message after this; it must exceed the longest batch.
     return {"visibility_timeout": settings.visibility_timeout_s}
