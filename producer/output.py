@@ -16,7 +16,7 @@ from itertools import islice
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import Engine
 
 from lstmq.db.engine import session_scope
@@ -28,6 +28,7 @@ RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
 JOB_KEYS = ("id", "state", "task", "model", "total", "done", "failed", "pending", "rejected", "created_at", "schedule")
 TABLE_MAX_ROWS = 1000  # a terminal table is for looking; scripts use jsonl or csv
 POLL_INTERVAL_S = 1.0
+PIPED_WIDTH = 200  # characters per table line when stdout is not a terminal
 
 
 def describe(status: JobStatus) -> str:
@@ -47,11 +48,18 @@ def job_summary(status: JobStatus) -> dict:
 
 
 def print_jobs(statuses: list[JobStatus]) -> None:
-    table = Table("id", "state", "task", "model", "total", "done", "failed", "pending", "created")
+    # ids are for copying: never wrapped
+    table = Table(Column("id", no_wrap=True), "state", "task", "model", "total", "done", "failed", "pending", "created")
     for s in statuses:
         table.add_row(s.id, s.state, s.task, s.model, *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
                       s.created_at.strftime("%Y-%m-%d %H:%M:%S"))
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    # Piped output has no terminal width to fit; don't squeeze tables into 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPED_WIDTH)
 
 
 def write_results(rows: Iterable[dict], fmt: str, task: str) -> None:
@@ -81,7 +89,7 @@ def _write_table(rows: Iterable[dict], columns) -> None:
     iterator = iter(rows)
     for row in islice(iterator, TABLE_MAX_ROWS):
         table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    Console().print(table)
+    _console().print(table)
     if next(iterator, None) is not None:
         Console(stderr=True).print(f"(first {TABLE_MAX_ROWS} rows; use --format jsonl or csv for all)")
 

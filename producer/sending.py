@@ -21,6 +21,9 @@ from lstmq.queue import send_batch
 from producer.batching import chunked, utf8_len
 
 PAGE_BATCHES = 4  # batches' worth of documents read per database round trip
+# In jobs.options while a submit is still reading its input: such a job's documents are an
+# incomplete input (a submit in progress, or one that was killed), so requeue refuses it.
+RECORDING = "recording"
 
 
 @dataclass
@@ -63,6 +66,9 @@ def _mark_queued(engine: Engine, job_id: str) -> None:
 def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendReport:
     """Send again every document of the job that has no result yet (safe at any time)."""
     with session_scope(engine) as session:
-        if get_job(session, job_id).state == JOB_CANCELLED:
+        job = get_job(session, job_id)
+        if job.state == JOB_CANCELLED:
             raise UserError(f"job {job_id} is cancelled; not requeued")
+        if job.options.get(RECORDING):
+            raise UserError(f"job {job_id} is still being recorded, or its submit was interrupted; not requeued")
     return send_pending(engine, app, job_id, batch_size)

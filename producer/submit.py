@@ -24,12 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from lstmq.contract import TASK_NAMES
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
-from lstmq.errors import InputError, ModelNotFound
+from lstmq.errors import InputError, ModelNotFound, TransientError
 from lstmq.queue import ping_broker
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for, chunked, utf8_len
 from producer.records import Record, Rejected
-from producer.sending import send_pending
+from producer.sending import RECORDING, send_pending
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
 INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
@@ -93,7 +93,13 @@ def submit_records(
     except BaseException:
         _delete_job(engine, report.job_id)
         raise
-    report.batches = send_pending(engine, app, report.job_id, size).batches
+    _mark_recorded(engine, report.job_id)
+    try:
+        report.batches = send_pending(engine, app, report.job_id, size).batches
+    except TransientError as exc:
+        # Every document is safe in the database; only sending stopped.
+        raise type(exc)(f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` "
+                        "once the service is back") from None
     return report
 
 
@@ -101,8 +107,15 @@ def _create_job(engine: Engine, task: str, model: str, sources, size: int, stric
     job_id = uuid.uuid4().hex
     with session_scope(engine) as session:
         session.add(Job(id=job_id, task=task, model=model, sources=list(sources),
-                        options={"batch_size": size, "strict": strict}, schedule_id=schedule_id))
+                        options={"batch_size": size, "strict": strict, RECORDING: True}, schedule_id=schedule_id))
     return job_id
+
+
+def _mark_recorded(engine: Engine, job_id: str) -> None:
+    """The input is fully recorded: from now on its pending documents may be sent."""
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        job.options = {key: value for key, value in job.options.items() if key != RECORDING}
 
 
 def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:

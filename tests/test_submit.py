@@ -318,3 +318,36 @@ def test_cli_wait_returns_when_the_job_is_finished(migrated_db, celery_app, mode
         assert proc.stderr.decode().splitlines()[-1] == (
             f"error: job {job_id} finished with 1 failed and 0 pending documents "
             f"(see `lstmq results {job_id} --failed`)")
+
+
+def test_requeue_refuses_a_job_whose_input_is_still_being_recorded(migrated_db, celery_app, models, redis_url):
+    seen = {}
+
+    def items():
+        yield from recs("a", "b")
+        with session_scope(migrated_db) as session:  # mid-submission, as another process sees it
+            job_id = session.scalars(select(Job.id)).one()
+        with pytest.raises(UserError, match="still being recorded"):
+            requeue(migrated_db, celery_app, job_id, batch_size=10)
+        seen["job"] = job_id
+
+    report = submit(migrated_db, celery_app, items())
+    assert report.job_id == seen["job"] and report.total == 2
+    assert queued_doc_ids(redis_url) == [d.id for d in documents(migrated_db, report.job_id)]
+    requeue(migrated_db, celery_app, report.job_id, batch_size=10)  # allowed once recorded
+
+
+def test_a_broker_failing_while_sending_names_the_recorded_job_to_requeue(migrated_db, celery_app, models, monkeypatch):
+    import producer.sending
+
+    def broken(*_args):
+        raise ServiceUnavailable("broker redis://x unreachable: down")
+
+    monkeypatch.setattr(producer.sending, "send_batch", broken)
+    with pytest.raises(ServiceUnavailable) as info:
+        submit(migrated_db, celery_app, recs("a"))
+    with session_scope(migrated_db) as session:
+        job = session.scalars(select(Job)).one()
+        assert (job.state, job.total) == ("submitting", 1)
+    assert str(info.value) == (f"broker redis://x unreachable: down; job {job.id} is recorded: "
+                               f"run `lstmq requeue {job.id}` once the service is back")
