@@ -1,11 +1,10 @@
-"""How the schedule commands show things: tables for people, JSON for scripts."""
+"""How the schedule commands show things: one line per item for people, JSON for scripts."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from rich.console import Console
-from rich.table import Table
+import click
 
 from lstmq.db.schema import Schedule, ScheduleRun
 from producer.schedule_store import timing_of
@@ -33,12 +32,12 @@ def schedule_dict(sched: Schedule, last: ScheduleRun | None) -> dict:
 
 
 def print_schedules(rows: list[tuple[Schedule, ScheduleRun | None]]) -> None:
-    table = Table("name", "task", "model", "when", "state", "path", "last run", "last queued")
+    if not rows:
+        click.echo("no schedules (add one with `lstmq schedule add`)")
     for sched, last in rows:
-        table.add_row(sched.name, sched.task, sched.model, timing_of(sched).describe(),
-                      "paused" if sched.paused else "active", sched.path_glob,
-                      f"{_short(last.started_at)} {last.state}" if last else "-", str(last.queued) if last else "-")
-    Console().print(table)
+        latest = f"last run {_short(last.started_at)} {last.state}, {last.queued} queued" if last else "never run"
+        click.echo(f"{sched.name}  {'paused' if sched.paused else 'active'}  {sched.task} {sched.model}  "
+                   f"{timing_of(sched).describe()}  {sched.path_glob}  ({latest})")
 
 
 def run_dict(run: ScheduleRun, docs: dict) -> dict:
@@ -62,13 +61,16 @@ def run_line(report) -> str:
 
 
 def print_history(sched: Schedule, runs: list[tuple[ScheduleRun, dict]]) -> None:
-    table = Table("run", "started", "trigger", "state", "files read", "queued", "skipped", "rejected", "job",
-                  "done/pending/failed", "problems", title=f"schedule {sched.name}")
+    click.echo(f"schedule {sched.name}: {sched.task} {sched.model}, {timing_of(sched).describe()}, {sched.path_glob}")
     for run, docs in runs:
+        click.echo(f"run {run.id}  {_short(run.started_at)}  {run.trigger:<9} {run.state:<7} "
+                   f"files {run.files_read}/{run.files} read  queued {run.queued}  skipped {run.skipped}  "
+                   f"rejected {run.rejected}")
+        if run.job_id:
+            click.echo(f"  job {run.job_id}: done {docs.get('done', 0)}  pending {docs.get('pending', 0)}  "
+                       f"failed {docs.get('failed', 0)}")
         problems = list(run.problems or [])
-        shown = "\n".join(problems[:PROBLEMS_SHOWN]) + (f"\n(+{len(problems) - PROBLEMS_SHOWN} more)"
-                                                        if len(problems) > PROBLEMS_SHOWN else "")
-        progress = f"{docs.get('done', 0)}/{docs.get('pending', 0)}/{docs.get('failed', 0)}" if docs else "-"
-        table.add_row(str(run.id), _short(run.started_at), run.trigger, run.state, f"{run.files_read}/{run.files}",
-                      str(run.queued), str(run.skipped), str(run.rejected), run.job_id or "-", progress, shown)
-    Console().print(table)
+        for problem in problems[:PROBLEMS_SHOWN]:
+            click.echo(f"  ! {problem}")
+        if len(problems) > PROBLEMS_SHOWN:
+            click.echo(f"  ! ... {len(problems) - PROBLEMS_SHOWN} more (see --json)")
