@@ -24,6 +24,7 @@ from lstmq.db.schema import (
     Document,
     Image,
     Job,
+    Schedule,
 )
 from lstmq.errors import InputError, JobNotFound
 
@@ -48,7 +49,7 @@ class JobStatus:
     created_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
-    schedule: int | None  # the schedule that started the job, if any
+    schedule: str | None  # name of the schedule that started the job, if any
 
     @property
     def finished(self) -> bool:
@@ -108,8 +109,14 @@ def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | 
         id=job.id, state=state, task=job.task, model=job.model, total=done + failed + pending,
         done=done, failed=failed, pending=pending, rejected=job.rejected, docs_per_s=rate, eta_s=eta,
         created_at=_utc(job.created_at), submitted_at=_utc(job.submitted_at),
-        finished_at=_utc(job.finished_at), schedule=job.schedule_id,
+        finished_at=_utc(job.finished_at), schedule=_schedule_name(session, job.schedule_id),
     )
+
+
+def _schedule_name(session: Session, schedule_id: int | None) -> str | None:
+    # session.get: one query per schedule per session (identity map), none for plain jobs.
+    schedule = session.get(Schedule, schedule_id) if schedule_id is not None else None
+    return schedule.name if schedule else None
 
 
 def _mark_finished(session: Session, job: Job) -> None:
