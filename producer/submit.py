@@ -155,7 +155,7 @@ def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record
             taken.add(external_id)
             rows.append(_document_row(report.job_id, record, external_id))
         if rows:
-            session.execute(insert(Document), rows)
+            session.execute(insert(Document.__table__), rows)  # Core executemany: no ORM bookkeeping
         report.total += len(rows)
         _save_counts(session, report)
 
