@@ -1,0 +1,132 @@
+"""Training a tiny classifier, saving/loading it, and what inference gives for every kind of input."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from worker.ml.artifact import load_artifact, save_artifact
+from worker.ml.config import TrainConfig
+from worker.ml.data import Labelled
+from worker.ml.inference import Classifier
+from worker.ml.train import train_classifier
+
+TOPICS = {
+    "sport": "goal match team coach league score player season win cup".split(),
+    "money": "bank stock market price profit shares trade invest fund rate".split(),
+    "space": "rocket orbit planet nasa launch moon star telescope mars probe".split(),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: a second OpenMP thread only adds spin-waiting on a busy machine (8x slower here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+FILLER = "the a of and to in on is was for with it this that at by".split()
+
+
+def synthetic(n: int, seed: int) -> Labelled:
+    """Texts whose topic shows in a few keywords among filler words."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = sorted(TOPICS)[i % 3]
+        words = rng.choices(FILLER, k=rng.randint(4, 12)) + rng.choices(TOPICS[label], k=2)
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return Labelled(texts, labels, f"synthetic-{seed}")
+
+
+TINY = dict(embed_dim=16, hidden_dim=16, epochs=4, batch_size=16, lr=0.01, patience=4, max_tokens=16,
+            min_frequency=1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    result = train_classifier(synthetic(300, 1), synthetic(60, 2), TrainConfig(**TINY), torch.device("cpu"))
+    return result
+
+
+@pytest.fixture(scope="module")
+def classifier(trained, tmp_path_factory):
+    path = save_artifact(tmp_path_factory.mktemp("models") / "topics", trained.model, trained.tokenizer,
+                         trained.labels, 16)
+    model, tok, config = load_artifact(path)
+    return Classifier("topics", "v", model, tok, config["labels"], config["max_tokens"], torch.device("cpu"))
+
+
+def test_tiny_training_learns_well_above_chance_on_held_out_rows(trained, classifier):
+    held_out = synthetic(150, 3)
+    preds = classifier.predict(held_out.texts)
+    accuracy = sum(p.label == g for p, g in zip(preds, held_out.labels)) / len(held_out)
+    assert accuracy > 0.8  # chance is 1/3
+    assert trained.dev_report["accuracy"] > 0.8
+
+
+def test_training_is_reproducible_for_a_seed(trained):
+    again = train_classifier(synthetic(300, 1), synthetic(60, 2), TrainConfig(**TINY), torch.device("cpu"))
+    for a, b in zip(trained.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_save_then_load_predicts_bit_identically(trained, classifier):
+    texts = synthetic(40, 4).texts
+    before = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu"))
+    assert [p.probs for p in before.predict(texts)] == [p.probs for p in classifier.predict(texts)]
+
+
+def test_predictions_come_back_in_input_order(classifier):
+    texts = [t for t in synthetic(60, 5).texts] + ["goal " * 15, "bank"]
+    batched = classifier.predict(texts)
+    one_by_one = [classifier.predict([t])[0] for t in texts]
+    assert [p.label for p in batched] == [p.label for p in one_by_one]
+    for a, b in zip(batched, one_by_one):
+        assert a.probs == pytest.approx(b.probs, abs=1e-5)
+
+
+def test_prediction_carries_label_score_and_full_probabilities(classifier):
+    (pred,) = classifier.predict(["goal match team"])
+    assert pred.label == "sport" and pred.error is None and pred.flags == []
+    assert len(pred.probs) == 3 and sum(pred.probs) == pytest.approx(1.0, abs=1e-5)
+    assert pred.score == max(pred.probs) == pred.probs[classifier.labels.index("sport")]
+
+
+def test_bad_inputs_never_break_the_batch(classifier):
+    texts = ["", "   \n\t", "goal " * 250_000, "zzz qqq xxyy", None, "bank stock"]
+    empty, blank, huge, unknown, not_text, fine = classifier.predict(texts)
+    assert empty.error == blank.error == "empty text" and empty.label is None and empty.probs is None
+    assert not_text.error == "text is not a string"
+    assert huge.label == "sport" and huge.flags == ["truncated"] and huge.error is None
+    assert unknown.flags == ["no_known_tokens"] and unknown.label in classifier.labels
+    assert fine.label == "money" and fine.flags == [] and fine.error is None
+
+
+def test_an_all_bad_batch_returns_only_errors(classifier):
+    assert [p.error for p in classifier.predict(["", " "])] == ["empty text", "empty text"]
+    assert classifier.predict([]) == []
+
+
+def test_ensemble_members_are_trained_with_different_seeds():
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "members": 2})
+    result = train_classifier(synthetic(90, 1), synthetic(30, 2), cfg, torch.device("cpu"))
+    first, second = (m.head.weight for m in result.model.members)
+    assert not torch.equal(first, second)
+    assert len(result.member_dev_accuracy) == 2
+
+
+def test_dev_labels_unseen_in_training_are_refused():
+    from lstmq.errors import InputError
+
+    dev = SimpleNamespace(texts=["x"], labels=["other"])
+    with pytest.raises(InputError, match="unseen labels"):
+        train_classifier(synthetic(30, 1), dev, TrainConfig(**TINY), torch.device("cpu"))

@@ -1,0 +1,89 @@
+"""Model speed: docs/s for each classifier one document at a time and batched, and the ratio.
+
+Both paths run in the same process on the same texts, so the ratio is a fair comparison.
+Run alone with ``python -m worker.ml.bench [--models news,spam] [--docs 2000]``; the lead's
+``lstmq bench`` calls :func:`bench_models` and :func:`print_bench`.
+Texts come from ``--file`` (JSONL/CSV/txt with a text field) or, without one, are sampled
+from the model's own vocabulary (seeded), 10-60 words each.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import click
+
+DEFAULT_DOCS = 2000
+SINGLE_DOCS = 300  # batch-1 path is slow; fewer docs keep the run short
+
+
+def sample_texts(clf, n: int, seed: int = 0) -> list[str]:
+    vocab = [w for w, i in clf.tokenizer.get_vocab().items() if i > 1 and w.isalpha()]
+    vocab.sort()
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(vocab, k=rng.randint(10, 60))) for _ in range(n)]
+
+
+def _docs_per_s(run, texts: list[str]) -> float:
+    started = time.perf_counter()
+    run(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS) -> dict:
+    clf.predict(texts[:64])  # warm-up: allocator, thread pool
+    single = _docs_per_s(lambda ts: [clf.predict([t]) for t in ts], texts[:single_docs])
+    batched = _docs_per_s(clf.predict, texts)
+    return {"model": clf.name, "version": clf.version, "device": str(clf.device), "docs": len(texts),
+            "batch": clf.batch_docs, "batch1_docs_s": single, "batched_docs_s": batched,
+            "ratio": batched / single}
+
+
+def bench_models(names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None,
+                 device: str = "auto") -> list[dict]:
+    from lstmq.modelstore import installed_models
+    from worker.ml.inference import load_classifier
+    from worker.ml.readers import read_records
+
+    names = names or [m.name for m in installed_models() if m.kind == "classifier"]
+    given = [r.text for r in read_records(file) if r.text] if file else None
+    rows = []
+    for name in names:
+        clf = load_classifier(name, device)
+        texts = (given * (docs // max(1, len(given)) + 1))[:docs] if given else sample_texts(clf, docs)
+        rows.append(bench_one(clf, texts))
+    return rows
+
+
+def print_bench(rows: list[dict]) -> None:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "device", "docs", "batch 1 docs/s", "batched docs/s", "batch", "ratio",
+                  title=f"classifier speed (torch threads {torch.get_num_threads()})")
+    for r in rows:
+        table.add_row(r["model"], r["device"], str(r["docs"]), f"{r['batch1_docs_s']:.0f}",
+                      f"{r['batched_docs_s']:.0f}", str(r["batch"]), f"{r['ratio']:.1f}x")
+    Console().print(table)
+
+
+@click.command()
+@click.option("--models", "names", help="comma-separated names (default: every installed classifier)")
+@click.option("--docs", default=DEFAULT_DOCS, show_default=True, help="documents for the batched path")
+@click.option("--file", type=click.Path(path_type=Path, dir_okay=False), help="texts to use")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, help="torch CPU threads")
+def main(names, docs, file, device, threads):
+    """Print docs/s per model at batch 1 and batched, and the ratio."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    print_bench(bench_models(names.split(",") if names else None, docs, file, device))
+
+
+if __name__ == "__main__":
+    main()

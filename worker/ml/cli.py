@@ -1,0 +1,103 @@
+"""Thin click commands: ``lstmq train classifier``, ``eval``, ``predict``, ``models``.
+
+torch is imported inside the commands (via ``worker.ml.operations``), so ``lstmq --help`` and
+``lstmq models`` start without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sys
+from dataclasses import MISSING
+from pathlib import Path
+
+import click
+
+from worker.ml.config import HELP, TrainConfig, train_fields
+
+FILE = click.Path(path_type=Path, dir_okay=False)
+
+
+def _train_options(func):
+    """One --option per TrainConfig field, defaults and types taken from the dataclass."""
+    for f in reversed(train_fields()):
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
+        default = None if f.default is MISSING else f.default
+        func = click.option("--" + f.name.replace("_", "-"), f.name, type=kind, default=default,
+                            show_default=True, help=HELP.get(f.name))(func)
+    return func
+
+
+@click.command("classifier")
+@click.option("--name", required=True, help="model name (the artifact directory's name)")
+@click.option("--train", "train_file", type=FILE, required=True, help="JSONL or CSV (optionally .gz)")
+@click.option("--dev", "dev_file", type=FILE, required=True, help="dev split: early stopping and metrics")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="artifact directory "
+              "(default: LSTMQ_MODEL_DIR/NAME, which shadows a shipped model of that name)")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+@_train_options
+def train_classifier(name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
+    """Train an LSTM classifier on labelled text and write its artifact and model card."""
+    from lstmq.settings import get_settings
+    from worker.ml.operations import set_threads, train_and_save
+    from worker.ml.progress import TrainProgress
+
+    set_threads(threads)
+    out = out or get_settings().user_model_dir / name
+    with TrainProgress() as progress:
+        report = train_and_save(name, train_file, dev_file, out, TrainConfig(**hp), device,
+                                (text_field, label_field), progress)
+    click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
+
+
+@click.command("eval")
+@click.option("--model", required=True, help="installed model name")
+@click.argument("file", type=FILE)
+@click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def evaluate(model, file, as_json, text_field, label_field, device):
+    """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
+    from worker.ml.operations import evaluate_file
+    from worker.ml.progress import print_report
+
+    report = evaluate_file(model, file, device, (text_field, label_field))
+    click.echo(json.dumps(report, indent=2)) if as_json else print_report(report)
+
+
+@click.command("predict")
+@click.option("--model", required=True, help="installed model name")
+@click.argument("input_file", metavar="INPUT", type=FILE)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="default: stdout")
+@click.option("--device", default="auto", show_default=True)
+def predict(model, input_file, output, device):
+    """Classify INPUT (JSONL with `text` and optional `id`, CSV, or text lines) into JSON Lines."""
+    from worker.ml.operations import predict_lines
+
+    lines = predict_lines(model, input_file, device)
+    first = next(lines, None)  # model and input errors surface before an output file is created
+    with output.open("w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as out:
+        for line in itertools.chain([] if first is None else [first], lines):
+            out.write(line + "\n")
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def models(as_json):
+    """Installed models: name, version, labels and dev metrics (user models shadow shipped ones)."""
+    from lstmq.modelstore import scan_models
+    from worker.ml.progress import print_models
+
+    good, broken = scan_models()
+    if as_json:
+        rows = [{"name": m.name, "version": m.version, "kind": m.kind, "labels": m.labels,
+                 "metrics": m.metrics, "path": str(m.path)} for m in good]
+        click.echo(json.dumps({"models": rows, "broken": [dict(name=n, error=e) for n, e in broken]}, indent=2))
+    else:
+        print_models(good, broken)

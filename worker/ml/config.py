@@ -1,0 +1,49 @@
+"""Training hyper-parameters (torch-free, so the CLI can build its options without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+HELP = {
+    "tokenizer": "word | bpe",
+    "pooling": "max | maxmean | attention",
+    "members": "ensemble size: models trained with seeds seed..seed+members-1, probabilities averaged",
+    "warmup": "fraction of steps with linear warm-up, then cosine decay",
+    "word_dropout": "probability of replacing a training token by [UNK]",
+    "patience": "dev evaluations without improvement before stopping",
+    "weights_dtype": "float16 | float32 (stored precision)",
+}
+
+
+@dataclass
+class TrainConfig:
+    tokenizer: str = "word"  # word | bpe
+    vocab_size: int = 20000
+    min_frequency: int = 2
+    max_tokens: int = 128
+    embed_dim: int = 128
+    hidden_dim: int = 192
+    num_layers: int = 1
+    dropout: float = 0.3
+    pooling: str = "maxmean"
+    members: int = 1
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of steps with linear warm-up, then cosine decay
+    label_smoothing: float = 0.0
+    word_dropout: float = 0.0  # probability of replacing a training token by [UNK]
+    clip: float = 1.0
+    patience: int = 2  # evaluations without dev improvement before stopping
+    evals_per_epoch: int = 1
+    seed: int = 13
+    max_train_rows: int | None = None
+    weights_dtype: str = "float16"  # stored precision; dev metrics are measured after rounding to it
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_fields() -> list:
+    return list(fields(TrainConfig))

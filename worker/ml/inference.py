@@ -1,0 +1,134 @@
+"""The inference API the worker calls: load a classifier once, then ``predict`` batches of texts.
+
+What each awkward input gets (never an exception for one bad text):
+
+=============================  =========================================================
+empty or whitespace-only text  ``error="empty text"``, no label (the document fails)
+not a string                   ``error="text is not a string"``
+longer than ``max_tokens``     classified from its first ``max_tokens`` tokens, flag ``truncated``
+no known tokens (all [UNK])    classified anyway (the model's prior-like guess), flag ``no_known_tokens``
+=============================  =========================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from lstmq.errors import ConfigError
+from lstmq.modelstore import find_model
+from worker.ml.artifact import load_artifact
+from worker.ml.batching import pad, plan_batches, scatter
+from worker.ml.tokenizer import UNK_ID, encode_batch
+
+BATCH_DOCS = 256  # documents per forward pass
+BATCH_CELLS = 256 * 128  # documents x padded length per forward pass: bounds memory
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Prediction:
+    label: str | None
+    score: float | None
+    probs: list[float] | None  # in Classifier.labels order
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], not {device!r}")
+    return torch.device(device)
+
+
+def resolve_autocast(autocast: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU supports it, else fp16; never on CPU (no speed-up for LSTMs there)."""
+    if autocast in ("off", "none"):
+        return None
+    if autocast not in ("auto", *AUTOCAST):
+        raise ConfigError(f"autocast must be auto, off, bf16 or fp16, not {autocast!r}")
+    if device.type != "cuda":
+        if autocast != "auto":
+            raise ConfigError(f"autocast {autocast} needs a CUDA device")
+        return None
+    if autocast == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return AUTOCAST[autocast]
+
+
+class Classifier:
+    def __init__(self, name: str, version: str, model, tokenizer, labels: list[str], max_tokens: int,
+                 device: torch.device, autocast_dtype: torch.dtype | None = None):
+        self.name, self.version, self.labels, self.max_tokens = name, version, list(labels), max_tokens
+        self.device, self.autocast_dtype = device, autocast_dtype
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.batch_docs = BATCH_DOCS
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One Prediction per text, in input order."""
+        results: list[Prediction | None] = [_reject(t) for t in texts]
+        todo = [i for i, r in enumerate(results) if r is None]
+        encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
+        ids = [e.ids or [UNK_ID] for e in encoded]
+        probs = self._probs(ids)
+        for i, enc, p in zip(todo, encoded, probs):
+            results[i] = self._prediction(p, _flags(enc))
+        return results
+
+    def _probs(self, ids: list[list[int]]) -> list[list[float]]:
+        batches = plan_batches([len(x) for x in ids], self.batch_docs, BATCH_CELLS)
+        return scatter(batches, [self._forward([ids[i] for i in b]) for b in batches], len(ids))
+
+    def _forward(self, ids: list[list[int]]) -> list[list[float]]:
+        lengths = torch.tensor([len(x) for x in ids])
+        batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
+        amp = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+               else contextlib.nullcontext())
+        with torch.inference_mode(), amp:
+            return self.model(batch, lengths).float().cpu().tolist()  # (B, C)
+
+    def _prediction(self, probs: list[float], flags: list[str]) -> Prediction:
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return Prediction(self.labels[best], probs[best], probs, flags)
+
+
+def _reject(text) -> Prediction | None:
+    if not isinstance(text, str):
+        return Prediction(None, None, None, error="text is not a string")
+    if not text.strip():
+        return Prediction(None, None, None, error="empty text")
+    return None
+
+
+def _flags(enc) -> list[str]:
+    flags = ["truncated"] if enc.truncated else []
+    if not enc.ids or enc.all_unknown:
+        flags.append("no_known_tokens")
+    return flags
+
+
+_CACHE: dict[tuple[str, str], Classifier] = {}
+
+
+def load_classifier(name: str, device: str = "auto", autocast: str = "auto") -> Classifier:
+    """The named model, loaded once per process per (name, device)."""
+    dev = resolve_device(device)
+    key = (name, str(dev))
+    if key not in _CACHE:
+        info = find_model(name)
+        model, tokenizer, config = load_artifact(info.path)
+        _CACHE[key] = Classifier(info.name, info.version, model, tokenizer, info.labels, info.max_tokens,
+                                 dev, resolve_autocast(autocast, dev))
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    _CACHE.clear()

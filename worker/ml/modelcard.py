@@ -1,0 +1,63 @@
+"""MODEL_CARD.md for a trained classifier: command, data, hyper-parameters, dev metrics."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def _metrics_table(report: dict) -> list[str]:
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label, m in report["per_class"].items():
+        lines.append(f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |")
+    return lines
+
+
+def _confusion_table(report: dict) -> list[str]:
+    labels = report["labels"]
+    lines = ["| gold \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for label, row in zip(labels, report["confusion"]):
+        lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
+    return lines
+
+
+def render_card(name: str, version: str, config: dict, report: dict, member_acc: list[float]) -> str:
+    t = config["training"]
+    hp = ", ".join(f"{k}={v}" for k, v in t["hyperparameters"].items())
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"- Version id: `{version}`; kind: classifier; labels: {', '.join(config['labels'])}",
+        f"- Architecture: {config['architecture']}",
+        f"- Max tokens: {config['max_tokens']} (longer texts are truncated and flagged `truncated`)",
+        "",
+        "## How it was made",
+        "",
+        "```", t["command"], "```", "",
+        f"- Train: `{t['train_file']}`, {t['train_rows']} rows {t['train_counts']}, fingerprint `{t['data_fingerprint']}`",
+        f"- Dev: `{t['dev_file']}`, {t['dev_rows']} rows {t['dev_counts']}",
+        f"- Hyper-parameters: {hp}",
+        f"- Training time: {t['seconds']:.0f} s on {t['hardware']}",
+        "",
+        "## Dev metrics",
+        "",
+        f"- Accuracy **{report['accuracy']:.4f}**, macro-F1 **{report['macro_f1']:.4f}** ({report['rows']} rows)",
+        f"- Best dev accuracy of each ensemble member alone: {', '.join(f'{a:.4f}' for a in member_acc)}",
+        "",
+        *_metrics_table(report),
+        "",
+        "Confusion matrix:",
+        "",
+        *_confusion_table(report),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""What the ML commands do, as plain functions (the click layer in ``cli.py`` only parses options)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from lstmq.errors import InputError
+from lstmq.modelstore import valid_name, version_id
+from worker.ml.artifact import save_artifact
+from worker.ml.config import TrainConfig
+from worker.ml.data import read_labelled
+from worker.ml.inference import load_classifier, resolve_device
+from worker.ml.metrics import classification_report, summary
+from worker.ml.modelcard import hardware, render_card
+from worker.ml.readers import read_records
+from worker.ml.train import Progress, train_classifier
+
+PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
+
+
+def command_line() -> str:
+    return "lstmq " + shlex.join(sys.argv[1:])
+
+
+def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: TrainConfig, device: str,
+                   fields: tuple[str, str] = ("text", "label"), progress: Progress = lambda e: None) -> dict:
+    """Train, write the artifact and its MODEL_CARD.md into ``out``; returns the dev report."""
+    if not valid_name(name):
+        raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
+    train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
+    dev_device = resolve_device(device)
+    result = train_classifier(train, dev, cfg, dev_device, progress)
+    training = {"command": command_line(), "train_file": str(train_file), "dev_file": str(dev_file),
+                "train_rows": len(train), "dev_rows": len(dev), "train_counts": train.counts(),
+                "dev_counts": dev.counts(), "data_fingerprint": train.fingerprint(),
+                "hyperparameters": cfg.to_dict(), "seconds": round(result.seconds, 1),
+                "hardware": hardware(dev_device), "member_dev_accuracy": result.member_dev_accuracy}
+    extra = {"name": name, "training": training, "metrics": {"dev": summary(result.dev_report)}}
+    save_artifact(out, result.model, result.tokenizer, result.labels, cfg.max_tokens, extra, cfg.weights_dtype)
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    card = render_card(name, version_id(out), config, result.dev_report, result.member_dev_accuracy)
+    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+    return result.dev_report
+
+
+def evaluate_file(model: str, file: Path, device: str = "auto", fields: tuple[str, str] = ("text", "label")) -> dict:
+    data = read_labelled(file, *fields)
+    clf = load_classifier(model, device)
+    preds = clf.predict(data.texts)
+    report = classification_report(data.labels, [p.label for p in preds], clf.labels)
+    report.update(model=clf.name, version=clf.version, file=str(file))
+    return report
+
+
+def predict_lines(model: str, file: Path, device: str = "auto") -> Iterator[str]:
+    """JSON lines ``{"id", "label", "score"}`` (+ ``flags`` / ``error`` only when set), input order."""
+    clf = load_classifier(model, device)
+    chunk = []
+    for record in read_records(file):
+        chunk.append(record)
+        if len(chunk) >= PREDICT_CHUNK:
+            yield from _predict_chunk(clf, chunk)
+            chunk = []
+    yield from _predict_chunk(clf, chunk)
+
+
+def _predict_chunk(clf, records) -> Iterator[str]:
+    texts = [r.text if r.error is None else "" for r in records]
+    for record, pred in zip(records, clf.predict(texts)):
+        out = {"id": record.id, "label": pred.label, "score": None if pred.score is None else round(pred.score, 6)}
+        if pred.flags:
+            out["flags"] = pred.flags
+        if record.error or pred.error:
+            out["error"] = record.error or pred.error
+        yield json.dumps(out, ensure_ascii=False)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)

@@ -1,0 +1,72 @@
+"""Tokenizers trained from the training texts with HF ``tokenizers``.
+
+Two kinds, chosen per model (measured on dev, see the model cards):
+
+- ``word``: lower-cased words and punctuation (BERT pre-tokenizer), rare words -> ``[UNK]``.
+- ``bpe``: byte-level BPE over the same normalisation; never produces ``[UNK]``.
+
+Id 0 is always ``[PAD]`` and id 1 ``[UNK]``, so padding and unknown-token checks need no lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+PAD, UNK = "[PAD]", "[UNK]"
+PAD_ID, UNK_ID = 0, 1
+KINDS = ("word", "bpe")
+# Characters kept before tokenizing: a bound on work for 1 MB texts. Far above what any
+# model reads (max_tokens * this is never reached by real words), so cutting here is only
+# ever a truncation the caller flags.
+CHARS_PER_TOKEN_BOUND = 32
+
+
+def _normalizer() -> normalizers.Normalizer:
+    return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+
+
+def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 20000,
+                    min_frequency: int = 2) -> Tokenizer:
+    """Learn a vocabulary from ``texts``; special tokens get ids 0 and 1."""
+    if kind == "word":
+        tok = Tokenizer(models.WordLevel(unk_token=UNK))
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=[PAD, UNK], show_progress=False)
+    elif kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token=UNK))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=[PAD, UNK], show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    else:
+        raise ValueError(f"tokenizer kind must be one of {KINDS}, not {kind!r}")
+    tok.normalizer = _normalizer()
+    tok.train_from_iterator(texts, trainer=trainer)
+    assert tok.token_to_id(PAD) == PAD_ID and tok.token_to_id(UNK) == UNK_ID
+    return tok
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    truncated: bool
+
+    @property
+    def all_unknown(self) -> bool:
+        return bool(self.ids) and all(i == UNK_ID for i in self.ids)
+
+
+def encode_batch(tok: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[Encoded]:
+    """Token ids per text, cut to ``max_tokens``; ``truncated`` says whether anything was cut."""
+    char_cap = max_tokens * CHARS_PER_TOKEN_BOUND
+    clipped = [t[:char_cap] for t in texts]
+    out = []
+    for text, clip, enc in zip(texts, clipped, tok.encode_batch(clipped, add_special_tokens=False)):
+        ids = enc.ids
+        out.append(Encoded(ids[:max_tokens], len(ids) > max_tokens or len(clip) < len(text)))
+    return out

@@ -1,0 +1,160 @@
+"""Training: tokenizer from the training texts, then each ensemble member with early stopping on dev.
+
+Seeded and reproducible for a given device and thread count: Python's and torch's generators
+are seeded from ``seed`` (member ``m`` uses ``seed + m``) and batches come from a seeded
+shuffle. Training batches are length-bucketed (see ``batching.shuffled_buckets``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lstmq.errors import InputError
+from worker.ml.artifact import round_to_dtype
+from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
+from worker.ml.config import TrainConfig
+from worker.ml.data import Labelled
+from worker.ml.metrics import classification_report
+from worker.ml.model import ClassifierConfig, Ensemble, LSTMClassifier
+from worker.ml.tokenizer import UNK_ID, encode_batch, train_tokenizer
+
+
+@dataclass
+class TrainResult:
+    model: Ensemble
+    tokenizer: object
+    labels: list[str]
+    dev_report: dict
+    member_dev_accuracy: list[float]
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+Progress = Callable[[dict], None]  # receives {"event": "step"|"eval"|"member", ...}
+
+
+def encode_ids(tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
+    return [e.ids or [UNK_ID] for e in encode_batch(tokenizer, texts, max_tokens)]
+
+
+def predict_probs(model: nn.Module, ids: list[list[int]], device: torch.device, batch: int = 256) -> list:
+    """Probabilities (lists) per sequence, input order kept."""
+    batches = plan_batches([len(x) for x in ids], batch)
+    outs = []
+    model.eval()
+    with torch.inference_mode():
+        for b in batches:
+            seqs = [ids[i] for i in b]
+            logits = model(torch.tensor(pad(seqs), device=device), torch.tensor([len(s) for s in seqs]))
+            probs = logits if isinstance(model, Ensemble) else logits.softmax(-1)
+            outs.append(probs.float().cpu().tolist())
+    return scatter(batches, outs, len(ids))
+
+
+def _argmax_labels(probs: list, labels: list[str]) -> list[str]:
+    return [labels[max(range(len(p)), key=p.__getitem__)] for p in probs]
+
+
+def _schedule(optimizer, total: int, warmup: float):
+    warm = max(1, int(total * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _word_dropout(batch: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    if p <= 0:
+        return batch
+    drop = (torch.rand(batch.shape, generator=gen) < p) & (batch != 0)
+    return batch.masked_fill(drop.to(batch.device), UNK_ID)
+
+
+def train_member(arch: ClassifierConfig, cfg: TrainConfig, train_ids, train_y, dev_ids, dev_y, member: int,
+                 device: torch.device, progress: Progress) -> tuple[LSTMClassifier, float, list[dict]]:
+    """One classifier, early-stopped on dev accuracy; returns (best model, best acc, history)."""
+    seed = cfg.seed + member
+    torch.manual_seed(seed)
+    rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
+    model = LSTMClassifier(arch).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    best = (-1.0, None)
+    history, stale = [], 0
+    lengths = [len(x) for x in train_ids]
+    for epoch in range(cfg.epochs):
+        progress({"event": "epoch", "member": member, "epoch": epoch, "steps": steps_per_epoch})
+        for step, idx in enumerate(shuffled_buckets(lengths, cfg.batch_size, rng), start=1):
+            model.train()
+            seqs = [train_ids[i] for i in idx]
+            batch = _word_dropout(torch.tensor(pad(seqs)), cfg.word_dropout, gen).to(device)
+            logits = model(batch, torch.tensor([len(s) for s in seqs]))
+            loss = loss_fn(logits, torch.tensor([train_y[i] for i in idx], device=device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            optimizer.step()
+            scheduler.step()
+            progress({"event": "step", "loss": loss.item()})
+            if step % eval_every == 0 or step == steps_per_epoch:
+                acc = _accuracy(model, dev_ids, dev_y, device)
+                history.append({"member": member, "epoch": epoch + step / steps_per_epoch, "dev_accuracy": acc})
+                progress({"event": "eval", "dev_accuracy": acc, "best": max(acc, best[0])})
+                if acc > best[0]:
+                    best, stale = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+                else:
+                    stale += 1
+                if stale >= cfg.patience:
+                    break
+        if stale >= cfg.patience:
+            break
+    model.load_state_dict(best[1])
+    return model.eval(), best[0], history
+
+
+def _accuracy(model, ids, y, device) -> float:
+    probs = predict_probs(model, ids, device)
+    return sum(1 for p, g in zip(probs, y) if max(range(len(p)), key=p.__getitem__) == g) / len(y)
+
+
+def train_classifier(train: Labelled, dev: Labelled, cfg: TrainConfig, device: torch.device,
+                     progress: Progress = lambda event: None) -> TrainResult:
+    started = time.perf_counter()
+    if cfg.max_train_rows:
+        train = Labelled(train.texts[: cfg.max_train_rows], train.labels[: cfg.max_train_rows], train.source)
+    labels = sorted(set(train.labels))
+    unknown = sorted(set(dev.labels) - set(labels))
+    if len(labels) < 2 or unknown:
+        raise InputError(f"need >= 2 training labels covering dev; dev has unseen labels {unknown}"
+                         if unknown else "training data needs at least 2 distinct labels")
+    index = {label: i for i, label in enumerate(labels)}
+    tokenizer = train_tokenizer(train.texts, cfg.tokenizer, cfg.vocab_size, cfg.min_frequency)
+    train_ids, dev_ids = (encode_ids(tokenizer, d.texts, cfg.max_tokens) for d in (train, dev))
+    train_y, dev_y = [index[x] for x in train.labels], [index[x] for x in dev.labels]
+    arch = ClassifierConfig(vocab_size=tokenizer.get_vocab_size(), num_labels=len(labels), embed_dim=cfg.embed_dim,
+                            hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, dropout=cfg.dropout,
+                            pooling=cfg.pooling, members=cfg.members)
+    ensemble, accs, history = Ensemble(arch), [], []
+    for m in range(cfg.members):
+        member, acc, hist = train_member(arch, cfg, train_ids, train_y, dev_ids, dev_y, m, device, progress)
+        ensemble.members[m].load_state_dict(member.state_dict())
+        accs.append(acc)
+        history += hist
+    round_to_dtype(ensemble, cfg.weights_dtype)
+    ensemble = ensemble.to(device).eval()
+    report = classification_report(dev.labels, _argmax_labels(predict_probs(ensemble, dev_ids, device), labels),
+                                   labels)
+    return TrainResult(ensemble.cpu(), tokenizer, labels, report, accs, history, time.perf_counter() - started)
