@@ -45,10 +45,18 @@ def save_artifact(path: Path, model: Ensemble, tokenizer: Tokenizer, labels: lis
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save(str(tmp / "tokenizer.json"))
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _publish_modes(tmp)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
     return path
+
+
+def _publish_modes(folder: Path) -> None:
+    """mkdtemp makes 0700 folders: give the artifact ordinary modes (it ships as package data)."""
+    folder.chmod(0o755)
+    for file in folder.iterdir():
+        file.chmod(0o644)
 
 
 def update_config(path: Path, **changes) -> None:

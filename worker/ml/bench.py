@@ -86,4 +86,12 @@ def main(names, docs, file, device, threads):
 
 
 if __name__ == "__main__":
-    main()
+    from lstmq.errors import LstmqError
+
+    try:
+        main(standalone_mode=False)
+    except LstmqError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None

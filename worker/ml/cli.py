@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import shlex
 import sys
 from dataclasses import MISSING
 from pathlib import Path
@@ -41,7 +42,8 @@ def _train_options(func):
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 @_train_options
-def train_classifier(name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
+@click.pass_context
+def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
     from lstmq.settings import get_settings
     from worker.ml.operations import set_threads, train_and_save
@@ -51,8 +53,18 @@ def train_classifier(name, train_file, dev_file, text_field, label_field, out, d
     out = out or get_settings().user_model_dir / name
     with TrainProgress() as progress:
         report = train_and_save(name, train_file, dev_file, out, TrainConfig(**hp), device,
-                                (text_field, label_field), progress)
+                                (text_field, label_field), progress, _command_line(ctx))
     click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as given, minus options left at their defaults (recorded in the model card)."""
+    parts = ctx.command_path.split()
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Option) and value is not None and value != param.default:
+            parts += [param.opts[0], str(value)]
+    return shlex.join(parts)
 
 
 @click.command("eval")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,19 +22,16 @@ from worker.ml.train import Progress, train_classifier
 PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
 
 
-def command_line() -> str:
-    return "lstmq " + shlex.join(sys.argv[1:])
-
-
 def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: TrainConfig, device: str,
-                   fields: tuple[str, str] = ("text", "label"), progress: Progress = lambda e: None) -> dict:
+                   fields: tuple[str, str] = ("text", "label"), progress: Progress = lambda e: None,
+                   command: str = "") -> dict:
     """Train, write the artifact and its MODEL_CARD.md into ``out``; returns the dev report."""
     if not valid_name(name):
         raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
     train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
     dev_device = resolve_device(device)
     result = train_classifier(train, dev, cfg, dev_device, progress)
-    training = {"command": command_line(), "train_file": str(train_file), "dev_file": str(dev_file),
+    training = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file),
                 "train_rows": len(train), "dev_rows": len(dev), "train_counts": train.counts(),
                 "dev_counts": dev.counts(), "data_fingerprint": train.fingerprint(),
                 "hyperparameters": cfg.to_dict(), "seconds": round(result.seconds, 1),

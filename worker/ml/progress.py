@@ -38,6 +38,10 @@ class TrainProgress:
         elif kind == "eval" and self.task is not None:
             self.dev = f"{event['dev_accuracy']:.4f} (best {event['best']:.4f})"
             self.bar.update(self.task, dev=self.dev)
+            if not console.is_terminal:  # logs of background runs still get one line per evaluation
+                task = self.bar.tasks[-1]
+                console.print(f"{task.description} step {task.completed:.0f}/{task.total:.0f} "
+                              f"loss {self.loss:.4f} dev {self.dev} {task.elapsed or 0:.0f}s")
 
 
 def print_report(report: dict) -> None:
@@ -57,12 +61,16 @@ def print_report(report: dict) -> None:
 
 def print_models(models, broken) -> None:
     out = Console()
-    table = Table("name", "version", "kind", "labels", "dev accuracy", "dev macro-F1", "path")
+    from lstmq.settings import SHIPPED_MODEL_DIR
+
+    table = Table("name", "kind", "labels", "dev accuracy", "dev macro-F1", "from")
+    table.add_column("version", no_wrap=True, min_width=16)
     for m in models:
         dev = m.metrics.get("dev", {})
         acc, f1 = dev.get("accuracy"), dev.get("macro_f1")
-        table.add_row(m.name, m.version, m.kind, ", ".join(m.labels), "-" if acc is None else f"{acc:.4f}",
-                      "-" if f1 is None else f"{f1:.4f}", str(m.path))
+        table.add_row(m.name, m.kind, ", ".join(m.labels), "-" if acc is None else f"{acc:.4f}",
+                      "-" if f1 is None else f"{f1:.4f}",
+                      "shipped" if m.path.parent == SHIPPED_MODEL_DIR else str(m.path.parent), m.version)
     out.print(table)
     for name, error in broken:
         out.print(f"[red]broken[/red] {name}: {error}")

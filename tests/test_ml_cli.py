@@ -1,0 +1,162 @@
+"""The ML commands end to end, in-process: train classifier, eval, predict, models, and their errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import pytest
+import torch
+
+from lstmq.cli import main
+
+WORDS = {"pos": "great lovely superb fun brilliant".split(), "neg": "awful boring dull bad terrible".split()}
+FILLER = "the film was a and it this movie plot acting".split()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_jsonl(path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for i in range(n):
+            label = ("neg", "pos")[i % 2]
+            words = rng.choices(FILLER, k=rng.randint(3, 8)) + rng.choices(WORDS[label], k=2)
+            rng.shuffle(words)
+            fh.write(json.dumps({"text": " ".join(words), "label": label}) + "\n")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def model_home(tmp_path_factory):
+    """A user model dir holding `tiny`, trained once through `lstmq train classifier`."""
+    root = tmp_path_factory.mktemp("ml")
+    write_jsonl(root / "train.jsonl.gz", 240, 1)
+    write_jsonl(root / "dev.jsonl.gz", 60, 2)
+    return root
+
+
+@pytest.fixture
+def env(model_home, lstmq_env, capsys):
+    lstmq_env(model_dir=model_home / "models")
+    if not (model_home / "models" / "tiny").exists():
+        code, out, err = run(capsys, "train", "classifier", "--name", "tiny", "--train",
+                             str(model_home / "train.jsonl.gz"), "--dev", str(model_home / "dev.jsonl.gz"),
+                             "--embed-dim", "16", "--hidden-dim", "16", "--epochs", "4", "--batch-size", "16",
+                             "--lr", "0.01", "--min-frequency", "1", "--max-tokens", "12", "--device", "cpu")
+        assert code == 0, err
+        assert "tiny: dev accuracy" in out
+    from worker.ml.inference import clear_cache
+
+    clear_cache()
+    return model_home
+
+
+def test_train_writes_artifact_and_model_card(env):
+    path = env / "models" / "tiny"
+    assert {p.name for p in path.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md"}
+    config = json.loads((path / "config.json").read_text())
+    assert config["labels"] == ["neg", "pos"] and config["training"]["train_rows"] == 240
+    assert config["training"]["command"].startswith("lstmq train classifier --name tiny")
+    card = (path / "MODEL_CARD.md").read_text()
+    assert "lstmq train classifier --name tiny" in card and "Confusion matrix" in card
+
+
+def test_predict_jsonl_writes_id_label_score_in_input_order(env, capsys, tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "text": "great superb fun"}, {"text": "awful dull bad"}, {"id": 7, "text": "lovely"}]
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code, _, err = run(capsys, "predict", "--model", "tiny", str(src), "-o", str(tmp_path / "out.jsonl"))
+    assert code == 0, err
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["id"] for o in out] == ["a", 1, 7]
+    assert [o["label"] for o in out] == ["pos", "neg", "pos"]
+    assert all(set(o) == {"id", "label", "score"} and 0.5 <= o["score"] <= 1 for o in out)
+
+
+def test_predict_reads_csv_and_text_lines_to_stdout(env, capsys, tmp_path):
+    (tmp_path / "in.csv").write_text('id,text\nx1,"great, lovely fun"\nx2,awful boring\n')
+    (tmp_path / "in.txt").write_text("great lovely\nterrible dull\n")
+    for name, ids in (("in.csv", ["x1", "x2"]), ("in.txt", [0, 1])):
+        code, out, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / name))
+        assert code == 0, err
+        results = [json.loads(line) for line in out.splitlines()]
+        assert [(r["id"], r["label"]) for r in results] == list(zip(ids, ["pos", "neg"]))
+
+
+def test_predict_gives_bad_records_an_error_and_keeps_going(env, capsys, tmp_path):
+    src = tmp_path / "bad.jsonl"
+    lines = [b'{"text": "great fun"}', b'{"text": ""}', b'{"text": "   "}', b"\xff\xfe not utf-8",
+             b"{not json", json.dumps({"text": "lovely " * 100_000}).encode(), b'{"text": "qqq zzz"}', b'{"id": 3}']
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    code, out, err = run(capsys, "predict", "--model", "tiny", str(src))
+    assert code == 0, err
+    ok, empty, blank, undecodable, broken, huge, unknown, no_text = [json.loads(x) for x in out.splitlines()]
+    assert ok["label"] == "pos" and "error" not in ok
+    assert empty["error"] == blank["error"] == "empty text" and empty["label"] is None and empty["score"] is None
+    assert undecodable == {"id": 3, "label": None, "score": None, "error": "undecodable bytes (not UTF-8)"}
+    assert broken["id"] == 4 and broken["error"].startswith("invalid JSON")
+    assert huge["label"] == "pos" and huge["flags"] == ["truncated"]
+    assert unknown["flags"] == ["no_known_tokens"] and unknown["label"] in ("pos", "neg")
+    assert no_text["id"] == 3 and no_text["error"] == "no string 'text' field"
+
+
+def test_eval_json_reports_accuracy_f1_and_confusion(env, capsys):
+    code, out, err = run(capsys, "eval", "--model", "tiny", str(env / "dev.jsonl.gz"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["rows"] == 60 and report["accuracy"] > 0.8
+    assert set(report["per_class"]) == {"neg", "pos"} and {"precision", "recall", "f1"} <= set(report["per_class"]["pos"])
+    assert sum(map(sum, report["confusion"])) == 60 and 0 < report["macro_f1"] <= 1
+
+
+def test_models_lists_name_version_labels_and_metrics(env, capsys):
+    code, out, err = run(capsys, "models", "--json")
+    assert code == 0, err
+    tiny = next(m for m in json.loads(out)["models"] if m["name"] == "tiny")
+    assert tiny["labels"] == ["neg", "pos"] and len(tiny["version"]) == 16
+    assert tiny["metrics"]["dev"]["accuracy"] > 0.8
+
+
+def test_unknown_model_is_one_line_error_listing_installed(env, capsys, tmp_path):
+    (tmp_path / "in.txt").write_text("hello\n")
+    code, out, err = run(capsys, "predict", "--model", "nope", str(tmp_path / "in.txt"))
+    assert code != 0 and out == ""
+    assert err.startswith("error: unknown model 'nope'; installed: ") and "tiny" in err
+    assert err.count("\n") == 1
+
+
+def test_corrupt_artifact_is_a_clear_error_not_a_traceback(env, capsys, tmp_path):
+    import shutil
+
+    broken = env / "models" / "broken"
+    shutil.copytree(env / "models" / "tiny", broken)
+    (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    (tmp_path / "in.txt").write_text("hello\n")
+    try:
+        code, _, err = run(capsys, "predict", "--model", "broken", str(tmp_path / "in.txt"))
+    finally:
+        shutil.rmtree(broken)
+    assert code != 0 and err.startswith("error: model artifact") and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_missing_input_file_is_one_line_error(env, capsys, tmp_path):
+    code, _, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / "absent.jsonl"))
+    assert code != 0 and "absent.jsonl" in err and err.count("\n") == 1
