@@ -57,13 +57,19 @@ def celery_argv(queues: list[str], pool: str, concurrency: int, loglevel: str, h
               help="Batches processed at once (processes on CPU, threads on CUDA).")
 @click.option("--loglevel", "-l", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--threads", type=click.IntRange(min=1),
+              help="torch CPU threads per process [default: cores / concurrency]. On a busy "
+                   "shared host, 1 avoids threads spinning against each other.")
 @click.option("--hostname", "-n", help="Worker node name (Celery's -n), e.g. gpu0@%h.")
-def worker(queues: str | None, device: str, concurrency: int, loglevel: str, hostname: str | None) -> None:
+def worker(queues: str | None, device: str, concurrency: int, loglevel: str, threads: int | None,
+           hostname: str | None) -> None:
     """Run a worker: load models lazily, classify/render batches, write results to the database."""
     queue_list = parse_queues(queues)
     pool = choose_pool(device, concurrency)
-    if pool == "prefork":
-        # Read by torch when each child first imports it (the parent never does).
+    # Read by torch when it is first imported, in the process that runs batches (never here).
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    else:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
     from worker.celery_app import app, startup_checks
 
