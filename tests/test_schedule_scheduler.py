@@ -4,78 +4,21 @@ Every wait is bounded; every scheduler started here is stopped in teardown."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from producer_fixtures import celery_app, models, queued_payloads  # noqa: F401
-from sqlalchemy import func, select
+from producer_fixtures import celery_app, models  # noqa: F401
+from schedule_helpers import beat_runs, queued_texts, start, wait_until, write  # noqa: F401
 
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Document, ScheduleRun, utcnow
+from lstmq.db.schema import ScheduleRun, utcnow
 from producer.schedule import Timing
 from producer.schedule_store import NewSchedule, add_schedule
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-
-
-def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-class Scheduler:
-    def __init__(self, log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "lstmq", "scheduler"], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout_s: float = 20) -> int:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def start(tmp_path):
-    started: list[Scheduler] = []
-
-    def start_one() -> Scheduler:
-        started.append(Scheduler(tmp_path / f"scheduler{len(started)}.log"))
-        return started[-1]
-
-    yield start_one
-    for proc in started:
-        proc.stop()
-
-
-def write(path: Path, *texts: str, mode: str = "a") -> None:
-    with path.open(mode) as fh:
-        fh.writelines(json.dumps({"text": t}) + "\n" for t in texts)
 
 
 @pytest.fixture
@@ -90,18 +33,6 @@ def add(engine, corpus: Path, every_s: int = 2) -> int:
     with session_scope(engine) as session:
         return add_schedule(session, NewSchedule(name="dumps", path=str(corpus / "*.jsonl"), task="classify",
                                                  model="tiny-clf", timing=Timing(every_s=every_s))).id
-
-
-def beat_runs(engine) -> list[ScheduleRun]:
-    with session_scope(engine) as session:
-        return list(session.scalars(select(ScheduleRun).where(ScheduleRun.trigger == "beat").order_by(ScheduleRun.id)))
-
-
-def queued_texts(engine, redis_url) -> Counter:
-    ids = [doc["id"] for payload in queued_payloads(redis_url) for doc in payload["docs"]]
-    with session_scope(engine) as session:
-        text_of = dict(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids))).all())
-    return Counter(text_of[i] for i in ids)
 
 
 def test_a_corpus_on_a_2s_schedule_has_appended_lines_and_new_files_queued_exactly_once(
