@@ -116,12 +116,21 @@ def test_an_all_bad_batch_returns_only_errors(classifier):
     assert classifier.predict([]) == []
 
 
-def test_ensemble_members_are_trained_with_different_seeds():
+def test_ensemble_members_are_trained_with_different_seeds_and_reported_one_by_one():
     cfg = TrainConfig(**{**TINY, "epochs": 1, "members": 2})
-    result = train_classifier(synthetic(90, 1), synthetic(30, 2), cfg, torch.device("cpu"))
+    seen = []
+    result = train_classifier(synthetic(90, 1), synthetic(30, 2), cfg, torch.device("cpu"),
+                              on_member=lambda r: seen.append(len(r.model.members)))
     first, second = (m.head.weight for m in result.model.members)
     assert not torch.equal(first, second)
-    assert len(result.member_dev_accuracy) == 2
+    assert len(result.member_dev_accuracy) == 2 and seen == [1, 2]
+
+
+def test_time_budget_stops_training_but_keeps_the_first_members_best_weights():
+    cfg = TrainConfig(**{**TINY, "members": 3, "max_minutes": 1e-9})
+    result = train_classifier(synthetic(90, 1), synthetic(30, 2), cfg, torch.device("cpu"))
+    assert len(result.model.members) == 1 and result.model.cfg.members == 1
+    assert len(result.history) == 1  # evaluated once, right after the step that ran out of time
 
 
 def test_dev_labels_unseen_in_training_are_refused():

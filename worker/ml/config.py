@@ -11,6 +11,8 @@ HELP = {
     "warmup": "fraction of steps with linear warm-up, then cosine decay",
     "word_dropout": "probability of replacing a training token by [UNK]",
     "patience": "dev evaluations without improvement before stopping",
+    "max_minutes": "wall-clock budget: stop then, keeping the best weights of finished work",
+    "max_train_rows": "train on a seeded random sample of N rows (quick runs)",
     "weights_dtype": "float16 | float32 (stored precision)",
 }
 
@@ -39,6 +41,7 @@ class TrainConfig:
     evals_per_epoch: int = 1
     seed: int = 13
     max_train_rows: int | None = None
+    max_minutes: float | None = None  # wall-clock budget; see train.train_classifier
     weights_dtype: str = "float16"  # stored precision; dev metrics are measured after rounding to it
 
     def to_dict(self) -> dict:

@@ -29,19 +29,22 @@ def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: 
     if not valid_name(name):
         raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
     train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
-    dev_device = resolve_device(device)
-    result = train_classifier(train, dev, cfg, dev_device, progress)
-    training = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file),
-                "train_rows": len(train), "dev_rows": len(dev), "train_counts": train.counts(),
-                "dev_counts": dev.counts(), "data_fingerprint": train.fingerprint(),
-                "hyperparameters": cfg.to_dict(), "seconds": round(result.seconds, 1),
-                "hardware": hardware(dev_device), "member_dev_accuracy": result.member_dev_accuracy}
-    extra = {"name": name, "training": training, "metrics": {"dev": summary(result.dev_report)}}
-    save_artifact(out, result.model, result.tokenizer, result.labels, cfg.max_tokens, extra, cfg.weights_dtype)
-    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    card = render_card(name, version_id(out), config, result.dev_report, result.member_dev_accuracy)
-    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-    return result.dev_report
+    run_device = resolve_device(device)
+    base = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file), "train_rows": len(train),
+            "dev_rows": len(dev), "train_counts": train.counts(), "dev_counts": dev.counts(),
+            "data_fingerprint": train.fingerprint(), "hyperparameters": cfg.to_dict(),
+            "hardware": hardware(run_device)}
+
+    def save(result) -> None:  # after every ensemble member, so a long run has a usable model early
+        training = {**base, "seconds": round(result.seconds, 1), "member_dev_accuracy": result.member_dev_accuracy,
+                    "members_trained": len(result.member_dev_accuracy)}
+        extra = {"name": name, "training": training, "metrics": {"dev": summary(result.dev_report)}}
+        save_artifact(out, result.model, result.tokenizer, result.labels, cfg.max_tokens, extra, cfg.weights_dtype)
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        card = render_card(name, version_id(out), config, result.dev_report, result.member_dev_accuracy)
+        (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+
+    return train_classifier(train, dev, cfg, run_device, progress, save).dev_report
 
 
 def evaluate_file(model: str, file: Path, device: str = "auto", fields: tuple[str, str] = ("text", "label")) -> dict:

@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -80,9 +80,13 @@ def _word_dropout(batch: torch.Tensor, p: float, gen: torch.Generator) -> torch.
     return batch.masked_fill(drop.to(batch.device), UNK_ID)
 
 
-def train_member(arch: ClassifierConfig, cfg: TrainConfig, train_ids, train_y, dev_ids, dev_y, member: int,
-                 device: torch.device, progress: Progress) -> tuple[LSTMClassifier, float, list[dict]]:
-    """One classifier, early-stopped on dev accuracy; returns (best model, best acc, history)."""
+def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: int, device: torch.device,
+                 progress: Progress, deadline: float | None) -> tuple[LSTMClassifier, float, list[dict], bool]:
+    """One classifier, early-stopped on dev accuracy -> (best model, best acc, history, finished).
+
+    ``finished`` is False when ``deadline`` (a perf_counter time) cut training short.
+    """
+    train_ids, train_y, dev_ids, dev_y = data
     seed = cfg.seed + member
     torch.manual_seed(seed)
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
@@ -92,37 +96,48 @@ def train_member(arch: ClassifierConfig, cfg: TrainConfig, train_ids, train_y, d
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
-    best = (-1.0, None)
-    history, stale = [], 0
     lengths = [len(x) for x in train_ids]
+    tracker = _Best(cfg.patience)
     for epoch in range(cfg.epochs):
         progress({"event": "epoch", "member": member, "epoch": epoch, "steps": steps_per_epoch})
         for step, idx in enumerate(shuffled_buckets(lengths, cfg.batch_size, rng), start=1):
-            model.train()
             seqs = [train_ids[i] for i in idx]
+            model.train()
             batch = _word_dropout(torch.tensor(pad(seqs)), cfg.word_dropout, gen).to(device)
-            logits = model(batch, torch.tensor([len(s) for s in seqs]))
-            loss = loss_fn(logits, torch.tensor([train_y[i] for i in idx], device=device))
+            loss = loss_fn(model(batch, torch.tensor([len(s) for s in seqs])),
+                           torch.tensor([train_y[i] for i in idx], device=device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             optimizer.step()
             scheduler.step()
             progress({"event": "step", "loss": loss.item()})
-            if step % eval_every == 0 or step == steps_per_epoch:
+            late = deadline is not None and time.perf_counter() > deadline
+            if step % eval_every == 0 or step == steps_per_epoch or late:
                 acc = _accuracy(model, dev_ids, dev_y, device)
-                history.append({"member": member, "epoch": epoch + step / steps_per_epoch, "dev_accuracy": acc})
-                progress({"event": "eval", "dev_accuracy": acc, "best": max(acc, best[0])})
-                if acc > best[0]:
-                    best, stale = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()}), 0
-                else:
-                    stale += 1
-                if stale >= cfg.patience:
-                    break
-        if stale >= cfg.patience:
+                tracker.update(model, acc, {"member": member, "epoch": round(epoch + step / steps_per_epoch, 3)})
+                progress({"event": "eval", "dev_accuracy": acc, "best": tracker.acc})
+            if tracker.stale >= cfg.patience or late:
+                break
+        if tracker.stale >= cfg.patience or late:
             break
-    model.load_state_dict(best[1])
-    return model.eval(), best[0], history
+    model.load_state_dict(tracker.state)
+    return model.eval(), tracker.acc, tracker.history, not late
+
+
+class _Best:
+    """Early stopping: keeps the best weights and counts evaluations without improvement."""
+
+    def __init__(self, patience: int):
+        self.patience, self.acc, self.state, self.stale, self.history = patience, -1.0, None, 0, []
+
+    def update(self, model: nn.Module, acc: float, where: dict) -> None:
+        self.history.append({**where, "dev_accuracy": acc})
+        if acc > self.acc:
+            self.acc, self.stale = acc, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
 
 
 def _accuracy(model, ids, y, device) -> float:
@@ -130,11 +145,11 @@ def _accuracy(model, ids, y, device) -> float:
     return sum(1 for p, g in zip(probs, y) if max(range(len(p)), key=p.__getitem__) == g) / len(y)
 
 
-def train_classifier(train: Labelled, dev: Labelled, cfg: TrainConfig, device: torch.device,
-                     progress: Progress = lambda event: None) -> TrainResult:
-    started = time.perf_counter()
-    if cfg.max_train_rows:
-        train = Labelled(train.texts[: cfg.max_train_rows], train.labels[: cfg.max_train_rows], train.source)
+def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
+    """(labels, tokenizer, architecture, (train_ids, train_y, dev_ids, dev_y))."""
+    if cfg.max_train_rows and cfg.max_train_rows < len(train):
+        keep = sorted(random.Random(cfg.seed).sample(range(len(train)), cfg.max_train_rows))
+        train = Labelled([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source)
     labels = sorted(set(train.labels))
     unknown = sorted(set(dev.labels) - set(labels))
     if len(labels) < 2 or unknown:
@@ -143,18 +158,47 @@ def train_classifier(train: Labelled, dev: Labelled, cfg: TrainConfig, device: t
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = train_tokenizer(train.texts, cfg.tokenizer, cfg.vocab_size, cfg.min_frequency)
     train_ids, dev_ids = (encode_ids(tokenizer, d.texts, cfg.max_tokens) for d in (train, dev))
-    train_y, dev_y = [index[x] for x in train.labels], [index[x] for x in dev.labels]
+    data = (train_ids, [index[x] for x in train.labels], dev_ids, [index[x] for x in dev.labels])
     arch = ClassifierConfig(vocab_size=tokenizer.get_vocab_size(), num_labels=len(labels), embed_dim=cfg.embed_dim,
                             hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, dropout=cfg.dropout,
                             pooling=cfg.pooling, members=cfg.members)
-    ensemble, accs, history = Ensemble(arch), [], []
-    for m in range(cfg.members):
-        member, acc, hist = train_member(arch, cfg, train_ids, train_y, dev_ids, dev_y, m, device, progress)
-        ensemble.members[m].load_state_dict(member.state_dict())
-        accs.append(acc)
-        history += hist
+    return labels, tokenizer, arch, data
+
+
+def _assemble(arch, members, cfg, labels, tokenizer, dev: Labelled, dev_ids, device) -> TrainResult:
+    """The finished members as one Ensemble, rounded to the stored dtype, with its dev report."""
+    ensemble = Ensemble(replace(arch, members=len(members)))
+    for slot, member in zip(ensemble.members, members):
+        slot.load_state_dict(member.state_dict())
     round_to_dtype(ensemble, cfg.weights_dtype)
     ensemble = ensemble.to(device).eval()
-    report = classification_report(dev.labels, _argmax_labels(predict_probs(ensemble, dev_ids, device), labels),
-                                   labels)
-    return TrainResult(ensemble.cpu(), tokenizer, labels, report, accs, history, time.perf_counter() - started)
+    preds = _argmax_labels(predict_probs(ensemble, dev_ids, device), labels)
+    return TrainResult(ensemble.cpu(), tokenizer, labels, classification_report(dev.labels, preds, labels), [])
+
+
+def train_classifier(train: Labelled, dev: Labelled, cfg: TrainConfig, device: torch.device,
+                     progress: Progress = lambda event: None,
+                     on_member: Callable[[TrainResult], None] = lambda result: None) -> TrainResult:
+    """Train ``cfg.members`` classifiers; ``on_member`` gets the ensemble so far after each one.
+
+    With ``cfg.max_minutes``, training stops at that wall-clock budget: a first member keeps its
+    best weights so far; a later unfinished member is dropped (it would only dilute the ensemble).
+    """
+    started = time.perf_counter()
+    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
+    labels, tokenizer, arch, data = _prepare(train, dev, cfg)
+    members, accs, history, result = [], [], [], None
+    for m in range(cfg.members):
+        model, acc, hist, finished = train_member(arch, cfg, data, m, device, progress, deadline)
+        if not finished and members:
+            break
+        members.append(model)
+        accs.append(acc)
+        history += hist
+        result = _assemble(arch, members, cfg, labels, tokenizer, dev, data[2], device)
+        result.member_dev_accuracy, result.history = list(accs), list(history)
+        result.seconds = time.perf_counter() - started
+        on_member(result)
+        if not finished:
+            break
+    return result
