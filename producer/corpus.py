@@ -98,18 +98,19 @@ def is_gzip(fh: BinaryIO) -> bool:
 class LineReader:
     """Lines of a file between ``plan.start`` and ``stop`` (the size seen by ``stat``).
 
-    Iterating yields raw lines; afterwards ``offset`` and ``lines`` say how far it got. A last
-    line without a newline is left for a later run (a writer may be mid-line) unless
-    ``plan.include_tail``.
+    Iterating yields raw lines, at most ``max_lines``; afterwards ``offset`` and ``lines`` say
+    how far it got. A last line without a newline is left for a later run (a writer may be
+    mid-line) unless ``plan.include_tail``.
     """
 
-    def __init__(self, fh: BinaryIO, plan: ReadPlan, stop: int):
+    def __init__(self, fh: BinaryIO, plan: ReadPlan, stop: int, max_lines: int | None = None):
         self._fh, self._stop, self._tail = fh, stop, plan.include_tail
         self.offset, self.lines = plan.start, plan.start_line
+        self._last = None if max_lines is None else plan.start_line + max_lines
 
     def __iter__(self) -> Iterator[bytes]:
         self._fh.seek(self.offset)
-        while self.offset < self._stop:
+        while self.offset < self._stop and self.lines != self._last:
             line = self._fh.readline(self._stop - self.offset)
             if not line or (not line.endswith(b"\n") and not self._tail):
                 return

@@ -24,6 +24,7 @@ from producer.records import Record, Rejected
 class FileScan:
     path: str
     plan: ReadPlan
+    lines_read: int = 0
     cursor: Cursor | None = None  # to store; None: keep the old one
     records: list[Record] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
@@ -40,12 +41,14 @@ def file_format(path: str, fmt: str | None) -> str:
     return fmt or _format_from_name(Path(path))
 
 
-def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields, fresh: bool = False) -> FileScan:
-    """Read what is new in ``path``; ``fresh`` ignores the cursor (reprocessing)."""
+def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields, fresh: bool = False,
+              max_lines: int | None = None) -> FileScan:
+    """Read what is new in ``path`` (at most ``max_lines``, the rest is left for the next
+    run; gzip files are read whole); ``fresh`` ignores the cursor (reprocessing)."""
     try:
         with open(path, "rb") as fh:
             stat = FileStat.of(os.fstat(fh.fileno()))
-            return _scan_open(fh, path, stat, None if fresh else cursor, file_format(path, fmt), fields)
+            return _scan_open(fh, path, stat, None if fresh else cursor, file_format(path, fmt), fields, max_lines)
     except FileNotFoundError:
         return FileScan(path, ReadPlan("deleted"), problem=f"{path}: deleted")
     except InputError as exc:
@@ -54,7 +57,8 @@ def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields,
         return FileScan(path, ReadPlan("unreadable"), problem=f"{path}: cannot read ({exc.strerror or exc})")
 
 
-def _scan_open(fh: BinaryIO, path: str, stat: FileStat, cursor: Cursor | None, fmt: str, fields: Fields) -> FileScan:
+def _scan_open(fh: BinaryIO, path: str, stat: FileStat, cursor: Cursor | None, fmt: str, fields: Fields,
+               max_lines: int | None) -> FileScan:
     whole = is_gzip(fh)
     plan = plan_read(cursor, stat, lambda n: head_hash(fh, n), whole_file=whole)
     scan = FileScan(path, plan)
@@ -62,12 +66,13 @@ def _scan_open(fh: BinaryIO, path: str, stat: FileStat, cursor: Cursor | None, f
         return scan
     if whole:
         lines = _read_whole(fh, path, fmt, fields, scan)
-        scan.cursor = next_cursor(fh, stat, stat.size, lines)
+        scan.cursor, scan.lines_read = next_cursor(fh, stat, stat.size, lines), lines
         return scan
-    reader = LineReader(fh, plan, stat.size)
+    reader = LineReader(fh, plan, stat.size, max_lines)
     new_lines = list(reader)
     _parse(fh, path, fmt, fields, plan, new_lines, scan)
     scan.cursor = next_cursor(fh, stat, reader.offset, reader.lines)
+    scan.lines_read = reader.lines - plan.start_line
     return scan
 
 

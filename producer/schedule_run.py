@@ -78,16 +78,20 @@ def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[S
     from producer.schedule_store import get_schedule
 
     now = utcnow()
+    free = [Schedule.id == schedule_id, or_(Schedule.lease_until.is_(None), Schedule.lease_until < now)]
+    if trigger == "beat":
+        free.append(Schedule.paused.is_(False))
     with session_scope(engine) as session:
-        sched = get_schedule(session, schedule_id)
-        if trigger == "beat" and sched.paused:
-            return sched, None
+        # The write comes first: SQLite then waits for the write lock instead of failing a
+        # read transaction that another run's commit made stale.
         taken = session.execute(
-            update(Schedule)
-            .where(Schedule.id == schedule_id, or_(Schedule.lease_until.is_(None), Schedule.lease_until < now))
+            update(Schedule).where(*free)
             .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_S))
             .execution_options(synchronize_session=False)
         ).rowcount == 1
+        sched = get_schedule(session, schedule_id)
+        if not taken and trigger == "beat" and sched.paused:
+            return sched, None
         run = ScheduleRun(schedule_id=schedule_id, trigger=trigger, state=RUNNING if taken else SKIPPED,
                           problems=[] if taken else ["another run of this schedule was in progress"],
                           started_at=now, finished_at=None if taken else now)

@@ -15,6 +15,9 @@ from producer.corpus_scan import FileScan, match_files, scan_file
 from producer.readers import Fields
 
 MAX_EXTERNAL_ID_CHARS = 512
+# New lines one run reads at most: bounds its memory, its transaction and so its duration
+# (well inside the lease); the next run continues where this one stopped.
+MAX_RUN_LINES = 100_000
 NOTED_REASONS = ("truncated", "replaced", "rewritten")  # worth a line in the run's history
 
 
@@ -41,9 +44,11 @@ def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, re
         fence(session, sched.id, token)
         cursors = load_cursors(session, sched.id)
         paths = match_files(sched.path_glob)
-        scans = [scan_file(p, cursors.get(p), sched.format, fields, fresh=reprocess) for p in paths]
+        scans = _scan_files(paths, cursors, sched.format, fields, reprocess)
         gone = sorted(set(cursors) - set(paths))
         result = _summarise(scans, gone, len(paths))
+        if not reprocess and sum(scan.lines_read for scan in scans) >= MAX_RUN_LINES:
+            result.problems.append(f"read the most one run reads ({MAX_RUN_LINES} new lines); the next run goes on")
         candidates = newest_by_key(r for scan in scans for r in scan.records)
         if candidates:
             version = find_model(sched.model).version
@@ -54,6 +59,19 @@ def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, re
         store_cursors(session, sched.id, {s.path: s.cursor for s in scans if s.cursor is not None}, gone)
         session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(job_id=result.job_id))
     return result
+
+
+def _scan_files(paths: list[str], cursors: dict, fmt: str | None, fields: Fields, reprocess: bool) -> list[FileScan]:
+    """Scan files in order until MAX_RUN_LINES new lines were read (the rest waits for the
+    next run, which continues from the cursors). Reprocessing reads everything."""
+    scans: list[FileScan] = []
+    budget = None if reprocess else MAX_RUN_LINES
+    for path in paths:
+        if budget is not None and budget <= 0:
+            break
+        scans.append(scan_file(path, cursors.get(path), fmt, fields, fresh=reprocess, max_lines=budget))
+        budget = None if budget is None else budget - scans[-1].lines_read
+    return scans
 
 
 def _summarise(scans: list[FileScan], gone: list[str], matched: int) -> ScanResult:

@@ -212,3 +212,26 @@ def test_a_live_lease_makes_a_second_run_a_recorded_skip(sched, migrated_db):
         states = session.scalars(select(ScheduleRun.state).order_by(ScheduleRun.id)).all()
         assert states == ["running", "skipped"]
         assert get_schedule(session, "dumps").lease_token == "someone-else"
+
+
+def test_a_run_reads_at_most_its_share_of_new_lines_and_the_next_run_goes_on(sched, migrated_db, redis_url,
+                                                                               corpus, monkeypatch):
+    import producer.schedule_scan as scanning
+
+    monkeypatch.setattr(scanning, "MAX_RUN_LINES", 2)
+    write(corpus / "day2.jsonl", "b1", "b2")
+    reports = [sched() for _ in range(4)]
+    assert [r.scan.queued for r in reports] == [2, 2, 1, 0]
+    assert "read the most one run reads (2 new lines)" in reports[0].scan.problems[0]
+    assert queued_texts(migrated_db, redis_url) == Counter({t: 1 for t in ("a1", "a2", "a3", "b1", "b2")})
+
+
+def test_a_paused_schedule_is_not_run_by_beat_but_can_be_run_by_hand(sched, migrated_db):
+    from producer.schedule_store import set_paused
+
+    with session_scope(migrated_db) as session:
+        set_paused(session, "dumps", True)
+    assert sched(trigger="beat").run_id is None
+    assert sched(trigger="manual").scan.queued == 3
+    with session_scope(migrated_db) as session:
+        assert session.scalars(select(ScheduleRun.trigger)).all() == ["manual"]
