@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     batch_size: int = DEFAULT_BATCH_DOCS
+    # Folders (separated by ":") that scheduled corpora may read; unset: anywhere.
+    corpus_roots: str | None = None
 
     @field_validator("broker_url", "database_url", mode="before")
     @classmethod

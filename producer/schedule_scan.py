@@ -10,7 +10,9 @@ from sqlalchemy import Engine, insert, select, update
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule, ScheduleRun
 from lstmq.modelstore import find_model
+from producer.corpus import ReadPlan
 from producer.corpus_ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
+from producer.corpus_roots import corpus_roots, within
 from producer.corpus_scan import FileScan, match_files, scan_file
 from producer.readers import Fields
 
@@ -66,9 +68,13 @@ def _scan_files(paths: list[str], cursors: dict, fmt: str | None, fields: Fields
     next run, which continues from the cursors). Reprocessing reads everything."""
     scans: list[FileScan] = []
     budget = None if reprocess else MAX_RUN_LINES
+    roots = corpus_roots()
     for path in paths:
         if budget is not None and budget <= 0:
             break
+        if not within(path, roots):
+            scans.append(FileScan(path, ReadPlan("outside"), problem=f"{path}: outside LSTMQ_CORPUS_ROOTS, not read"))
+            continue
         scans.append(scan_file(path, cursors.get(path), fmt, fields, fresh=reprocess, max_lines=budget))
         budget = None if budget is None else budget - scans[-1].lines_read
     return scans

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job, Schedule, ScheduleRun
+from producer.corpus_roots import check_glob
 from producer.corpus_scan import file_format, match_files
 from producer.readers import FORMATS
 from producer.schedule import ScheduleError, ScheduleNotFound, Timing, check_name
@@ -41,6 +42,7 @@ def validate(new: NewSchedule) -> Schedule:
     files = match_files(pattern)
     if not files:
         raise ScheduleError(f"--path {new.path!r} matches no file (a glob such as 'corpus/*.jsonl' or 'corpus/**/*.jsonl')")
+    check_glob(pattern, files)
     for path in files:
         file_format(path, new.format)  # InputError when the format cannot be told
     check_model(new.task, new.model)

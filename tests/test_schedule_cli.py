@@ -99,3 +99,18 @@ def test_the_scheduler_refuses_to_start_without_redis(capsys, corpus, monkeypatc
     get_settings.cache_clear()
     code, _, err = lstmq(capsys, "scheduler")
     assert code == 2 and err.startswith("error: lstmq scheduler needs Redis (LSTMQ_BROKER_URL=redis://...)")
+
+
+def test_add_refuses_a_glob_outside_the_corpus_roots(capsys, corpus, tmp_path, monkeypatch):
+    from lstmq.settings import get_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.jsonl").write_text('{"text": "secret"}\n')
+    monkeypatch.setenv("LSTMQ_CORPUS_ROOTS", str(corpus))
+    get_settings.cache_clear()
+    code, _, err = lstmq(capsys, "schedule", "add", "x", "--path", str(elsewhere / "*.jsonl"), "--model", "tiny-clf",
+                         "--every", "1h")
+    assert code == 2 and err == (f"error: --path '{elsewhere}/*.jsonl' reaches {elsewhere}, "
+                                 f"outside LSTMQ_CORPUS_ROOTS ({corpus})\n")
+    assert lstmq(capsys, *ADD, "--every", "1h")[0] == 0

@@ -235,3 +235,17 @@ def test_a_paused_schedule_is_not_run_by_beat_but_can_be_run_by_hand(sched, migr
     assert sched(trigger="manual").scan.queued == 3
     with session_scope(migrated_db) as session:
         assert session.scalars(select(ScheduleRun.trigger)).all() == ["manual"]
+
+
+def test_a_file_reaching_outside_the_corpus_roots_is_skipped_and_reported(sched, migrated_db, corpus, tmp_path,
+                                                                          monkeypatch):
+    from lstmq.settings import get_settings
+
+    secret = tmp_path / "secret.jsonl"
+    write(secret, "do not read me")
+    (corpus / "link.jsonl").symlink_to(secret)
+    monkeypatch.setenv("LSTMQ_CORPUS_ROOTS", str(corpus))
+    get_settings.cache_clear()
+    report = sched()
+    assert report.scan.queued == 3
+    assert report.scan.problems == [f"{corpus}/link.jsonl: outside LSTMQ_CORPUS_ROOTS, not read"]
