@@ -12,6 +12,14 @@ MAX_EXTERNAL_ID_CHARS = 512  # documents.external_id is VARCHAR(512)
 STDIN_NAME = "<stdin>"
 
 
+@dataclass(frozen=True)
+class Fields:
+    """Where a record keeps its text and its external id (JSON key or CSV column)."""
+
+    text: str = "text"
+    id: str = "id"
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One accepted input record. ``external_id`` None means "use the record number"."""

@@ -1,0 +1,55 @@
+"""Opening inputs as binary line streams: gzip by magic bytes, binary files refused, and
+mid-stream failures (a truncated gzip, an I/O error) turned into one ``InputError`` line."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from lstmq.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 8192  # a NUL in the first 8 KiB (after gunzip) means a binary file
+READ_BUFFER_BYTES = 1 << 16
+
+
+def open_text_stream(raw: BinaryIO, name: str) -> BinaryIO:
+    """``raw`` gunzipped when it starts with the gzip magic; refuses binary content."""
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw, READ_BUFFER_BYTES)
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), READ_BUFFER_BYTES)
+    try:
+        head = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{name}: unreadable ({exc})") from None
+    if b"\x00" in head:
+        raise InputError(f"{name}: binary file, not text")
+    return _GuardedStream(buffered, name)
+
+
+class _GuardedStream:
+    """Line iteration whose mid-stream failures (corrupt gzip, I/O) become one InputError."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._stream, self._name = stream, name
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{self._name}: unreadable ({exc})") from None
+
+    def read_all(self) -> bytes:
+        try:
+            return self._stream.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{self._name}: unreadable ({exc})") from None
+
+
+def decode(raw: bytes, first: bool) -> str:
+    # surrogateescape keeps bad bytes visible to the field checks instead of failing the file.
+    line = raw.decode("utf-8", "surrogateescape")
+    return line.removeprefix("\ufeff") if first else line
