@@ -22,9 +22,10 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 366 * 86400
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-# A beat message older than this is dropped unread: a busy scheduler never works off a backlog
-# of stale firings, the next firing does the same work.
+# A beat message older than its period (at least MIN_MESSAGE_EXPIRY_S, so a loaded host still
+# gets to it) is dropped unread: a busy scheduler never works off a backlog of stale firings.
 CRON_MESSAGE_EXPIRY_S = 60
+MIN_MESSAGE_EXPIRY_S = 10
 
 
 class ScheduleError(UserError):
@@ -96,7 +97,7 @@ class Timing:
         return parse_cron(self.cron)
 
     def message_expiry_s(self) -> int:
-        return self.every_s if self.every_s is not None else CRON_MESSAGE_EXPIRY_S
+        return max(self.every_s, MIN_MESSAGE_EXPIRY_S) if self.every_s is not None else CRON_MESSAGE_EXPIRY_S
 
     def describe(self) -> str:
         return f"every {format_interval(self.every_s)}" if self.every_s is not None else f"cron {self.cron}"

@@ -42,7 +42,8 @@ def test_timing_needs_exactly_one_of_every_and_cron():
 
 
 def test_a_beat_message_expires_after_one_period_so_backlogs_never_pile_up():
-    assert Timing(every_s=2).message_expiry_s() == 2
+    assert Timing(every_s=2).message_expiry_s() == 10  # but never sooner than 10 s
+    assert Timing(every_s=900).message_expiry_s() == 900
     assert Timing(cron="0 * * * *").message_expiry_s() == 60
 
 
