@@ -194,14 +194,19 @@ def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
     (["cancel", "nope"], "error: no job 'nope'"),
     (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table)"),
     (["jobs", "--limit", "0"], "error: --limit must be at least 1, got 0"),
+    (["requeue", "nope"], "error: no job 'nope'"),
+    (["requeue", "{cancelled}"], "error: job {cancelled} is cancelled; not requeued"),
 ])
 def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
     from producer_fixtures import run_lstmq
 
     job_id, _ = make_job(migrated_db, 1)
-    proc = run_lstmq(*(a.format(job=job_id) for a in args))
+    cancelled, _ = make_job(migrated_db, 1)
+    with session_scope(migrated_db) as session:
+        cancel_job(session, cancelled)
+    proc = run_lstmq(*(a.format(job=job_id, cancelled=cancelled) for a in args))
     assert proc.returncode == 2
-    assert proc.stderr.decode().splitlines() == [message]
+    assert proc.stderr.decode().splitlines() == [message.format(cancelled=cancelled)]
 
 
 def test_cli_refuses_an_outdated_schema(lstmq_env, tmp_path):
