@@ -1,0 +1,23 @@
+"""A small generator artifact for render tests (untrained weights: the plumbing is under test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY_NAME = "shapes-tiny"
+
+
+def make_tiny_generator(folder: Path, name: str = TINY_NAME) -> Path:
+    import torch
+
+    from worker.ml.generator import Generator, GeneratorConfig
+    from worker.ml.generator_artifact import save_generator
+    from worker.ml.generator_data import WorldPairs
+    from worker.ml.tokenizer import train_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = train_tokenizer(WorldPairs(0).captions_for_vocabulary(), kind="word", min_frequency=1)
+    model = Generator(GeneratorConfig(vocab_size=tokenizer.get_vocab_size(), hidden_dim=16, decoder_dim=32))
+    with torch.no_grad():
+        model.decoder.bias.fill_(0.0)  # untrained but visibly drawing something
+    return save_generator(folder / name, model.eval(), tokenizer, max_tokens=32)

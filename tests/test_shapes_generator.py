@@ -1,0 +1,81 @@
+"""The generator: a tiny training run improves its oracle score; artifacts round-trip exactly;
+awkward captions get flags or a per-caption error, never an exception."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from worker.ml.generator_artifact import load_generator_artifact, save_generator  # noqa: E402
+from worker.ml.generator_data import WorldPairs  # noqa: E402
+from worker.ml.generator_inference import ImageGenerator, from_artifact  # noqa: E402
+from worker.ml.generator_train import TrainOptions, train  # noqa: E402
+from worker.shapes.evaluation import eval_sets, score_set  # noqa: E402
+
+NEWS = ("Wall St. Bears Claw Back Into the Black (Reuters) Reuters - Short-sellers, Wall Street's "
+        "dwindling band of ultra-cynics, are seeing green again as the market rallies on oil prices. ") * 3
+
+
+def tiny(steps: int, seed: int = 0):
+    torch.set_num_threads(1)
+    opts = TrainOptions(steps=steps, batch_size=32, seed=seed, lr=3e-3, eval_every=10**9)
+    return train(WorldPairs(seed), opts, arch={"hidden_dim": 32, "decoder_dim": 128})
+
+
+def mean_attribute_accuracy(model, tokenizer) -> float:
+    generator = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu"))
+    rates = score_set(generator.images, eval_sets(40)["one_object"], seed=1)["attributes"]
+    return sum(rates.values()) / len(rates)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return tiny(250)
+
+
+@pytest.mark.slow
+def test_a_short_training_run_improves_the_oracle_score(trained):
+    before = mean_attribute_accuracy(*tiny(0))
+    after = mean_attribute_accuracy(*trained)
+    assert after > before + 0.2, (before, after)
+
+
+def test_training_is_reproducible_from_its_seed():
+    a, _ = tiny(3, seed=5)
+    b, _ = tiny(3, seed=5)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_an_artifact_draws_exactly_what_the_trained_model_drew(trained, tmp_path):
+    model, tokenizer = trained
+    path = save_generator(tmp_path / "shapes-test", model, tokenizer, 32)  # rounds weights to fp16 in place
+    before = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu")).images(["a red circle"] * 4, 3)
+    after = from_artifact(path).images(["a red circle"] * 4, 3)
+    assert all((x == y).all() for x, y in zip(before, after))
+    loaded, _, config = load_generator_artifact(path)
+    assert config["kind"] == "generator" and "architecture" in config
+    assert not any(k.startswith("posterior.") for k in loaded.state_dict() if k in
+                   __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path / "model.safetensors")))
+
+
+def test_images_depend_on_the_seed_not_on_the_batch_they_are_drawn_in(trained):
+    model, tokenizer = trained
+    generator = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu"))
+    alone = generator.render(["a small blue circle"], [42])[0].image
+    mixed = generator.render(["a large red square on the left", "a small blue circle", "x"], [1, 42, 7])[1].image
+    assert (alone == mixed).all()
+    assert alone.shape == (64, 64, 3) and alone.dtype.name == "uint8"
+
+
+def test_awkward_captions_get_flags_or_an_error_and_never_break_the_batch(trained):
+    model, tokenizer = trained
+    generator = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu"))
+    texts = ["a red circle", "", "   ", "a glittering red circle", NEWS, "circle " * 500]
+    out = generator.render(texts, list(range(len(texts))))
+    assert out[0].flags == [] and out[0].image is not None
+    assert out[1].error == out[2].error == "empty text" and out[1].image is None
+    assert out[3].flags == ["unknown_words"] and out[3].image is not None
+    assert set(out[4].flags) == {"truncated", "unknown_words", "out_of_domain"} and out[4].image is not None
+    assert out[5].flags == ["truncated"] and out[5].image is not None

@@ -1,0 +1,58 @@
+"""``lstmq train generator``: data -> training with a progress bar -> artifact -> oracle eval -> card."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lstmq.modelstore import valid_name
+from lstmq.errors import InputError
+from worker.ml.generator_artifact import save_generator
+from worker.ml.generator_data import FilePairs, WorldPairs
+from worker.ml.generator_inference import ImageGenerator
+from worker.ml.generator_train import TrainOptions, train
+from worker.ml.artifact import update_config
+from worker.shapes.report import write_card
+
+
+def world_report(model, tokenizer, max_tokens: int, n: int) -> dict:
+    from worker.shapes.evaluation import evaluate
+
+    generator = ImageGenerator("", "", model, tokenizer, max_tokens, torch.device("cpu"))
+    return evaluate(generator.images, n=n)
+
+
+def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, slots: int,
+                 eval_n: int, threads: int, out: Path) -> Path:
+    if not valid_name(name):
+        raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+    torch.set_num_threads(threads)
+    opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps)
+    pairs = FilePairs(data, seed) if data else WorldPairs(seed)
+    started = time.monotonic()
+    with Progress(TextColumn("training {task.fields[name]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]:.1f} sse {task.fields[sse]:.1f} kl {task.fields[kl]:.2f}"),
+                  TimeElapsedColumn(), TimeRemainingColumn()) as progress:
+        bar = progress.add_task("train", total=steps, name=name, loss=0.0, sse=0.0, kl=0.0)
+        model, tokenizer = train(pairs, opts, arch={"slots": slots},
+                                 on_step=lambda step, t: progress.update(bar, completed=step, **{
+                                     k: t[k] for k in ("loss", "sse", "kl")}))
+    minutes = (time.monotonic() - started) / 60
+    source = str(data) if data else "shapes world (held-out colour-shape pairs excluded)"
+    extra = {"training": {**opts.to_dict(), "data": source, "minutes": round(minutes, 1)}}
+    path = save_generator(out, model, tokenizer, opts.max_tokens, extra=extra)
+    report = world_report(model, tokenizer, opts.max_tokens, eval_n) if data is None and eval_n > 0 else None
+    if report is not None:
+        update_config(path, metrics=summary(report))
+    write_card(path, name, extra["training"], report)
+    return path
+
+
+def summary(report: dict) -> dict:
+    """The headline numbers stored in config.json (``lstmq models`` shows them)."""
+    out = {f"{s}_exact": report[s]["exact"] for s in ("one_object", "two_object", "held_out")}
+    out.update({f"diversity_{a}": d["ratio"] for a, d in report["diversity"].items()})
+    return out

@@ -1,0 +1,106 @@
+"""Generation API for the worker, the CLI and evaluation: captions in, uint8 images out.
+
+What each awkward caption gets (never an exception for one bad text):
+
+=================================  ===============================================================
+empty or whitespace-only text      ``error="empty text"``: no image, the document fails
+longer than ``max_tokens`` tokens  drawn from its first ``max_tokens`` tokens, flag ``truncated``
+some words unknown to the model    drawn from the known words, flag ``unknown_words``
+mostly unknown (< half known,      drawn anyway, flags ``unknown_words`` + ``out_of_domain``
+e.g. a news article)               (the picture means little; the flag says so)
+=================================  ===============================================================
+
+Noise is seeded per caption (``seeds``), so an image depends only on its caption, its seed
+and the model version: a redelivered batch redraws identical pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lstmq.modelstore import find_model
+from worker.ml.batching import pad, plan_batches, scatter
+from worker.ml.generator_artifact import load_generator_artifact, to_uint8
+from worker.ml.inference import resolve_device
+from worker.ml.tokenizer import UNK_ID, encode_batch
+
+BATCH_IMAGES = 256  # captions per forward pass
+OUT_OF_DOMAIN_KNOWN_SHARE = 0.5  # below this share of known tokens a caption is out of domain
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray | None  # (H, W, 3) uint8
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def flags_of(enc) -> list[str]:
+    flags = ["truncated"] if enc.truncated else []
+    unknown = sum(i == UNK_ID for i in enc.ids)
+    if unknown:
+        flags.append("unknown_words")
+    if unknown > OUT_OF_DOMAIN_KNOWN_SHARE * len(enc.ids):
+        flags.append("out_of_domain")
+    return flags
+
+
+def noise(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """(B, Z) standard normal, row i drawn from its own seed (independent of batch order)."""
+    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s) % (2**63))) for s in seeds]
+    return torch.stack(rows) if rows else torch.zeros(0, z_dim)
+
+
+class ImageGenerator:
+    def __init__(self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device):
+        self.name, self.version, self.max_tokens, self.device = name, version, max_tokens, device
+        self.model, self.tokenizer = model.to(device).eval(), tokenizer
+        self.z_dim, self.batch_images = model.cfg.z_dim, BATCH_IMAGES
+
+    def render(self, texts: Sequence[str], seeds: Sequence[int]) -> list[Rendered]:
+        """One Rendered per text, in input order."""
+        out: list[Rendered | None] = [None if isinstance(t, str) and t.strip() else
+                                      Rendered(None, error="empty text") for t in texts]
+        todo = [i for i, r in enumerate(out) if r is None]
+        encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
+        images = self.draw([e.ids or [UNK_ID] for e in encoded], [seeds[i] for i in todo])
+        for i, enc, image in zip(todo, encoded, images):
+            out[i] = Rendered(image, flags_of(enc))
+        return out
+
+    def draw(self, ids: list[list[int]], seeds: Sequence[int]) -> list[np.ndarray]:
+        batches = plan_batches([len(x) for x in ids], self.batch_images)
+        parts = [self._forward([ids[i] for i in b], [seeds[i] for i in b]) for b in batches]
+        return scatter(batches, parts, len(ids))
+
+    def _forward(self, ids: list[list[int]], seeds: Sequence[int]) -> list[np.ndarray]:
+        lengths = torch.tensor([len(x) for x in ids])
+        batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
+        with torch.inference_mode():
+            return to_uint8(self.model.generate(batch, lengths, noise(seeds, self.z_dim).to(self.device)))
+
+    def images(self, captions: Sequence[str], seed: int) -> list[np.ndarray]:
+        """Evaluation helper: row i uses seed (seed, i)."""
+        rendered = self.render(list(captions), [seed * 1_000_003 + i for i in range(len(captions))])
+        return [r.image for r in rendered]
+
+
+def from_artifact(path, name: str = "", version: str = "", device: str = "cpu") -> ImageGenerator:
+    model, tokenizer, config = load_generator_artifact(path)
+    return ImageGenerator(name or path.name, version, model, tokenizer, config["max_tokens"], resolve_device(device))
+
+
+_CACHE: dict[tuple[str, str, str], ImageGenerator] = {}
+
+
+def load_image_generator(name: str, device: str = "auto") -> ImageGenerator:
+    """The named generator, loaded once per process per (name, version, device)."""
+    info = find_model(name)
+    key = (name, info.version, str(resolve_device(device)))
+    if key not in _CACHE:
+        _CACHE[key] = from_artifact(info.path, info.name, info.version, device)
+    return _CACHE[key]
