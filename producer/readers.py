@@ -21,7 +21,8 @@ from producer.records import STDIN_NAME, Fields, Record, Rejected  # noqa: F401
 from producer.streams import open_text_stream  # noqa: F401
 
 FORMATS = ("jsonl", "csv", "txt")
-EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".txt": "txt"}
+# Not ".json": a JSON array file is not JSON Lines, and per-line errors would only confuse.
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,10 @@ def _resolve(name: str, fmt: str | None) -> Source:
         raise InputError(f"{name}: no such file or directory")
     if not path.is_file():
         raise InputError(f"{name}: not a regular file")
-    return Source(name, path, fmt or _format_from_name(path))
+    source = Source(name, path, fmt or _format_from_name(path))
+    with _open_source(source, None):
+        pass  # unreadable or binary: refused now, not after reading the inputs before it
+    return source
 
 
 def _format_from_name(path: Path) -> str:

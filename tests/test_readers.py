@@ -137,11 +137,19 @@ def test_unusable_inputs_are_refused_before_reading(tmp_path, setup, fmt, messag
         resolve_sources([str(path)], fmt)
 
 
-def test_binary_file_is_refused_with_one_line(tmp_path):
-    path = tmp_path / "weights.jsonl"
-    path.write_bytes(b"\x00\x01\x02" * 100)
-    with pytest.raises(InputError, match=f"^{path}: binary file, not text$"):
-        read(path)
+def test_binary_file_is_refused_with_one_line_before_any_input_is_read(tmp_path):
+    good, binary = tmp_path / "first.jsonl", tmp_path / "weights.jsonl"
+    good.write_text('{"text": "x"}\n')
+    binary.write_bytes(gzip.compress(b"\x00\x01\x02" * 100))
+    with pytest.raises(InputError, match=f"^{binary}: binary file, not text$"):
+        resolve_sources([str(good), str(binary)])
+
+
+def test_a_json_array_file_needs_an_explicit_format(tmp_path):
+    path = tmp_path / "data.json"
+    path.write_text('[{"text": "a"}]')
+    with pytest.raises(InputError, match="cannot tell the format from the name"):
+        resolve_sources([str(path)])
 
 
 def test_corrupt_gzip_midway_is_one_input_error(tmp_path):
