@@ -65,6 +65,12 @@ class ReadPlan:
 UNCHANGED = ReadPlan("unchanged")
 
 
+def unchanged(cursor: Cursor | None, stat: FileStat) -> bool:
+    """Fully read and not touched since: decided from ``stat`` alone, the file stays closed."""
+    return (cursor is not None and stat.inode == cursor.inode and stat.size == cursor.size
+            and stat.mtime_ns == cursor.mtime_ns and cursor.offset == stat.size)
+
+
 def plan_read(cursor: Cursor | None, stat: FileStat, head_hash_of: Callable[[int], str],
               whole_file: bool = False) -> ReadPlan:
     """What to read of a file now, given its cursor (``head_hash_of(n)`` hashes its first n bytes)."""
@@ -74,9 +80,9 @@ def plan_read(cursor: Cursor | None, stat: FileStat, head_hash_of: Callable[[int
         return ReadPlan("replaced", include_tail=whole_file)
     if stat.size < cursor.offset:
         return ReadPlan("truncated", include_tail=whole_file)
+    if unchanged(cursor, stat):
+        return UNCHANGED
     if stat.size == cursor.size and stat.mtime_ns == cursor.mtime_ns:
-        if cursor.offset == stat.size:
-            return UNCHANGED
         return ReadPlan("settled", cursor.offset, cursor.lines, include_tail=True)
     if whole_file or head_hash_of(cursor.head_len) != cursor.head_hash:
         return ReadPlan("replaced", include_tail=whole_file)

@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from producer.corpus import Cursor, FileStat, LineReader, ReadPlan, head_hash, is_gzip, next_cursor, plan_read
+from producer.corpus import (
+    UNCHANGED,
+    Cursor,
+    FileStat,
+    LineReader,
+    ReadPlan,
+    head_hash,
+    is_gzip,
+    next_cursor,
+    plan_read,
+    unchanged,
+)
 from producer.readers import READERS, Fields, _format_from_name, open_text_stream
 from producer.records import Record, Rejected
 
@@ -46,6 +57,8 @@ def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields,
     """Read what is new in ``path`` (at most ``max_lines``, the rest is left for the next
     run; gzip files are read whole); ``fresh`` ignores the cursor (reprocessing)."""
     try:
+        if not fresh and unchanged(cursor, FileStat.of(os.stat(path))):
+            return FileScan(path, UNCHANGED)  # the common case costs one stat
         with open(path, "rb") as fh:
             stat = FileStat.of(os.fstat(fh.fileno()))
             return _scan_open(fh, path, stat, None if fresh else cursor, file_format(path, fmt), fields, max_lines)

@@ -93,6 +93,20 @@ def test_scanning_reads_only_what_was_appended_and_numbers_lines_in_the_file(tmp
     assert rescan(path, second).plan is UNCHANGED
 
 
+def test_an_unchanged_file_costs_one_stat_and_is_never_opened(tmp_path, monkeypatch):
+    import producer.corpus_scan as scanning
+
+    path = tmp_path / "a.jsonl"
+    path.write_text(jsonl("one"))
+    first = scan_file(str(path), None, None, Fields())
+
+    def no_open(*_args, **_kwargs):
+        raise AssertionError("opened an unchanged file")
+
+    monkeypatch.setattr(scanning, "open", no_open, raising=False)
+    assert rescan(path, first).plan is UNCHANGED
+
+
 def test_a_half_written_line_waits_for_its_newline_or_for_the_file_to_settle(tmp_path):
     path = tmp_path / "a.jsonl"
     path.write_text(jsonl("one") + '{"text": "tw')
