@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+import re
 
 import pytest
 from producer_fixtures import celery_app, models, queued_doc_ids, queued_payloads  # noqa: F401
@@ -61,6 +62,12 @@ def test_batch_size_defaults_to_settings_capped_and_refuses_out_of_range():
 
 
 # --- submitting ------------------------------------------------------------------------
+
+def like(actual: str, expected: str) -> bool:
+    """``actual == expected`` where each … in ``expected`` stands for any text (e.g. the
+    shipped models, which come and go)."""
+    return re.fullmatch(".*".join(re.escape(part) for part in expected.split("…")), actual) is not None
+
 
 def recs(*texts: str, ids=None) -> list[Record]:
     ids = ids or [None] * len(texts)
@@ -162,14 +169,14 @@ def test_an_input_failing_midway_leaves_nothing(migrated_db, celery_app, models,
 
 @pytest.mark.parametrize("options, error, message", [
     ({"task": "translate"}, InputError, "unknown task 'translate' (expected classify, render)"),
-    ({"model": "nope"}, ModelNotFound, "unknown model 'nope'; installed: tiny-clf, tiny-gen"),
+    ({"model": "nope"}, ModelNotFound, "unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
     ({"model": "tiny-gen"}, ModelNotFound, "model 'tiny-gen' is a generator; task classify needs a classifier"),
     ({"batch_size": 0}, InputError, "--batch-size must be between 1 and 2048, got 0"),
 ])
 def test_bad_options_are_refused_before_anything_is_recorded(migrated_db, celery_app, models, options, error, message):
     with pytest.raises(error) as info:
         submit(migrated_db, celery_app, recs("a"), **options)
-    assert str(info.value) == message
+    assert like(str(info.value), message)
     assert row_counts(migrated_db) == (0, 0)
 
 
@@ -261,7 +268,7 @@ def test_cli_reads_stdin(migrated_db, celery_app, models):
 @sqlite_only
 @pytest.mark.parametrize("args, message", [
     (["missing.jsonl", "--model", "tiny-clf"], "error: missing.jsonl: no such file or directory"),
-    (["{input}", "--model", "nope"], "error: unknown model 'nope'; installed: tiny-clf, tiny-gen"),
+    (["{input}", "--model", "nope"], "error: unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
     (["{input}", "--model", "tiny-clf", "--task", "summarize"], "error: unknown task 'summarize' (expected classify, render)"),
     (["{input}", "--model", "tiny-clf", "--batch-size", "lots"], "error: --batch-size must be an integer, got 'lots'"),
     (["{input}", "--model", "tiny-clf", "--batch-size", "99999"], "error: --batch-size must be between 1 and 2048, got 99999"),
@@ -279,7 +286,7 @@ def test_cli_mistakes_are_one_line_and_leave_nothing(migrated_db, celery_app, mo
     names = {key: str(path) for key, path in files.items()}
     proc = run_lstmq("submit", *(a.format(**names) for a in args))
     assert proc.returncode == 2
-    assert proc.stderr.decode().splitlines()[-1] == message.format(**names)
+    assert like(proc.stderr.decode().splitlines()[-1], message.format(**names))
     assert "Traceback" not in proc.stderr.decode() and proc.stdout == b""
     assert row_counts(migrated_db) == (0, 0)
 
