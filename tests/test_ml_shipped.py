@@ -1,0 +1,54 @@
+"""The three shipped models: present, small, loadable, and their recorded dev metrics reproduce."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import torch
+
+from lstmq.modelstore import check_artifact
+from lstmq.settings import SHIPPED_MODEL_DIR
+from worker.ml.artifact import load_artifact
+from worker.ml.inference import Classifier
+from worker.ml.metrics import classification_report
+
+SHIPPED = {
+    "news": ("ag_news", ["Business", "Sci/Tech", "Sports", "World"]),
+    "sentiment": ("sst2", ["negative", "positive"]),
+    "spam": ("sms_spam", ["ham", "spam"]),
+}
+MAX_ARTIFACT_BYTES = 15 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_is_a_small_valid_artifact_with_a_card(name):
+    path = SHIPPED_MODEL_DIR / name
+    config = check_artifact(path)
+    assert config["labels"] == SHIPPED[name][1]
+    assert sum(f.stat().st_size for f in path.iterdir()) <= MAX_ARTIFACT_BYTES
+    card = (path / "MODEL_CARD.md").read_text()
+    assert config["training"]["command"] in card and config["training"]["command"].startswith("lstmq train classifier")
+
+
+@pytest.fixture
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# news has 6,000 dev rows: about a minute on a busy 2-core box
+@pytest.mark.parametrize("name", [pytest.param("news", marks=pytest.mark.slow), "sentiment", "spam"])
+def test_shipped_model_dev_metrics_reproduce(name, shared_data, one_torch_thread):
+    """The accuracy in config.json (and the card) is what evaluating the artifact gives today."""
+    path = SHIPPED_MODEL_DIR / name
+    model, tokenizer, config = load_artifact(path)
+    clf = Classifier(name, "-", model, tokenizer, config["labels"], config["max_tokens"], torch.device("cpu"))
+    with gzip.open(shared_data / SHIPPED[name][0] / "dev.jsonl.gz", "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    preds = clf.predict([r["text"] for r in rows])
+    report = classification_report([r["label"] for r in rows], [p.label for p in preds], clf.labels)
+    assert round(report["accuracy"], 5) == config["metrics"]["dev"]["accuracy"]
