@@ -52,6 +52,8 @@ def unprocessed(session: Session, schedule_id: int, candidates: dict[str, Candid
     """Candidates whose text this schedule has not queued before (for ``version`` if reprocessing)."""
     keys = list(candidates)
     done: set[str] = set()
+    if session.scalar(select(CorpusDoc.doc_key).where(CorpusDoc.schedule_id == schedule_id).limit(1)) is None:
+        return list(candidates.values())  # a first run: no lookups
     for start in range(0, len(keys), LEDGER_CHUNK):
         rows = session.execute(
             select(CorpusDoc.doc_key, CorpusDoc.content_hash, CorpusDoc.model_version).where(
