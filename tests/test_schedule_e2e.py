@@ -63,7 +63,7 @@ def classified_texts(engine) -> dict[str, int]:
     return found
 
 
-def test_a_scheduled_corpus_is_classified_exactly_once_by_a_real_worker(classifier, tmp_path, start):
+def test_a_scheduled_corpus_is_classified_exactly_once_by_a_real_worker(classifier, tmp_path, start, capsys):
     from lstmq.db.engine import get_engine
 
     engine = get_engine()
@@ -86,5 +86,21 @@ def test_a_scheduled_corpus_is_classified_exactly_once_by_a_real_worker(classifi
         runs = len(beat_runs(engine))
         wait_until(lambda: len(beat_runs(engine)) >= runs + 2, 20, "two more runs")
         assert classified_texts(engine) == dict.fromkeys(every, 1)
+        assert_results_command_shows_every_document(engine, capsys, classifier, every)
     finally:
         worker.kill()
+
+
+def assert_results_command_shows_every_document(engine, capsys, model: str, every: set[str]) -> None:
+    """`lstmq jobs --json` and `lstmq results JOB` treat scheduled jobs like any other."""
+    from lstmq.cli import main
+
+    capsys.readouterr()
+    main(["jobs", "--json"])
+    jobs = json.loads(capsys.readouterr().out)
+    assert {job["schedule"] for job in jobs} == {"sms"} and sum(job["done"] for job in jobs) == len(every)
+    rows = []
+    for job in jobs:
+        main(["results", job["id"]])
+        rows += [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(every) and {(r["model"], r["status"]) for r in rows} == {(model, "done")}
