@@ -7,6 +7,7 @@ between them with no transaction open, so a slow batch never holds locks (SQLite
 from __future__ import annotations
 
 import logging
+import weakref
 
 from sqlalchemy import Engine, select
 
@@ -17,21 +18,24 @@ from lstmq.errors import UserError
 from worker.results import Outcome, record_outcome, register_model_version
 
 log = logging.getLogger("lstmq.worker")
+# Model versions this process has recorded, per engine: one INSERT per version, not per batch.
+_registered: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
 def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
     """The batch's documents that still need a result: none if the job is cancelled or gone;
     documents already done (a redelivered batch) and ids not in this job are skipped."""
-    with session_scope(engine) as session:
-        state = session.scalar(select(Job.state).where(Job.id == batch.job_id))
-        if state is None or state == JOB_CANCELLED:
-            log.info("job %s is %s: batch skipped", batch.job_id, state or "gone")
-            return []
-        ids = [doc.id for doc in batch.docs]
-        rows = session.execute(
-            select(Document.id, Document.status).where(Document.id.in_(ids), Document.job_id == batch.job_id)
-        ).all()
-    open_ids = {doc_id for doc_id, status in rows if status != DOC_DONE}
+    stmt = (
+        select(Document.id, Document.status, Job.state)
+        .join(Job, Job.id == Document.job_id)
+        .where(Document.id.in_([doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    if rows and rows[0].state == JOB_CANCELLED:
+        log.info("job %s is cancelled: batch skipped", batch.job_id)
+        return []
+    open_ids = {row.id for row in rows if row.status != DOC_DONE}
     return [doc for doc in batch.docs if doc.id in open_ids]
 
 
@@ -78,17 +82,15 @@ def predict(batch: BatchPayload, docs: list[DocIn], device: str):
 
 def write_outcome(engine: Engine, batch: BatchPayload, classifier, outcome: Outcome) -> None:
     """Results, document statuses and the model version: one transaction."""
+    known = _registered.setdefault(engine, set())
+    register = classifier is not None and bool(outcome.rows) and classifier.version not in known
     with session_scope(engine) as session:
-        if classifier is not None and outcome.rows:
-            register_model_version(
-                session,
-                classifier.version,
-                batch.model,
-                "classifier",
-                classifier.labels,
-                {"max_tokens": classifier.max_tokens},
-            )
-        record_outcome(session, batch.job_id, outcome)
+        if register:
+            register_model_version(session, classifier.version, batch.model, "classifier",
+                                   classifier.labels, {"max_tokens": classifier.max_tokens})
+        record_outcome(session, outcome)
+    if register:
+        known.add(classifier.version)
 
 
 def classify_batch(batch: BatchPayload, engine: Engine, device: str = "auto") -> dict:
@@ -105,5 +107,5 @@ def give_up(engine: Engine, batch: BatchPayload, error: str) -> dict:
     """Record every unfinished document of the batch as failed with ``error`` (poison batch)."""
     docs = docs_to_process(engine, batch)
     with session_scope(engine) as session:
-        record_outcome(session, batch.job_id, fail_all(docs, error))
+        record_outcome(session, fail_all(docs, error))
     return {"done": 0, "failed": len(docs), "skipped": len(batch.docs) - len(docs)}

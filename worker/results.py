@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import (
     DOC_DONE,
     DOC_FAILED,
-    DOC_PENDING,
     Classification,
     Document,
-    Job,
     ModelVersion,
     utcnow,
 )
@@ -68,37 +66,24 @@ def register_model_version(session: Session, version: str, name: str, kind: str,
 
 
 def set_document_status(session: Session, done: list[int], failed: dict[int, str]) -> None:
-    """Mark documents done (clearing any earlier error) or failed with their error."""
+    """Mark documents done (clearing any earlier error) in one statement, and each failed one
+    with its own error (rare, so one parameter set per document)."""
     now = utcnow()
-    params = [{"id": doc_id, "status": DOC_DONE, "error": None, "updated_at": now} for doc_id in done]
-    params += [
-        {"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
-        for doc_id, error in failed.items()
-    ]
-    if params:
+    if done:
+        session.execute(
+            update(Document).where(Document.id.in_(done)).values(status=DOC_DONE, error=None, updated_at=now),
+            execution_options={"synchronize_session": False},
+        )
+    if failed:
+        params = [{"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
+                  for doc_id, error in failed.items()]
         session.execute(update(Document), params)  # ORM bulk UPDATE by primary key
 
 
-def lock_job(session: Session, job_id: str) -> Job | None:
-    """The job row, locked until commit: batches of one job finish one at a time (PostgreSQL),
-    so the last one reliably sees no pending document and stamps ``finished_at``."""
-    return session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one_or_none()
+def record_outcome(session: Session, outcome: Outcome) -> None:
+    """Write one batch's outcome; the caller's transaction makes it all-or-nothing.
 
-
-def stamp_finished(session: Session, job: Job) -> None:
-    if job.finished_at is not None:
-        return
-    pending = session.scalar(
-        select(Document.id).where(Document.job_id == job.id, Document.status == DOC_PENDING).limit(1)
-    )
-    if pending is None:
-        job.finished_at = utcnow()
-
-
-def record_outcome(session: Session, job_id: str, outcome: Outcome) -> None:
-    """Write one batch's outcome; the caller's transaction makes it all-or-nothing."""
-    job = lock_job(session, job_id)
+    No job row is touched: batches of one job never wait for each other, and a job's
+    ``finished_at`` is derived by the status queries from its documents' ``updated_at``."""
     upsert_classifications(session, outcome.rows)
     set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
-    if job is not None:
-        stamp_finished(session, job)
