@@ -32,12 +32,12 @@ class JobIncomplete(LstmqError):
 
 @click.command()
 @click.argument("inputs", nargs=-1)
-@click.option("--task", default="classify", show_default=True, help="classify or render")
-@click.option("--model", help="Installed model name (see `lstmq models`).")
-@click.option("--format", "fmt", help="jsonl, csv or txt; default from the file extension (stdin: jsonl).")
-@click.option("--text-field", default="text", show_default=True, help="JSON key or CSV column of the text.")
-@click.option("--id-field", default="id", show_default=True, help="JSON key or CSV column of the external id.")
-@click.option("--batch-size", help="Documents per message (default LSTMQ_BATCH_SIZE).")
+@click.option("--task", default="classify", show_default=True, metavar="TASK", help="classify or render")
+@click.option("--model", metavar="NAME", help="Installed model name (see `lstmq models`).")
+@click.option("--format", "fmt", metavar="FORMAT", help="jsonl, csv or txt; default from the file extension (stdin: jsonl).")
+@click.option("--text-field", default="text", show_default=True, metavar="FIELD", help="JSON key or CSV column of the text.")
+@click.option("--id-field", default="id", show_default=True, metavar="FIELD", help="JSON key or CSV column of the external id.")
+@click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
 @click.option("--wait", is_flag=True, help="Return when the job is finished; progress on stderr.")
 @click.option("--strict", is_flag=True, help="Refuse the whole input if any record is bad.")
 def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict) -> None:
@@ -79,8 +79,8 @@ def status(job_id, as_json, watch) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--format", "fmt", default="jsonl", show_default=True, help="jsonl, csv or table.")
-@click.option("--label", help="Only documents classified as LABEL.")
+@click.option("--format", "fmt", default="jsonl", show_default=True, metavar="FORMAT", help="jsonl, csv or table.")
+@click.option("--label", metavar="LABEL", help="Only documents classified as LABEL.")
 @click.option("--failed", "failed_only", is_flag=True, help="Only failed documents.")
 def results(job_id, fmt, label, failed_only) -> None:
     """One row per document: id, label, score, model, model_version, status, error."""
@@ -95,7 +95,7 @@ def results(job_id, fmt, label, failed_only) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON array.")
-@click.option("--limit", default="50", show_default=True, help="How many recent jobs.")
+@click.option("--limit", default="50", show_default=True, metavar="N", help="How many recent jobs.")
 def jobs(as_json, limit) -> None:
     """Recent jobs, newest first."""
     engine = ready_engine()
@@ -118,7 +118,7 @@ def cancel(job_id) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--batch-size", help="Documents per message (default LSTMQ_BATCH_SIZE).")
+@click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
 def requeue(job_id, batch_size) -> None:
     """Send again every document of JOB without a result (safe to repeat)."""
     from producer.sending import requeue as requeue_job
