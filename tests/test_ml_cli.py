@@ -160,3 +160,13 @@ def test_corrupt_artifact_is_a_clear_error_not_a_traceback(env, capsys, tmp_path
 def test_missing_input_file_is_one_line_error(env, capsys, tmp_path):
     code, _, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / "absent.jsonl"))
     assert code != 0 and "absent.jsonl" in err and err.count("\n") == 1
+
+
+def test_predict_csv_row_with_bad_bytes_keeps_its_id_and_fails_alone(env, capsys, tmp_path):
+    (tmp_path / "in.csv").write_bytes(b'id,text\nr1,great fun\nr2,\xff\xfe bad\nr3,\nr4,awful dull\n')
+    code, out, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / "in.csv"))
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["id"], r["label"], r.get("error")) for r in rows] == [
+        ("r1", "pos", None), ("r2", None, "undecodable bytes (not UTF-8)"), ("r3", None, "empty text"),
+        ("r4", "neg", None)]

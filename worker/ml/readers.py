@@ -97,11 +97,12 @@ def _csv(fh, path: Path, dialect: str) -> Iterator[Record]:
         raise InputError(f"{path}: CSV needs a header row with a 'text' column")
     for number, row in enumerate(reader):
         rid = row.get("id") or number
+        rid = number if _bad_bytes(str(rid)) else rid
         text = row.get("text")
         if text is None:
             yield Record(rid, None, "row has no 'text' value")
-        elif _bad_bytes(text) or _bad_bytes(str(rid)):
-            yield Record(number, None, UNDECODABLE)
+        elif _bad_bytes(text):
+            yield Record(rid, None, UNDECODABLE)
         else:
             yield Record(rid, text)
 
