@@ -20,14 +20,7 @@ from lstmq.errors import UserError
 from lstmq.settings import get_settings
 from worker.classify import docs_to_process, fail_all
 from worker.images import store_image
-from worker.results import (
-    Outcome,
-    dialect_insert,
-    lock_job,
-    register_model_version,
-    set_document_status,
-    stamp_finished,
-)
+from worker.results import Outcome, dialect_insert, register_model_version, set_document_status
 
 log = logging.getLogger("lstmq.worker")
 IMAGE_COLUMNS = ("path", "width", "height", "sha256", "flags", "updated_at")
@@ -78,16 +71,14 @@ def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path):
 
 
 def write_outcome(engine: Engine, batch: BatchPayload, generator, outcome: Outcome) -> None:
-    """Image rows, document statuses and the model version: one transaction."""
+    """Image rows, document statuses and the model version: one transaction (as for
+    classifications, no job row is touched; a job's end is derived from its documents)."""
     with session_scope(engine) as session:
         if generator is not None and outcome.rows:
             register_model_version(session, generator.version, batch.model, "generator", [],
                                    {"max_tokens": generator.max_tokens})
-        job = lock_job(session, batch.job_id)
         upsert_images(session, outcome.rows)
         set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
-        if job is not None:
-            stamp_finished(session, job)
 
 
 def render_batch(batch: BatchPayload | dict, engine: Engine, device: str = "auto") -> dict:

@@ -25,19 +25,29 @@ def world_report(model, tokenizer, max_tokens: int, n: int) -> dict:
     return evaluate(generator.images, n=n)
 
 
+def quick_eval_line(step: int, model, tokenizer, max_tokens: int) -> str:
+    report = world_report(model, tokenizer, max_tokens, n=100)
+    exact = " ".join(f"{s} {report[s]['exact']:.0%}" for s in ("one_object", "two_object", "held_out"))
+    return f"step {step}: oracle exact (n=100) {exact}"
+
+
 def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, slots: int,
-                 eval_n: int, threads: int, out: Path) -> Path:
+                 eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, eval_every: int = 0) -> Path:
     if not valid_name(name):
         raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
     torch.set_num_threads(threads)
-    opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=steps)
+    opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, prior_weight=prior_weight,
+                        eval_every=eval_every or steps)
     pairs = FilePairs(data, seed) if data else WorldPairs(seed)
     started = time.monotonic()
     with Progress(TextColumn("training {task.fields[name]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.1f} sse {task.fields[sse]:.1f} kl {task.fields[kl]:.2f}"),
                   TimeElapsedColumn(), TimeRemainingColumn()) as progress:
         bar = progress.add_task("train", total=steps, name=name, loss=0.0, sse=0.0, kl=0.0)
-        model, tokenizer = train(pairs, opts, arch={"slots": slots},
+        def on_eval(step, model, tokenizer):
+            if data is None and eval_every and step < steps:
+                progress.console.print(quick_eval_line(step, model, tokenizer, opts.max_tokens))
+        model, tokenizer = train(pairs, opts, arch={"slots": slots}, on_eval=on_eval,
                                  on_step=lambda step, t: progress.update(bar, completed=step, **{
                                      k: t[k] for k in ("loss", "sse", "kl")}))
     minutes = (time.monotonic() - started) / 60
