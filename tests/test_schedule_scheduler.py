@@ -58,7 +58,7 @@ def test_two_schedulers_started_together_fire_each_entry_once_and_one_takes_over
     runs = beat_runs(migrated_db)
     gaps = [(b.started_at - a.started_at).total_seconds() for a, b in zip(runs, runs[1:])]
     assert min(gaps) > 0.5, f"an entry fired twice: gaps {gaps}"
-    assert {r.state for r in runs} == {"ok"}
+    assert {r.state for r in runs} <= {"ok", "running"}  # no "skipped": never two at once
     assert [p.log().count("beat: Acquired lock") for p in (first, second)].count(1) == 1
     holder, standby = (first, second) if "Acquired lock" in first.log() else (second, first)
     assert holder.stop() == 0
