@@ -5,6 +5,7 @@ Every wait is bounded; every worker started here is killed by the fixture that s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,16 +13,20 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+import pytest
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from lstmq.contract import BatchPayload
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_QUEUED, Classification, Document, Job
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "lstmq" / "samples"
 READY_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 90
 
@@ -84,6 +89,16 @@ def job_finished(engine: Engine, job_id: str) -> bool:
     return status_counts(engine, job_id).get("pending", 0) == 0
 
 
+def corpus(path: Path, n: int, bad_lines: tuple[str, ...] = ()) -> Path:
+    """``n`` news-like JSONL records made from the shipped samples, then ``bad_lines``."""
+    texts = [json.loads(line)["text"] for line in (SAMPLES / "news.jsonl").read_text().splitlines()]
+    with path.open("w") as out:
+        for i in range(n):
+            out.write(json.dumps({"id": f"doc-{i}", "text": f"{texts[i % len(texts)]} Update {i}."}) + "\n")
+        out.writelines(line + "\n" for line in bad_lines)
+    return path
+
+
 class WorkerProcess:
     """A real ``lstmq worker`` subprocess with its own environment and log file."""
 
@@ -131,3 +146,86 @@ def worker_env(**settings: str) -> dict[str, str]:
     env.update({f"LSTMQ_{key.upper()}": str(value) for key, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# --- A whole stack: settings, database, broker and worker processes ---------------------------
+
+BACKENDS = ("embedded", "services")  # SQLite + filesystem broker | PostgreSQL + Redis
+
+
+@dataclass
+class Stack:
+    """One test's (or module's) services, settings and worker processes."""
+
+    name: str
+    home: Path
+    engine: Engine
+    app: object
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def start_worker(self, *args: str, **settings: str) -> WorkerProcess:
+        log = self.home / f"worker{len(self.workers)}.log"
+        # One torch thread: on a busy shared CI host, more threads spin against each other.
+        worker = WorkerProcess(worker_env(**settings), log, "--threads=1", *args)
+        self.workers.append(worker)
+        return worker.wait_ready()
+
+    def submit(self, path: Path, model: str = "news", batch_size: int = 20):
+        from producer.readers import read_sources, resolve_sources
+        from producer.submit import submit_records
+
+        items = read_sources(resolve_sources([str(path)]))
+        return submit_records(self.engine, self.app, items, task="classify", model=model,
+                              batch_size=batch_size, sources=[str(path)])
+
+    def wait_finished(self, job_id: str, timeout_s: float = JOB_TIMEOUT_S) -> None:
+        logs = "".join(f"\n--- {w.log_path.name}:\n{w.log()[-2000:]}" for w in self.workers)
+        wait_until(lambda: job_finished(self.engine, job_id), timeout_s, what=f"job {job_id} to finish{logs}")
+
+
+def _empty_postgres(url: str) -> str:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@contextmanager
+def open_stack(request, backend: str, home: Path) -> Iterator[Stack]:
+    """Point LSTMQ_* at ``home`` (and, for "services", the session's PostgreSQL database and
+    Redis db), migrate, yield; kill every worker started meanwhile. Works in any fixture scope.
+    LSTMQ_TEST_MODEL_DIR runs against models other than the shipped ones."""
+    import redis
+
+    from lstmq.db.engine import engine_for, get_engine
+    from lstmq.db.migrate import upgrade
+    from lstmq.queue import make_celery
+    from lstmq.settings import get_settings
+
+    settings = {"home": str(home)}
+    if os.environ.get("LSTMQ_TEST_MODEL_DIR"):
+        settings["model_dir"] = os.environ["LSTMQ_TEST_MODEL_DIR"]
+    if backend == "services":
+        broker = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(broker).flushdb()
+        settings |= {"database_url": _empty_postgres(request.getfixturevalue("pg_url")), "broker_url": broker}
+    home.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("LSTMQ_") and not k.startswith("LSTMQ_TEST_")]:
+            mp.delenv(key)
+        for key, value in settings.items():
+            mp.setenv(f"LSTMQ_{key.upper()}", value)
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+        stack = Stack(backend, home, get_engine(), make_celery())
+        upgrade(stack.engine)
+        try:
+            yield stack
+        finally:
+            for worker in stack.workers:
+                worker.kill()  # a warm shutdown costs seconds; recovery has tests of its own
+            stack.engine.dispose()
+            get_settings.cache_clear()
+            engine_for.cache_clear()
