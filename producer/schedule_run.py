@@ -31,7 +31,7 @@ from producer.schedule_queue import publish_pending
 
 log = logging.getLogger("lstmq.schedule")
 
-LEASE_S = 600  # longest a run may take before another may assume it crashed
+LEASE_S = 300  # a crashed run blocks its schedule this long; live runs are bounded by MAX_RUN_LINES
 PROBLEMS_KEPT = 200  # per run; the count says how many more there were
 
 RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select
 
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule, ScheduleRun
+from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
 from producer.corpus import ReadPlan
 from producer.corpus_ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
@@ -39,28 +39,35 @@ class ScanResult:
 
 
 def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, reprocess: bool) -> ScanResult:
+    """Read outside any transaction (the lease keeps other runs off the cursors), then write
+    documents, ledger and cursors in one short transaction fenced by the lease token."""
     from producer.schedule_run import fence
 
-    fields = Fields(text=sched.text_field, id=sched.id_field)
     with session_scope(engine) as session:
-        fence(session, sched.id, token)
         cursors = load_cursors(session, sched.id)
-        paths = match_files(sched.path_glob)
-        scans = _scan_files(paths, cursors, sched.format, fields, reprocess)
-        gone = sorted(set(cursors) - set(paths))
-        result = _summarise(scans, gone, len(paths))
-        if not reprocess and sum(scan.lines_read for scan in scans) >= MAX_RUN_LINES:
-            result.problems.append(f"read the most one run reads ({MAX_RUN_LINES} new lines); the next run goes on")
-        candidates = newest_by_key(r for scan in scans for r in scan.records)
-        if candidates:
-            version = find_model(sched.model).version
-            fresh = unprocessed(session, sched.id, candidates, version, reprocess)
-            result.skipped = sum(len(s.records) for s in scans) - len(fresh)
-            if fresh:
-                result.job_id = _record_job(session, sched, run_id, fresh, version, result)
-        store_cursors(session, sched.id, {s.path: s.cursor for s in scans if s.cursor is not None}, gone)
-        session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(job_id=result.job_id))
+    paths = match_files(sched.path_glob)
+    scans = _scan_files(paths, cursors, sched.format, Fields(text=sched.text_field, id=sched.id_field), reprocess)
+    gone = sorted(set(cursors) - set(paths))
+    result = _summarise(scans, gone, len(paths))
+    if not reprocess and sum(scan.lines_read for scan in scans) >= MAX_RUN_LINES:
+        result.problems.append(f"read the most one run reads ({MAX_RUN_LINES} new lines); the next run goes on")
+    candidates = newest_by_key(r for scan in scans for r in scan.records)
+    version = find_model(sched.model).version if candidates else ""
+    moved = {scan.path: scan.cursor for scan in scans if scan.cursor is not None}
+    if candidates or moved or gone:  # an unchanged corpus writes nothing
+        with session_scope(engine) as session:
+            fence(session, sched.id, token)
+            _record_new(session, sched, run_id, candidates, version, reprocess, result)
+            store_cursors(session, sched.id, moved, gone)
     return result
+
+
+def _record_new(session, sched: Schedule, run_id: int, candidates: dict[str, Candidate], version: str,
+                reprocess: bool, result: ScanResult) -> None:
+    fresh = unprocessed(session, sched.id, candidates, version, reprocess) if candidates else []
+    result.skipped = len(candidates) - len(fresh)
+    if fresh:
+        result.job_id = _record_job(session, sched, run_id, fresh, version, result)
 
 
 def _scan_files(paths: list[str], cursors: dict, fmt: str | None, fields: Fields, reprocess: bool) -> list[FileScan]:
