@@ -4,8 +4,9 @@ Exactly once, across schedulers and restarts, rests on the database, not on the 
 
 1. *Claim*: a conditional UPDATE takes the schedule's lease (token + expiry) only if no live
    lease exists, so two runs of one schedule never overlap (a second is recorded as skipped).
-2. *Record*: one transaction, fenced by the token (its first statement re-checks and
-   row-locks the lease), stores the job, its documents, the ledger and the advanced file
+2. *Read* the files past their cursors, outside any transaction: only the lease holder
+   moves cursors. *Record* in one transaction, fenced by the token (its first statement
+   re-checks and row-locks the lease), the job, its documents, the ledger and the advanced
    cursors together. A crash before commit changes nothing; after it, nothing is read twice.
 3. *Queue*: batches of the schedule's jobs still ``submitting`` are sent, then marked
    ``queued``. A run that died between 2 and 3 is completed by the next run, which holds the
