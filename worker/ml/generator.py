@@ -39,6 +39,8 @@ class GeneratorConfig:
     rank: int = 6  # separable terms of a mask's logit field
     pool: int = 16  # the posterior sees the image average-pooled to pool x pool
     pad_id: int = 0
+    # Generation scales prior noise by this (part of the architecture, so of the version id).
+    temperature: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lstmq.modelstore import valid_name
 from lstmq.errors import InputError
-from worker.ml.generator_artifact import save_generator
-from worker.ml.generator_data import FilePairs, WorldPairs
-from worker.ml.generator_inference import ImageGenerator
-from worker.ml.generator_train import TrainOptions, train
+from lstmq.modelstore import valid_name
 from worker.ml.artifact import update_config
+from worker.ml.generator_artifact import save_generator
+from worker.ml.generator_calibrate import calibrate_temperature
+from worker.ml.generator_data import FilePairs, WorldPairs
+from worker.ml.generator_inference import ImageGenerator, from_artifact
+from worker.ml.generator_train import TrainOptions, train
 from worker.shapes.report import write_card
 
 
@@ -23,6 +24,13 @@ def world_report(model, tokenizer, max_tokens: int, n: int) -> dict:
 
     generator = ImageGenerator("", "", model, tokenizer, max_tokens, torch.device("cpu"))
     return evaluate(generator.images, n=n)
+
+
+def artifact_report(path: Path, n: int) -> dict:
+    """The oracle evaluation of the artifact as stored (fp16 weights, calibrated temperature)."""
+    from worker.shapes.evaluation import evaluate
+
+    return evaluate(from_artifact(path).images, n=n)
 
 
 def quick_eval_line(step: int, model, tokenizer, max_tokens: int) -> str:
@@ -54,10 +62,23 @@ def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: 
     source = str(data) if data else "shapes world (held-out colour-shape pairs excluded)"
     extra = {"training": {**opts.to_dict(), "data": source, "minutes": round(minutes, 1)}}
     path = save_generator(out, model, tokenizer, opts.max_tokens, extra=extra)
-    report = world_report(model, tokenizer, opts.max_tokens, eval_n) if data is None and eval_n > 0 else None
-    if report is not None:
-        update_config(path, metrics=summary(report))
-    write_card(path, name, extra["training"], report)
+    if data is None and eval_n > 0:
+        return finish_world_artifact(path, name, eval_n)
+    write_card(path, name, extra["training"], None)
+    return path
+
+
+def finish_world_artifact(path: Path, name: str, eval_n: int) -> Path:
+    """Calibrate the sampling temperature, evaluate the stored artifact, record metrics and card."""
+    import json
+
+    calibrate_temperature(path)
+    report = artifact_report(path, eval_n)
+    update_config(path, metrics=summary(report))
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    training = {**config["training"], "sampling_temperature": config["architecture"]["temperature"],
+                "temperature_choice (validation captions, mean exact)": config["calibration"]["scores"]}
+    write_card(path, name, training, report)
     return path
 
 

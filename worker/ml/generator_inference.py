@@ -56,8 +56,10 @@ def noise(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
 
 
 class ImageGenerator:
-    def __init__(self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device):
+    def __init__(self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device,
+                 temperature: float = 1.0):
         self.name, self.version, self.max_tokens, self.device = name, version, max_tokens, device
+        self.temperature = temperature  # scales the prior noise; < 1 trades variety for typical samples
         self.model, self.tokenizer = model.to(device).eval(), tokenizer
         self.z_dim, self.batch_images = model.cfg.z_dim, BATCH_IMAGES
 
@@ -81,7 +83,8 @@ class ImageGenerator:
         lengths = torch.tensor([len(x) for x in ids])
         batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
         with torch.inference_mode():
-            return to_uint8(self.model.generate(batch, lengths, noise(seeds, self.z_dim).to(self.device)))
+            z = noise(seeds, self.z_dim).to(self.device) * self.temperature  # (B, Z)
+            return to_uint8(self.model.generate(batch, lengths, z))
 
     def images(self, captions: Sequence[str], seed: int) -> list[np.ndarray]:
         """Evaluation helper: row i uses seed (seed, i)."""
@@ -91,7 +94,8 @@ class ImageGenerator:
 
 def from_artifact(path, name: str = "", version: str = "", device: str = "cpu") -> ImageGenerator:
     model, tokenizer, config = load_generator_artifact(path)
-    return ImageGenerator(name or path.name, version, model, tokenizer, config["max_tokens"], resolve_device(device))
+    return ImageGenerator(name or path.name, version, model, tokenizer, config["max_tokens"], resolve_device(device),
+                          model.cfg.temperature)
 
 
 _CACHE: dict[tuple[str, str, str], ImageGenerator] = {}
