@@ -47,14 +47,13 @@ def upsert_classifications(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     now = utcnow()
-    stmt = dialect_insert(session, Classification).values(
-        [{**row, "created_at": now, "updated_at": now} for row in rows]
-    )
+    stmt = dialect_insert(session, Classification)
     stmt = stmt.on_conflict_do_update(
         index_elements=["document_id", "model", "model_version"],
         set_={col: stmt.excluded[col] for col in ("label", "score", "probs", "flags", "updated_at")},
     )
-    session.execute(stmt)
+    # executemany: one cached statement, sent as multi-row VALUES pages by SQLAlchemy
+    session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
 
 
 def register_model_version(session: Session, version: str, name: str, kind: str, labels, config) -> None:
