@@ -84,4 +84,4 @@ def render(self, payload: dict) -> dict | None:
     if batch is None:
         return None
     with transient_db_errors():
-        return crashed_too_often(self, batch) or render_batch(batch, get_engine())
+        return crashed_too_often(self, batch) or render_batch(batch, get_engine(), self.app.conf.lstmq_device)
