@@ -183,7 +183,7 @@ class Stack:
         wait_until(lambda: job_finished(self.engine, job_id), timeout_s, what=f"job {job_id} to finish{logs}")
 
 
-def _empty_postgres(url: str) -> str:
+def empty_postgres(url: str) -> str:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
@@ -210,7 +210,7 @@ def open_stack(request, backend: str, home: Path) -> Iterator[Stack]:
     if backend == "services":
         broker = request.getfixturevalue("redis_url")
         redis.Redis.from_url(broker).flushdb()
-        settings |= {"database_url": _empty_postgres(request.getfixturevalue("pg_url")), "broker_url": broker}
+        settings |= {"database_url": empty_postgres(request.getfixturevalue("pg_url")), "broker_url": broker}
     home.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("LSTMQ_") and not k.startswith("LSTMQ_TEST_")]:

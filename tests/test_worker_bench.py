@@ -1,0 +1,31 @@
+"""`lstmq bench` runs all three measurements against real Redis, PostgreSQL and a worker process
+(tiny sizes: this checks the command works and cleans up, not how fast anything is)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from sqlalchemy import create_engine, func, select
+
+from lstmq.db.schema import Job
+from tests.helpers_worker import ROOT, empty_postgres, worker_env
+
+
+def test_bench_prints_three_rates_and_their_ratios_and_deletes_its_jobs(lstmq_env, pg_url, redis_url):
+    lstmq_env()
+    empty_postgres(pg_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmq", "bench", "--docs=300", "--single-docs=20", "--batch-size=100",
+         "--threads=1", f"--redis-url={redis_url}", f"--database-url={pg_url}"],
+        cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = re.findall(r"^\((a|b|c)\) .*?(\d+) docs/s", result.stdout, re.MULTILINE)
+    assert [name for name, _ in rates] == ["a", "b", "c"] and all(int(v) > 0 for _, v in rates)
+    assert re.search(r"b/a = \d+\.\d\d .* b/c = \d+\.\d", result.stdout)
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Job)) == 0
+    engine.dispose()
