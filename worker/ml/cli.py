@@ -74,13 +74,18 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def evaluate(model, file, as_json, text_field, label_field, device):
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+def evaluate(model, file, as_json, text_field, label_field, device, threads):
     """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
-    from worker.ml.operations import evaluate_file
+    from worker.ml.operations import evaluate_file, set_threads
     from worker.ml.progress import print_report
 
+    set_threads(threads)
     report = evaluate_file(model, file, device, (text_field, label_field))
-    click.echo(json.dumps(report, indent=2)) if as_json else print_report(report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        print_report(report)
 
 
 @click.command("predict")
@@ -88,10 +93,12 @@ def evaluate(model, file, as_json, text_field, label_field, device):
 @click.argument("input_file", metavar="INPUT", type=FILE)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="default: stdout")
 @click.option("--device", default="auto", show_default=True)
-def predict(model, input_file, output, device):
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+def predict(model, input_file, output, device, threads):
     """Classify INPUT (JSONL with `text` and optional `id`, CSV, or text lines) into JSON Lines."""
-    from worker.ml.operations import predict_lines
+    from worker.ml.operations import predict_lines, set_threads
 
+    set_threads(threads)
     lines = predict_lines(model, input_file, device)
     first = next(lines, None)  # model and input errors surface before an output file is created
     with output.open("w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as out:
