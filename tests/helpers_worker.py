@@ -122,6 +122,12 @@ class WorkerProcess:
         wait_until(ready, timeout_s, what="worker ready")
         return self
 
+    def pause(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the worker's whole process group (no chance to ack or clean up)."""
         if self.proc.poll() is None:

@@ -36,3 +36,40 @@ def test_a_worker_killed_mid_job_is_replaced_and_no_document_is_lost_or_doubled(
     per_doc = results_per_document(stack.engine, report.job_id)
     assert len(per_doc) == 200 and set(per_doc.values()) == {1}
     assert status_counts(stack.engine, report.job_id) == {"done": 200}
+
+
+@pytest.fixture
+def services_stack(request, tmp_path):
+    with open_stack(request, "services", tmp_path / "home") as stack:
+        yield stack
+
+
+def set_connections(pg_url: str, allowed: bool) -> None:
+    """Open or close the test database to new connections, cutting the existing ones."""
+    from sqlalchemy import create_engine, text
+
+    name = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+    admin.dispose()
+
+
+def test_a_short_database_outage_is_retried_and_loses_nothing(services_stack, pg_url, tmp_path):
+    stack = services_stack
+    worker = stack.start_worker()
+    worker.pause()  # hold the worker while the batches are queued and the database goes away
+    report = stack.submit(corpus(tmp_path / "in.jsonl", 60))
+    set_connections(pg_url, allowed=False)
+    try:
+        worker.resume()
+        wait_until(lambda: "Retry in" in worker.log(), 30, what="a retry")
+    finally:
+        set_connections(pg_url, allowed=True)
+    stack.engine.dispose()  # the test's own pooled connections were cut too
+    stack.wait_finished(report.job_id)
+
+    per_doc = results_per_document(stack.engine, report.job_id)
+    assert len(per_doc) == 60 and set(per_doc.values()) == {1}
