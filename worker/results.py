@@ -47,7 +47,7 @@ def upsert_classifications(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     now = utcnow()
-    stmt = dialect_insert(session, Classification)
+    stmt = dialect_insert(session, Classification.__table__)  # Core: skips the ORM bulk-insert layer
     stmt = stmt.on_conflict_do_update(
         index_elements=["document_id", "model", "model_version"],
         set_={col: stmt.excluded[col] for col in ("label", "score", "probs", "flags", "updated_at")},
