@@ -70,3 +70,15 @@ def test_a_worker_refuses_an_unreachable_broker_in_one_line(lstmq_env, tmp_path)
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: broker redis://127.0.0.1:1/0 unreachable")
     assert "Traceback" not in result.stderr
+
+
+def test_a_worker_asked_for_cuda_on_a_host_without_it_refuses_in_one_line(lstmq_env):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    lstmq_env()
+    result = run_worker(worker_env(), "-m", "lstmq", "worker", "--device=cuda")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: device 'cuda' requested but CUDA is not available"

@@ -71,6 +71,10 @@ def worker(queues: str | None, device: str, concurrency: int, loglevel: str, thr
         os.environ["OMP_NUM_THREADS"] = str(threads)
     else:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
+    if device == "cuda":  # refuse now rather than fail every batch; no fork follows (solo/threads)
+        from worker.ml.inference import resolve_device
+
+        resolve_device("cuda")
     from worker.celery_app import app, startup_checks
 
     startup_checks()  # one line and a non-zero exit before Celery prints its banner
