@@ -1,12 +1,31 @@
-"""A worker killed with SIGKILL in the middle of a job: a new worker (plus `requeue` where the
-broker cannot redeliver) finishes it with exactly one result per document."""
+"""Failures mid-job: a worker killed with SIGKILL is replaced (plus `requeue` where the broker
+cannot redeliver) and the job ends with exactly one result per document; a database outage is
+retried; a batch that keeps killing its worker is given up after a bounded number of tries."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import signal
+import time
+from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+
+from lstmq.db.schema import Document
+from lstmq.queue import send_batch
 from producer.sending import requeue
-from tests.helpers_worker import BACKENDS, corpus, open_stack, results_per_document, status_counts, wait_until
+from tests.helpers_worker import (
+    BACKENDS,
+    add_job,
+    batch_of,
+    corpus,
+    open_stack,
+    results_per_document,
+    status_counts,
+    wait_until,
+)
+from worker.redeliveries import MAX_REDELIVERIES
 
 
 @pytest.fixture(params=BACKENDS)
@@ -73,3 +92,36 @@ def test_a_short_database_outage_is_retried_and_loses_nothing(services_stack, pg
 
     per_doc = results_per_document(stack.engine, report.job_id)
     assert len(per_doc) == 60 and set(per_doc.values()) == {1}
+
+
+def child_pids(parent: int) -> list[int]:
+    """Processes whose parent is ``parent`` (prefork pool children), from /proc."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_a_batch_that_keeps_killing_its_worker_is_given_up_and_its_documents_failed(services_stack):
+    stack = services_stack
+    worker = stack.start_worker("--concurrency=2")  # prefork: the parent survives its children
+    texts = [f"a poisonous document {i}" for i in range(8)]
+    job_id, ids = add_job(stack.engine, texts)
+    send_batch(stack.app, "classify", batch_of(job_id, "news", ids, texts))
+
+    for delivery in range(1, MAX_REDELIVERIES + 1):  # crash every delivery the cap allows
+        wait_until(lambda: worker.log().count("] received") >= delivery, 60, what=f"delivery {delivery}")
+        time.sleep(0.5)  # the child is running the task (loading the model takes longer than this)
+        for pid in child_pids(worker.proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    stack.wait_finished(job_id)
+
+    with stack.engine.connect() as conn:
+        errors = conn.scalars(select(Document.error).where(Document.job_id == job_id)).all()
+    assert status_counts(stack.engine, job_id) == {"failed": 8}
+    assert all(error.startswith("batch given up: its worker died") for error in errors)
