@@ -21,6 +21,7 @@ TASK_MODULES = ["worker.tasks"]
 
 app = make_celery(include=TASK_MODULES)
 app.conf.lstmq_device = "auto"  # `lstmq worker --device` overrides this before the pool starts
+app.conf.lstmq_checked = False  # `lstmq worker` runs the start-up checks itself, before the banner
 
 
 def startup_checks() -> None:
@@ -41,6 +42,8 @@ def startup_checks() -> None:
 @signals.worker_init.connect
 def _check_before_consuming(**_kwargs) -> None:
     """Refuse to start on an outdated schema or unreachable broker (also for bare `celery -A`)."""
+    if app.conf.lstmq_checked:
+        return
     try:
         startup_checks()
     except LstmqError as exc:

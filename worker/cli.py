@@ -78,5 +78,6 @@ def worker(queues: str | None, device: str, concurrency: int, loglevel: str, thr
     from worker.celery_app import app, startup_checks
 
     startup_checks()  # one line and a non-zero exit before Celery prints its banner
+    app.conf.lstmq_checked = True
     app.conf.lstmq_device = child_device(device, pool)
     app.worker_main(celery_argv(queue_list, pool, concurrency, loglevel.lower(), hostname))

@@ -52,8 +52,10 @@ def upsert_classifications(session: Session, rows: list[dict]) -> None:
         index_elements=["document_id", "model", "model_version"],
         set_={col: stmt.excluded[col] for col in ("label", "score", "probs", "flags", "updated_at")},
     )
-    # executemany: one cached statement, sent as multi-row VALUES pages by SQLAlchemy
-    session.execute(stmt, [{**row, "created_at": now, "updated_at": now} for row in rows])
+    # executemany: one cached statement, sent as multi-row VALUES pages by SQLAlchemy. Rows in
+    # document order: concurrent copies of a batch lock rows in the same order (no deadlock).
+    params = sorted(({**row, "created_at": now, "updated_at": now} for row in rows), key=lambda r: r["document_id"])
+    session.execute(stmt, params)
 
 
 def register_model_version(session: Session, version: str, name: str, kind: str, labels, config) -> None:
