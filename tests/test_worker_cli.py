@@ -82,3 +82,12 @@ def test_a_worker_asked_for_cuda_on_a_host_without_it_refuses_in_one_line(lstmq_
     result = run_worker(worker_env(), "-m", "lstmq", "worker", "--device=cuda")
     assert result.returncode != 0
     assert result.stderr.strip() == "error: device 'cuda' requested but CUDA is not available"
+
+
+def test_the_worker_parent_never_imports_torch(lstmq_env):
+    """A prefork parent that had initialised torch (or CUDA) would hand that state to its children."""
+    lstmq_env()
+    code = "import sys, worker.celery_app, worker.tasks, worker.cli; print('torch' in sys.modules)"
+    result = run_worker(worker_env(), "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
