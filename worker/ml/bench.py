@@ -1,6 +1,7 @@
 """Model speed: docs/s for each classifier one document at a time and batched, and the ratio.
 
-Both paths run in the same process on the same texts, so the ratio is a fair comparison.
+Both paths run in the same process on the same texts, interleaved, best of three rounds each,
+so the ratio is a fair comparison even on a loaded machine.
 Run alone with ``python -m worker.ml.bench [--models news,spam] [--docs 2000]``; the lead's
 ``lstmq bench`` calls :func:`bench_models` and :func:`print_bench`.
 Texts come from ``--file`` (JSONL/CSV/txt with a text field) or, without one, are sampled
@@ -17,11 +18,13 @@ import click
 
 DEFAULT_DOCS = 2000
 SINGLE_DOCS = 300  # batch-1 path is slow; fewer docs keep the run short
+ROUNDS = 3  # best of N: a shared machine's load spikes only ever slow a run down
 
 
 def sample_texts(clf, n: int, seed: int = 0) -> list[str]:
-    vocab = [w for w, i in clf.tokenizer.get_vocab().items() if i > 1 and w.isalpha()]
-    vocab.sort()
+    # decode() turns BPE pieces ("Ġword") back into text; keep whole alphabetic words only
+    decoded = (clf.tokenizer.decode([i]).strip() for i in range(2, clf.tokenizer.get_vocab_size()))
+    vocab = sorted({w for w in decoded if w.isalpha()})
     rng = random.Random(seed)
     return [" ".join(rng.choices(vocab, k=rng.randint(10, 60))) for _ in range(n)]
 
@@ -32,13 +35,16 @@ def _docs_per_s(run, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS) -> dict:
+def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS, rounds: int = ROUNDS) -> dict:
+    """Best of ``rounds`` interleaved timings per path, so both see the same machine load."""
     clf.predict(texts[:64])  # warm-up: allocator, thread pool
-    single = _docs_per_s(lambda ts: [clf.predict([t]) for t in ts], texts[:single_docs])
-    batched = _docs_per_s(clf.predict, texts)
+    singles, batched = [], []
+    for _ in range(rounds):
+        singles.append(_docs_per_s(lambda ts: [clf.predict([t]) for t in ts], texts[: single_docs // rounds]))
+        batched.append(_docs_per_s(clf.predict, texts))
     return {"model": clf.name, "version": clf.version, "device": str(clf.device), "docs": len(texts),
-            "batch": clf.batch_docs, "batch1_docs_s": single, "batched_docs_s": batched,
-            "ratio": batched / single}
+            "batch": clf.batch_docs, "batch1_docs_s": max(singles), "batched_docs_s": max(batched),
+            "ratio": max(batched) / max(singles)}
 
 
 def bench_models(names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None,
