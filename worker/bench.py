@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from lstmq.errors import InputError
 from lstmq.settings import DEFAULT_BATCH_DOCS
 
 SAMPLE = Path(__file__).resolve().parents[1] / "lstmq" / "samples" / "news.jsonl"
@@ -145,6 +146,8 @@ def bench(docs, single_docs, input_path, model, batch_size, device, threads, red
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads, below
         worker_args.append(f"--threads={threads}")
     texts = read_texts(input_path, docs) if input_path else generate_texts(docs)
+    if not texts:
+        raise InputError(f"{input_path}: no usable text records")
     click.echo(f"{len(texts)} documents, model {model}, batch {batch_size}, device {device}")
     a = inprocess_rate(model, texts, batch_size, device)
     click.echo(f"(a) model in-process, batched:     {a:10.0f} docs/s")
