@@ -5,9 +5,11 @@ decoder; unlike its recurrent canvas, ours composes the image from object *slots
 unseen colour-shape pairs drawable by construction::
 
     ids (B, T) -> embed (B, T, E) -> BiLSTM (B, T, 2H)
-        gates  = sigmoid(Linear(LSTM state))       (B, T, S, 2)  which words feed which slot/path
-        geom_s = sum_t gate_geom[t, s] * Vg(embed_t)   (B, S, D)   shape, size, position words
-        col_s  = sum_t gate_col[t, s]  * Vc(embed_t)   (B, S, D)   colour words
+        gate   = sigmoid(Linear(LSTM state))[..., 0]           (B, T, S)  words -> slot geometry
+        attn   = softmax_t(Linear(LSTM state)[..., 1])         (B, T, S)  the slot's colour word
+        geom_s = sum_t gate[t, s] * Vg(embed_t)   (B, S, D)   shape, size, position words
+        col_s  = sum_t attn[t, s] * Vc(embed_t)   (B, S, D)   colour word
+        scene  = sum_t gate_scene[t] * Vs(embed_t) (B, D)     relation words, appended to each geom_s
     mask_s = separable([geom_s, z, onehot(s)]) (B, S, 1, 64, 64);  rgb_s = sigmoid(MLP(col_s)) (B, S, 3)
     image  = over-composite of mask_s * rgb_s, slot 0 in front   (B, 3, 64, 64)
 
@@ -19,6 +21,7 @@ whose posterior q(z | image, caption) exists only in training; generation draws 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -33,14 +36,18 @@ class GeneratorConfig:
     hidden_dim: int = 64  # per direction
     slots: int = 2  # objects an image can hold
     slot_dim: int = 64
-    z_dim: int = 8
+    z_dim: int = 8  # noise dimensions, or number of codes when latent is categorical
+    latent: str = "gaussian"  # or "categorical": one-hot codes, no in-between (blended) samples
     decoder_dim: int = 256
     canvas: int = 64  # output side in pixels
     rank: int = 6  # separable terms of a mask's logit field
     pool: int = 16  # the posterior sees the image average-pooled to pool x pool
     pad_id: int = 0
-    # Generation scales prior noise by this (part of the architecture, so of the version id).
-    temperature: float = 1.0
+    colour_attention: str = "softmax"  # softmax over words per slot, or independent "sigmoid" gates
+    scene_path: bool = True  # a gated bag of scene words (relations) given to every slot
+    # Generation settings, chosen after training (part of the architecture, so of the version id):
+    temperature: float = 1.0  # scales the prior noise
+    mask_sharpness: float = 1.0  # multiplies mask logits: > 1 draws crisp, fully coloured objects
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +57,12 @@ class GeneratorConfig:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown architecture keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        cfg = cls(**data)
+        if cfg.colour_attention not in ("softmax", "sigmoid"):
+            raise ValueError("colour_attention must be softmax or sigmoid")
+        if cfg.latent not in ("gaussian", "categorical"):
+            raise ValueError("latent must be gaussian or categorical")
+        return cfg
 
 
 class CaptionEncoder(nn.Module):
@@ -61,19 +73,28 @@ class CaptionEncoder(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.pad_id)
         self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden_dim, batch_first=True, bidirectional=True)
-        self.gates = nn.Linear(2 * cfg.hidden_dim, cfg.slots * 2)
+        self.gates = nn.Linear(2 * cfg.hidden_dim, cfg.slots * 2 + int(cfg.scene_path))
         self.geom_value = nn.Linear(cfg.embed_dim, cfg.slot_dim)
         self.colour_value = nn.Linear(cfg.embed_dim, cfg.slot_dim)
+        self.scene_value = nn.Linear(cfg.embed_dim, cfg.slot_dim) if cfg.scene_path else None
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor):
         emb = self.embed(ids)  # (B, T, E)
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
         states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=ids.shape[1])
         mask = (ids != self.cfg.pad_id).float()[:, :, None]  # (B, T, 1)
-        gates = torch.sigmoid(self.gates(states)).view(*ids.shape, self.cfg.slots, 2)  # (B, T, S, 2)
-        gates = gates * mask[..., None]
+        all_logits = self.gates(states)  # (B, T, 2S [+ 1])
+        logits = all_logits[..., : 2 * self.cfg.slots].reshape(*ids.shape, self.cfg.slots, 2)  # (B, T, S, 2)
+        gates = torch.sigmoid(logits) * mask[..., None]
+        if self.cfg.colour_attention == "softmax":  # an object has one colour word: pick one
+            attn = logits[..., 1].masked_fill(mask == 0, float("-inf")).softmax(dim=1)  # (B, T, S)
+            gates = torch.stack([gates[..., 0], attn], dim=-1)
         geom = torch.einsum("bts,btd->bsd", gates[..., 0], self.geom_value(emb))  # (B, S, D)
         colour = torch.einsum("bts,btd->bsd", gates[..., 1], self.colour_value(emb))  # (B, S, D)
+        if self.scene_value is not None:  # scene words (relation, placement) shared by every slot
+            scene_gate = torch.sigmoid(all_logits[..., -1:]) * mask  # (B, T, 1)
+            scene = (scene_gate * self.scene_value(emb)).sum(1, keepdim=True)  # (B, 1, D)
+            geom = torch.cat([geom, scene.expand(-1, self.cfg.slots, -1)], dim=2)  # (B, S, 2D)
         summary = (states * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, 2H)
         return geom, colour, gates, summary
 
@@ -91,7 +112,7 @@ class MaskDecoder(nn.Module):
         super().__init__()
         self.rank, self.canvas = cfg.rank, cfg.canvas
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.slot_dim + cfg.z_dim + cfg.slots, cfg.decoder_dim), nn.ReLU(),
+            nn.Linear(cfg.slot_dim * (1 + int(cfg.scene_path)) + cfg.z_dim + cfg.slots, cfg.decoder_dim), nn.ReLU(),
             nn.Linear(cfg.decoder_dim, cfg.decoder_dim), nn.ReLU(),
             nn.Linear(cfg.decoder_dim, 2 * cfg.rank * cfg.canvas),
         )
@@ -124,6 +145,25 @@ def composite(masks: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
     return image
 
 
+def sample_posterior(latent: str, mu: torch.Tensor, logvar: torch.Tensor):
+    """(z (B, Z), KL to the prior (B,)). Gaussian: reparameterised. Categorical: straight-through
+    Gumbel-softmax one-hot over Z codes, prior uniform (``mu`` are the code logits)."""
+    if latent == "categorical":
+        log_q = mu.log_softmax(dim=1)
+        kl = (log_q.exp() * (log_q + math.log(mu.shape[1]))).sum(1)
+        return nn.functional.gumbel_softmax(mu, tau=1.0, hard=True), kl
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    return z, -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
+
+
+def sample_prior(latent: str, n: int, z_dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(n, Z) prior noise: standard normal, or a uniformly drawn one-hot code."""
+    if latent == "categorical":
+        codes = torch.randint(z_dim, (n,), generator=generator)
+        return nn.functional.one_hot(codes, z_dim).float()
+    return torch.randn(n, z_dim, generator=generator)
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
@@ -133,26 +173,27 @@ class Generator(nn.Module):
         self.colour = nn.Sequential(nn.Linear(cfg.slot_dim, 64), nn.ReLU(), nn.Linear(64, 3))
         self.posterior = Posterior(cfg)
 
-    def draw(self, geom: torch.Tensor, colour: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def draw(self, geom: torch.Tensor, colour: torch.Tensor, z: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
         """(B, S, D), (B, S, D), (B, Z) -> image (B, 3, canvas, canvas) in [0, 1]."""
         b, s = geom.shape[:2]
         slot_id = torch.eye(s, device=geom.device).expand(b, s, s)
         x = torch.cat([geom, z[:, None, :].expand(b, s, -1), slot_id], dim=2).reshape(b * s, -1)
-        masks = torch.sigmoid(self.decoder(x)).view(b, s, 1, self.cfg.canvas, self.cfg.canvas)
+        masks = torch.sigmoid(self.decoder(x) * sharpness).view(b, s, 1, self.cfg.canvas, self.cfg.canvas)
         return composite(masks, torch.sigmoid(self.colour(colour)))
 
     def forward(self, ids, lengths, image):
-        """Training pass: (reconstruction from posterior z, drawing from prior z, mu, logvar, gates);
+        """Training pass: (reconstruction from posterior z, drawing from prior z, KL (B,), gates);
         images (B, 3, H, W)."""
         geom, colour, gates, summary = self.encoder(ids, lengths)
         mu, logvar = self.posterior(image, summary)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        both = self.draw(torch.cat([geom, geom]), torch.cat([colour, colour]), torch.cat([z, torch.randn_like(z)]))
+        z, kl = sample_posterior(self.cfg.latent, mu, logvar)
+        z_prior = sample_prior(self.cfg.latent, mu.shape[0], self.cfg.z_dim, None).to(mu.device)
+        both = self.draw(torch.cat([geom, geom]), torch.cat([colour, colour]), torch.cat([z, z_prior]))
         recon, prior = both.chunk(2)
-        return recon, prior, mu, logvar, gates
+        return recon, prior, kl, gates
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """ids (B, T), z (B, Z) drawn from the prior N(0, I) -> images (B, 3, canvas, canvas) in [0, 1]."""
         geom, colour, _, _ = self.encoder(ids, lengths)
-        return self.draw(geom, colour, z)
+        return self.draw(geom, colour, z, self.cfg.mask_sharpness)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from lstmq.errors import InputError
 from lstmq.modelstore import valid_name
 from worker.ml.artifact import update_config
 from worker.ml.generator_artifact import save_generator
-from worker.ml.generator_calibrate import calibrate_temperature
+from worker.ml.generator_calibrate import calibrate_generation
 from worker.ml.generator_data import FilePairs, WorldPairs
 from worker.ml.generator_inference import ImageGenerator, from_artifact
 from worker.ml.generator_train import TrainOptions, train
@@ -39,10 +40,12 @@ def quick_eval_line(step: int, model, tokenizer, max_tokens: int) -> str:
     return f"step {step}: oracle exact (n=100) {exact}"
 
 
-def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, slots: int,
+def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, arch: dict,
                  eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, eval_every: int = 0) -> Path:
     if not valid_name(name):
         raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+    if arch.get("latent", "gaussian") not in ("gaussian", "categorical"):
+        raise InputError("--latent must be gaussian or categorical")
     torch.set_num_threads(threads)
     opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, prior_weight=prior_weight,
                         eval_every=eval_every or steps)
@@ -53,9 +56,12 @@ def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: 
                   TimeElapsedColumn(), TimeRemainingColumn()) as progress:
         bar = progress.add_task("train", total=steps, name=name, loss=0.0, sse=0.0, kl=0.0)
         def on_eval(step, model, tokenizer):
-            if data is None and eval_every and step < steps:
-                progress.console.print(quick_eval_line(step, model, tokenizer, opts.max_tokens))
-        model, tokenizer = train(pairs, opts, arch={"slots": slots}, on_eval=on_eval,
+            if eval_every and step < steps:  # a checkpoint is an artifact: usable if training stops
+                save_generator(out, copy.deepcopy(model), tokenizer, opts.max_tokens,
+                               extra={"training": {**opts.to_dict(), "checkpoint_step": step}})
+                if data is None:
+                    progress.console.print(quick_eval_line(step, model, tokenizer, opts.max_tokens))
+        model, tokenizer = train(pairs, opts, arch=arch, on_eval=on_eval,
                                  on_step=lambda step, t: progress.update(bar, completed=step, **{
                                      k: t[k] for k in ("loss", "sse", "kl")}))
     minutes = (time.monotonic() - started) / 60
@@ -69,15 +75,16 @@ def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: 
 
 
 def finish_world_artifact(path: Path, name: str, eval_n: int) -> Path:
-    """Calibrate the sampling temperature, evaluate the stored artifact, record metrics and card."""
+    """Calibrate generation settings, evaluate the stored artifact, record metrics and card."""
     import json
 
-    calibrate_temperature(path)
+    calibrate_generation(path)
     report = artifact_report(path, eval_n)
     update_config(path, metrics=summary(report))
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    training = {**config["training"], "sampling_temperature": config["architecture"]["temperature"],
-                "temperature_choice (validation captions, mean exact)": config["calibration"]["scores"]}
+    arch = config["architecture"]
+    training = {**config["training"], "generation": f"temperature {arch['temperature']}, "
+                f"mask sharpness {arch['mask_sharpness']} (chosen on validation captions: see config.json)"}
     write_card(path, name, training, report)
     return path
 

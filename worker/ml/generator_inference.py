@@ -24,6 +24,7 @@ import torch
 
 from lstmq.modelstore import find_model
 from worker.ml.batching import pad, plan_batches, scatter
+from worker.ml.generator import sample_prior
 from worker.ml.generator_artifact import load_generator_artifact, to_uint8
 from worker.ml.inference import resolve_device
 from worker.ml.tokenizer import UNK_ID, encode_batch
@@ -49,9 +50,9 @@ def flags_of(enc) -> list[str]:
     return flags
 
 
-def noise(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
-    """(B, Z) standard normal, row i drawn from its own seed (independent of batch order)."""
-    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s) % (2**63))) for s in seeds]
+def noise(seeds: Sequence[int], z_dim: int, latent: str = "gaussian") -> torch.Tensor:
+    """(B, Z) prior noise, row i drawn from its own seed (independent of batch order)."""
+    rows = [sample_prior(latent, 1, z_dim, torch.Generator().manual_seed(int(s) % (2**63)))[0] for s in seeds]
     return torch.stack(rows) if rows else torch.zeros(0, z_dim)
 
 
@@ -83,7 +84,9 @@ class ImageGenerator:
         lengths = torch.tensor([len(x) for x in ids])
         batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
         with torch.inference_mode():
-            z = noise(seeds, self.z_dim).to(self.device) * self.temperature  # (B, Z)
+            z = noise(seeds, self.z_dim, self.model.cfg.latent).to(self.device)  # (B, Z)
+            if self.model.cfg.latent == "gaussian":
+                z = z * self.temperature
             return to_uint8(self.model.generate(batch, lengths, z))
 
     def images(self, captions: Sequence[str], seed: int) -> list[np.ndarray]:

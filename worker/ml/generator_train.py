@@ -56,10 +56,10 @@ def encode(tokenizer, captions: list[str], max_tokens: int) -> tuple[torch.Tenso
 
 
 def loss_terms(model: Generator, ids, lengths, images, beta: float, opts: TrainOptions) -> dict:
-    recon, prior, mu, logvar, gates = model(ids, lengths, images)
+    recon, prior, kl, gates = model(ids, lengths, images)
     sse = ((recon - images) ** 2).sum(dim=(1, 2, 3)).mean()
     prior_sse = ((prior - images) ** 2).sum(dim=(1, 2, 3)).mean()
-    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(1).mean()
+    kl = kl.mean()
     l1 = gates.sum(dim=(1, 2, 3)).mean()
     total = opts.recon_weight * (sse + opts.prior_weight * prior_sse) + beta * kl + opts.gate_l1 * l1
     return {"loss": total, "sse": sse, "prior_sse": prior_sse, "kl": kl, "gates": l1}
