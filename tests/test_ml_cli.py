@@ -170,3 +170,22 @@ def test_predict_csv_row_with_bad_bytes_keeps_its_id_and_fails_alone(env, capsys
     assert [(r["id"], r["label"], r.get("error")) for r in rows] == [
         ("r1", "pos", None), ("r2", None, "undecodable bytes (not UTF-8)"), ("r3", None, "empty text"),
         ("r4", "neg", None)]
+
+
+def test_merge_combines_artifacts_into_one_ensemble_and_refuses_other_tokenizers(env, tmp_path):
+    import shutil
+
+    from lstmq.errors import ArtifactError
+    from worker.ml.merge import merge
+
+    tiny = env / "models" / "tiny"
+    single = json.loads((tiny / "config.json").read_text())
+    report = merge(tmp_path / "pair", [tiny, tiny], env / "dev.jsonl.gz", "merge-command")
+    config = json.loads((tmp_path / "pair" / "config.json").read_text())
+    assert config["architecture"]["members"] == 2 and config["training"]["command"].endswith("merge-command")
+    assert report["accuracy"] == pytest.approx(single["metrics"]["dev"]["accuracy"], abs=1e-5)
+    other = tmp_path / "other"
+    shutil.copytree(tiny, other)
+    (other / "tokenizer.json").write_text((tiny / "tokenizer.json").read_text() + " ")
+    with pytest.raises(ArtifactError, match="tokenizer differs"):
+        merge(tmp_path / "bad", [tiny, other], env / "dev.jsonl.gz", "x")

@@ -1,0 +1,89 @@
+"""Merge classifier artifacts trained separately (e.g. with different seeds, in parallel) into one ensemble.
+
+The sources must share the tokenizer (byte-identical tokenizer.json: the same data and
+tokenizer options give the same vocabulary), the labels and the architecture apart from
+``members``. The merged ensemble is evaluated on dev and written with a card that lists
+every command involved::
+
+    python -m worker.ml.merge --out lstmq/models/news --dev DEV A_DIR B_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from lstmq.errors import ArtifactError
+
+
+def _compatible(paths: list[Path]) -> list[tuple]:
+    from worker.ml.artifact import load_artifact
+
+    loaded = [load_artifact(p) for p in paths]
+    first_tok = (paths[0] / "tokenizer.json").read_bytes()
+    base = {**loaded[0][2]["architecture"], "members": 0}
+    for path, (_, _, config) in zip(paths, loaded):
+        if (path / "tokenizer.json").read_bytes() != first_tok:
+            raise ArtifactError(f"{path}: tokenizer differs from {paths[0]}'s; cannot merge")
+        if {**config["architecture"], "members": 0} != base or config["labels"] != loaded[0][2]["labels"]:
+            raise ArtifactError(f"{path}: architecture or labels differ from {paths[0]}'s; cannot merge")
+    return loaded
+
+
+def merge(out: Path, sources: list[Path], dev_file: Path, command: str) -> dict:
+    import torch
+
+    from lstmq.modelstore import version_id
+    from worker.ml.artifact import save_artifact
+    from worker.ml.data import read_labelled
+    from worker.ml.metrics import classification_report, summary
+    from worker.ml.model import Ensemble
+    from worker.ml.modelcard import render_card
+    from worker.ml.train import _argmax_labels, encode_ids, predict_probs
+
+    loaded = _compatible(sources)
+    members = [m for model, _, _ in loaded for m in model.members]
+    model0, tokenizer, config0 = loaded[0]
+    ensemble = Ensemble(replace(model0.cfg, members=len(members)))
+    for slot, member in zip(ensemble.members, members):
+        slot.load_state_dict(member.state_dict())
+    dev = read_labelled(dev_file)
+    probs = predict_probs(ensemble.eval(), encode_ids(tokenizer, dev.texts, config0["max_tokens"]), torch.device("cpu"))
+    report = classification_report(dev.labels, _argmax_labels(probs, config0["labels"]), config0["labels"])
+    trainings = [cfg["training"] for _, _, cfg in loaded]
+    accs = [a for t in trainings for a in t["member_dev_accuracy"]]
+    training = {**trainings[0], "command": "\n".join([t["command"] for t in trainings] + [command]),
+                "seconds": sum(t["seconds"] for t in trainings), "member_dev_accuracy": accs,
+                "merged_from": [str(s) for s in sources]}
+    extra = {"name": config0.get("name", out.name), "training": training, "metrics": {"dev": summary(report)}}
+    save_artifact(out, ensemble, tokenizer, config0["labels"], config0["max_tokens"], extra,
+                  config0.get("weights_dtype", "float16"))
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    (out / "MODEL_CARD.md").write_text(render_card(extra["name"], version_id(out), config, report, accs),
+                                       encoding="utf-8")
+    return report
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--dev", "dev_file", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
+def main(out, dev_file, sources):
+    """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
+    command = "python -m worker.ml.merge " + shlex.join(sys.argv[1:])
+    report = merge(out, list(sources), dev_file, command)
+    click.echo(f"merged {len(sources)} artifacts: dev accuracy {report['accuracy']:.4f} -> {out}")
+
+
+if __name__ == "__main__":
+    from lstmq.errors import LstmqError
+
+    try:
+        main(standalone_mode=False)
+    except LstmqError as exc:
+        raise SystemExit(f"error: {exc}") from None
