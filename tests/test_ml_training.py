@@ -139,3 +139,36 @@ def test_dev_labels_unseen_in_training_are_refused():
     dev = SimpleNamespace(texts=["x"], labels=["other"])
     with pytest.raises(InputError, match="unseen labels"):
         train_classifier(synthetic(30, 1), dev, TrainConfig(**TINY), torch.device("cpu"))
+
+
+def test_device_and_autocast_are_checked_once_at_load():
+    from lstmq.errors import ConfigError
+    from worker.ml.inference import resolve_autocast, resolve_device
+
+    cpu = torch.device("cpu")
+    assert resolve_device("cpu") == cpu and resolve_autocast("auto", cpu) is None
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        resolve_autocast("bf16", cpu)
+    with pytest.raises(ConfigError, match="autocast must be"):
+        resolve_autocast("int8", cpu)
+    with pytest.raises(ConfigError, match="device must be"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("autocast", ["fp16", "bf16", "off"])
+def test_cuda_autocast_predicts_like_cpu(trained, autocast):
+    from worker.ml.inference import resolve_autocast
+
+    texts = synthetic(60, 6).texts
+    cuda = torch.device("cuda")
+    on_gpu = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, cuda,
+                        resolve_autocast(autocast, cuda))
+    gpu_preds = on_gpu.predict(texts)
+    trained.model.cpu()
+    cpu_preds = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu")).predict(texts)
+    assert sum(a.label == b.label for a, b in zip(gpu_preds, cpu_preds)) >= 58
