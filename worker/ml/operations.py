@@ -30,7 +30,7 @@ def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: 
         raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
     train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
     run_device = resolve_device(device)
-    base = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file), "train_rows": len(train),
+    base = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file), "train_rows": min(len(train), cfg.max_train_rows or len(train)),
             "dev_rows": len(dev), "train_counts": train.counts(), "dev_counts": dev.counts(),
             "data_fingerprint": train.fingerprint(), "hyperparameters": cfg.to_dict(),
             "hardware": hardware(run_device)}
