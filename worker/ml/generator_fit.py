@@ -66,12 +66,23 @@ def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: 
                                      k: t[k] for k in ("loss", "sse", "kl")}))
     minutes = (time.monotonic() - started) / 60
     source = str(data) if data else "shapes world (held-out colour-shape pairs excluded)"
-    extra = {"training": {**opts.to_dict(), "data": source, "minutes": round(minutes, 1)}}
+    extra = {"training": {**opts.to_dict(), "data": source, "minutes": round(minutes, 1),
+                          "command": command_line(name, data, opts, arch, eval_every)}}
     path = save_generator(out, model, tokenizer, opts.max_tokens, extra=extra)
     if data is None and eval_n > 0:
         return finish_world_artifact(path, name, eval_n)
     write_card(path, name, extra["training"], None)
     return path
+
+
+def command_line(name: str, data: Path | None, opts: TrainOptions, arch: dict, eval_every: int) -> str:
+    """The `lstmq train generator` invocation that reproduces this training run."""
+    parts = [f"lstmq train generator --name {name}", f"--steps {opts.steps}", f"--batch-size {opts.batch_size}",
+             f"--lr {opts.lr}", f"--seed {opts.seed}", f"--prior-weight {opts.prior_weight}"]
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(arch.items())]
+    parts += [f"--data {data}"] if data else []
+    parts += [f"--eval-every {eval_every}"] if eval_every else []
+    return " ".join(parts)
 
 
 def finish_world_artifact(path: Path, name: str, eval_n: int) -> Path:
