@@ -7,7 +7,6 @@ Torch-free. Canvas 64x64 RGB on black; objects sit on a 3x3 grid and never overl
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
