@@ -41,14 +41,15 @@ def quick_eval_line(step: int, model, tokenizer, max_tokens: int) -> str:
 
 
 def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, arch: dict,
-                 eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, eval_every: int = 0) -> Path:
+                 eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, recon_weight: float = 0.25,
+                 eval_every: int = 0) -> Path:
     if not valid_name(name):
         raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
     if arch.get("latent", "gaussian") not in ("gaussian", "categorical"):
         raise InputError("--latent must be gaussian or categorical")
     torch.set_num_threads(threads)
     opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, seed=seed, prior_weight=prior_weight,
-                        eval_every=eval_every or steps)
+                        recon_weight=recon_weight, eval_every=eval_every or steps)
     pairs = FilePairs(data, seed) if data else WorldPairs(seed)
     started = time.monotonic()
     with Progress(TextColumn("training {task.fields[name]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -78,7 +79,8 @@ def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: 
 def command_line(name: str, data: Path | None, opts: TrainOptions, arch: dict, eval_every: int) -> str:
     """The `lstmq train generator` invocation that reproduces this training run."""
     parts = [f"lstmq train generator --name {name}", f"--steps {opts.steps}", f"--batch-size {opts.batch_size}",
-             f"--lr {opts.lr}", f"--seed {opts.seed}", f"--prior-weight {opts.prior_weight}"]
+             f"--lr {opts.lr}", f"--seed {opts.seed}", f"--prior-weight {opts.prior_weight}",
+             f"--recon-weight {opts.recon_weight}"]
     parts += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(arch.items())]
     parts += [f"--data {data}"] if data else []
     parts += [f"--eval-every {eval_every}"] if eval_every else []

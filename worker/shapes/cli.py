@@ -102,11 +102,13 @@ def contact_sheet(job_id, output, limit, columns) -> None:
 @click.option("--eval-n", default=300, show_default=True, help="Captions per set in the final oracle evaluation (world data).")
 @click.option("--prior-weight", default=0.03, show_default=True,
               help="Weight of the loss on images drawn from prior noise (keeps stated attributes out of the noise).")
+@click.option("--recon-weight", default=0.25, show_default=True,
+              help="Pixel-error weight against the KL term: lower makes the noise carry less (fewer empty samples).")
 @click.option("--eval-every", default=0, show_default=True, help="Log a quick oracle score every N steps (world data).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @click.option("--out", type=click.Path(file_okay=False), help="Artifact folder (default LSTMQ_MODEL_DIR/NAME).")
-def train_generator(name, data, steps, batch_size, lr, seed, slots, latent, z_dim, prior_weight, eval_every, eval_n,
-                    threads, out) -> None:
+def train_generator(name, data, steps, batch_size, lr, seed, slots, latent, z_dim, prior_weight, recon_weight,
+                    eval_every, eval_n, threads, out) -> None:
     """Train a text-to-image generator on the shapes world (held-out pairs excluded) or on
     your own captioned images; writes the artifact and its MODEL_CARD.md."""
     from worker.ml.generator_fit import run_training
@@ -117,5 +119,5 @@ def train_generator(name, data, steps, batch_size, lr, seed, slots, latent, z_di
                               "z_dim": _positive(z_dim, "--z-dim")},
                         eval_n=eval_n, threads=_positive(threads, "--threads"),
                         out=Path(out) if out else get_settings().user_model_dir / name,
-                        prior_weight=prior_weight, eval_every=eval_every)
+                        prior_weight=prior_weight, recon_weight=recon_weight, eval_every=eval_every)
     click.echo(f"wrote {path}")
