@@ -1,7 +1,7 @@
 # One command runs the main job (`make demo`), one runs the tests (`make test`).
 # Both build .venv on first use: torch is installed first and pinned, because an unpinned
 # torch pulls a multi-GB CUDA build. Override on GPU hosts, e.g. TORCH_SPEC="torch==2.13.0".
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $$p && break; done)
 TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
