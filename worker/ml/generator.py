@@ -36,7 +36,7 @@ class GeneratorConfig:
     hidden_dim: int = 64  # per direction
     slots: int = 2  # objects an image can hold
     slot_dim: int = 64
-    z_dim: int = 8  # noise dimensions, or number of codes when latent is categorical
+    z_dim: int = 4  # noise dimensions, or number of codes when latent is categorical
     latent: str = "gaussian"  # or "categorical": one-hot codes, no in-between (blended) samples
     decoder_dim: int = 256
     canvas: int = 64  # output side in pixels

@@ -41,7 +41,7 @@ def quick_eval_line(step: int, model, tokenizer, max_tokens: int) -> str:
 
 
 def run_training(name: str, data: Path | None, steps: int, batch_size: int, lr: float, seed: int, arch: dict,
-                 eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, recon_weight: float = 0.25,
+                 eval_n: int, threads: int, out: Path, prior_weight: float = 0.03, recon_weight: float = 0.05,
                  eval_every: int = 0) -> Path:
     if not valid_name(name):
         raise InputError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")

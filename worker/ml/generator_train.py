@@ -32,7 +32,7 @@ class TrainOptions:
     lr: float = 2e-3
     min_lr: float = 1e-4  # cosine decay floor
     seed: int = 0
-    recon_weight: float = 0.25
+    recon_weight: float = 0.05
     prior_weight: float = 0.03  # GSNN term (Sohn et al. 2015): draw from z ~ N(0, I) too
     kl_warmup: float = 0.02  # share of steps over which beta rises to 1
     gate_l1: float = 0.05

@@ -91,18 +91,18 @@ def contact_sheet(job_id, output, limit, columns) -> None:
 @click.option("--name", required=True, help="Model name (a folder under LSTMQ_MODEL_DIR).")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False),
               help='JSONL of {"text", "image"} (image paths relative to the file); default: the shapes world.')
-@click.option("--steps", default=6000, show_default=True)
+@click.option("--steps", default=5000, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--slots", default=2, show_default=True, help="Objects an image can hold.")
 @click.option("--latent", default="gaussian", show_default=True,
               help="Noise for what captions leave open: gaussian (z-dim dims) or categorical (z-dim codes).")
-@click.option("--z-dim", default=8, show_default=True)
+@click.option("--z-dim", default=4, show_default=True)
 @click.option("--eval-n", default=300, show_default=True, help="Captions per set in the final oracle evaluation (world data).")
 @click.option("--prior-weight", default=0.03, show_default=True,
               help="Weight of the loss on images drawn from prior noise (keeps stated attributes out of the noise).")
-@click.option("--recon-weight", default=0.25, show_default=True,
+@click.option("--recon-weight", default=0.05, show_default=True,
               help="Pixel-error weight against the KL term: lower makes the noise carry less (fewer empty samples).")
 @click.option("--eval-every", default=0, show_default=True, help="Log a quick oracle score every N steps (world data).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
