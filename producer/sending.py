@@ -32,23 +32,48 @@ class SendReport:
     batches: int = 0
 
 
-def send_pending(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendReport:
-    """Publish every pending document of the job once, then mark a submitting job queued."""
-    with session_scope(engine) as session:
-        job = get_job(session, job_id)
-        task, model = job.task, job.model
-    report, after_id = SendReport(), 0
-    while True:
+class PendingSender:
+    """Publishes a job's pending documents in id order, remembering the last id sent.
+
+    While a submit is still recording, ``send(final=False)`` sends only full batches, so
+    workers start on the first documents while the rest of the input is being read;
+    ``send(final=True)`` sends the remainder.
+    """
+
+    def __init__(self, engine: Engine, app: Celery, job_id: str, batch_size: int) -> None:
         with session_scope(engine) as session:
-            page = pending_page(session, job_id, after_id, batch_size * PAGE_BATCHES, MAX_MESSAGE_TEXT_CHARS)
-        if not page:
-            break
-        for batch in chunked(page, batch_size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)):
-            docs = [DocIn(id=doc.id, text=message_text(doc.text)) for doc in batch]
-            send_batch(app, task, BatchPayload(job_id=job_id, model=model, docs=docs))
-            report.docs += len(docs)
-            report.batches += 1
-        after_id = page[-1].id
+            job = get_job(session, job_id)
+            self.task, self.model = job.task, job.model
+        self.engine, self.app, self.job_id, self.batch_size = engine, app, job_id, batch_size
+        self.after_id = 0
+        self.report = SendReport()
+
+    def send(self, final: bool) -> SendReport:
+        limit = self.batch_size * PAGE_BATCHES
+        while True:
+            with session_scope(self.engine) as session:
+                page = pending_page(session, self.job_id, self.after_id, limit, MAX_MESSAGE_TEXT_CHARS)
+            batches = list(chunked(page, self.batch_size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)))
+            if not final and len(page) < limit and batches and len(batches[-1]) < self.batch_size:
+                batches.pop()  # a partial batch waits for more documents (or the final send)
+            for batch in batches:
+                self._publish(batch)
+            if len(page) < limit:
+                return self.report
+
+    def _publish(self, batch: list) -> None:
+        docs = [DocIn(id=doc.id, text=message_text(doc.text)) for doc in batch]
+        send_batch(self.app, self.task, BatchPayload(job_id=self.job_id, model=self.model, docs=docs))
+        self.report.docs += len(docs)
+        self.report.batches += 1
+        self.after_id = batch[-1].id
+
+
+def send_pending(engine: Engine, app: Celery, job_id: str, batch_size: int,
+                 sender: PendingSender | None = None) -> SendReport:
+    """Publish every pending document of the job once (after what ``sender`` already sent),
+    then mark a submitting job queued."""
+    report = (sender or PendingSender(engine, app, job_id, batch_size)).send(final=True)
     _mark_queued(engine, job_id)
     return report
 

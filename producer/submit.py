@@ -3,10 +3,16 @@
 Two phases, so that no document is ever lost or counted twice:
 
 1. *record*: documents are inserted in chunks (bounded memory) while the job is
-   ``submitting``; nothing is sent yet. A failure here, a ``--strict`` refusal, or an input
-   with no good record deletes the job again, leaving nothing behind.
+   ``submitting``. A failure here, a ``--strict`` refusal, or an input with no good record
+   deletes the job again, leaving nothing in the database.
 2. *send*: pending documents are streamed back from the database and published in batches
    (``producer.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
+
+Without ``--strict`` the phases overlap: after each recorded chunk its full batches are sent,
+so workers start while a large input is still being read (the benchmark's end-to-end rate
+depends on it). A document is still committed before its batch is published. If the input
+then fails midway, the job is deleted and batches already sent name a job that no longer
+exists, which workers skip. ``--strict`` sends nothing until the whole input has validated.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from lstmq.queue import ping_broker
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for, chunked, utf8_len
 from producer.records import Record, Rejected
-from producer.sending import RECORDING, send_pending
+from producer.sending import RECORDING, PendingSender, send_pending
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
 INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
@@ -87,15 +93,17 @@ def submit_records(
     size = batch_size_for(batch_size, get_settings().batch_size)
     ping_broker(app)  # fail before reading a large input, not after
     report = SubmitReport(job_id=_create_job(engine, task, model, sources, size, strict, schedule_id))
+    sender = PendingSender(engine, app, report.job_id, size)
+    after_chunk = (lambda: None) if strict else (lambda: sender.send(final=False))
     try:
-        _record_all(engine, report, items, on_reject or (lambda _r: None))
+        _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk)
         _refuse_unless_acceptable(report, strict)
     except BaseException:
         _delete_job(engine, report.job_id)
         raise
     _mark_recorded(engine, report.job_id)
     try:
-        report.batches = send_pending(engine, app, report.job_id, size).batches
+        report.batches = send_pending(engine, app, report.job_id, size, sender).batches
     except TransientError as exc:
         # Every document is safe in the database; only sending stopped.
         raise type(exc)(f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` "
@@ -125,7 +133,7 @@ def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:
         raise InputError(f"no good records ({report.rejected} rejected); nothing submitted")
 
 
-def _record_all(engine: Engine, report: SubmitReport, items, on_reject) -> None:
+def _record_all(engine: Engine, report: SubmitReport, items, on_reject, after_chunk) -> None:
     def good_rows():
         for number, item in enumerate(items):
             if isinstance(item, Rejected):
@@ -136,6 +144,7 @@ def _record_all(engine: Engine, report: SubmitReport, items, on_reject) -> None:
 
     for chunk in chunked(good_rows(), INSERT_CHUNK_DOCS, INSERT_CHUNK_BYTES, lambda row: utf8_len(row[0].text)):
         _insert_chunk(engine, report, chunk, on_reject)
+        after_chunk()
     _save_counts(engine, report)
 
 

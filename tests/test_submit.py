@@ -156,15 +156,45 @@ def test_an_input_without_good_records_is_refused(migrated_db, celery_app, model
     assert row_counts(migrated_db) == (0, 0)
 
 
-def test_an_input_failing_midway_leaves_nothing(migrated_db, celery_app, models, redis_url):
+def test_an_input_failing_midway_leaves_nothing_in_the_database(migrated_db, celery_app, models, redis_url):
     def items():
         yield from recs(*(f"d{n}" for n in range(700)))
         raise InputError("in.jsonl.gz: unreadable (corrupt)")
 
     with pytest.raises(InputError, match="unreadable"):
-        submit(migrated_db, celery_app, items())
+        submit(migrated_db, celery_app, items(), batch_size=100)
     assert row_counts(migrated_db) == (0, 0)
-    assert queued_payloads(redis_url) == []
+    # The full batches sent before the failure name the deleted job, which workers skip.
+    payloads = queued_payloads(redis_url)
+    assert len(payloads) == 5 and len({payload["job_id"] for payload in payloads}) == 1
+
+
+def test_batches_are_sent_while_the_input_is_still_being_read(migrated_db, celery_app, models, redis_url):
+    seen_while_reading = []
+
+    def items():
+        yield from recs(*(f"d{n}" for n in range(600)))  # past one insert chunk (500 documents)
+        seen_while_reading.append(len(queued_payloads(redis_url)))
+        yield from recs(*(f"e{n}" for n in range(50)))
+
+    report = submit(migrated_db, celery_app, items(), batch_size=100)
+    assert seen_while_reading == [5]  # the first chunk's full batches, before the input ended
+    payloads = queued_payloads(redis_url)
+    sent = [doc["id"] for payload in payloads for doc in payload["docs"]]
+    assert sorted(sent) == [doc.id for doc in documents(migrated_db, report.job_id)]  # each once
+    assert report.batches == len(payloads) == 7
+
+
+def test_strict_sends_nothing_until_the_whole_input_validated(migrated_db, celery_app, models, redis_url):
+    seen_while_reading = []
+
+    def items():
+        yield from recs(*(f"d{n}" for n in range(600)))
+        seen_while_reading.append(len(queued_payloads(redis_url)))
+
+    submit(migrated_db, celery_app, items(), batch_size=100, strict=True)
+    assert seen_while_reading == [0]
+    assert len(queued_payloads(redis_url)) == 6
 
 
 @pytest.mark.parametrize("options, error, message", [
