@@ -7,20 +7,14 @@ import json
 import random
 
 import pytest
-import torch
 
 from lstmq.cli import main
+from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 WORDS = {"pos": "great lovely superb fun brilliant".split(), "neg": "awful boring dull bad terrible".split()}
 FILLER = "the film was a and it this movie plot acting".split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_jsonl(path, n: int, seed: int) -> None:

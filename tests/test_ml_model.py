@@ -6,15 +6,9 @@ import pytest
 import torch
 
 from worker.ml.model import ClassifierConfig, Ensemble, LSTMClassifier
+from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: a second OpenMP thread only adds spin-waiting on a busy machine (8x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(pooling: str = "maxmean", members: int = 1, layers: int = 1) -> ClassifierConfig:

@@ -13,6 +13,7 @@ from worker.ml.config import TrainConfig
 from worker.ml.data import Labelled
 from worker.ml.inference import Classifier
 from worker.ml.train import train_classifier
+from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 TOPICS = {
     "sport": "goal match team coach league score player season win cup".split(),
@@ -21,13 +22,6 @@ TOPICS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: a second OpenMP thread only adds spin-waiting on a busy machine (8x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 FILLER = "the a of and to in on is was for with it this that at by".split()
