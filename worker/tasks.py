@@ -63,16 +63,21 @@ def crashed_too_often(task, batch: BatchPayload) -> dict | None:
     return give_up(get_engine(), batch, poison_error(count))
 
 
+def run_batch(task, payload: dict, batch_fn) -> dict | None:
+    """The body every lstmq task shares: validate → poison check → ``batch_fn`` → one transaction."""
+    batch = parse(payload)
+    if batch is None:
+        return None
+    with transient_db_errors():
+        return crashed_too_often(task, batch) or batch_fn(batch, get_engine(), task.app.conf.lstmq_device)
+
+
 @app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
 def classify(self, payload: dict) -> dict | None:
     """Classify one batch of documents with the named model and record the results."""
     from worker.classify import classify_batch
 
-    batch = parse(payload)
-    if batch is None:
-        return None
-    with transient_db_errors():
-        return crashed_too_often(self, batch) or classify_batch(batch, get_engine(), self.app.conf.lstmq_device)
+    return run_batch(self, payload, classify_batch)
 
 
 @app.task(name=TASK_NAMES["render"], **RETRY_POLICY)
@@ -80,8 +85,4 @@ def render(self, payload: dict) -> dict | None:
     """Render one batch of captions to images (the render module is imported only here)."""
     from worker.render import render_batch
 
-    batch = parse(payload)
-    if batch is None:
-        return None
-    with transient_db_errors():
-        return crashed_too_often(self, batch) or render_batch(batch, get_engine(), self.app.conf.lstmq_device)
+    return run_batch(self, payload, render_batch)
