@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from lstmq.db.dialects import dialect_insert
 from lstmq.db.schema import CorpusDoc, CorpusFile, utcnow
 from producer.corpus import Cursor
 from producer.records import Record
@@ -100,7 +99,6 @@ def upsert(session: Session, model, rows: list[dict], keys: tuple[str, ...]) -> 
     """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite."""
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(model)
+    stmt = dialect_insert(session, model)
     changed = {name: stmt.excluded[name] for name in rows[0] if name not in keys}
     session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed), rows)

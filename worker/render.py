@@ -14,13 +14,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lstmq.contract import BatchPayload, DocIn
+from lstmq.db.dialects import dialect_insert
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Image, utcnow
 from lstmq.errors import UserError
 from lstmq.settings import get_settings
 from worker.classify import docs_to_process, fail_all
 from worker.images import store_image
-from worker.results import Outcome, dialect_insert, register_model_version, set_document_status
+from worker.results import Outcome, register_model_version, set_document_status
 
 log = logging.getLogger("lstmq.worker")
 IMAGE_COLUMNS = ("path", "width", "height", "sha256", "flags", "updated_at")

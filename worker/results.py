@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from lstmq.db.dialects import dialect_insert
 from lstmq.db.schema import (
     DOC_DONE,
     DOC_FAILED,
@@ -31,16 +31,6 @@ class Outcome:
 
     rows: list[dict] = field(default_factory=list)  # Classification columns
     failed: dict[int, str] = field(default_factory=dict)  # document id -> error
-
-
-def dialect_insert(session: Session, table):
-    """The INSERT construct of the session's dialect (both have ``on_conflict_*``)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are not implemented for the {name} dialect")
 
 
 def upsert_classifications(session: Session, rows: list[dict]) -> None:
