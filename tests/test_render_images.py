@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from lstmq.errors import ConfigError
-from worker.images import absolute, relative_path, store_image
+from worker.images import absolute, encode_png, relative_path, store_image
 
 VERSION = "0123456789abcdef"
 
@@ -47,6 +48,21 @@ def test_stored_png_holds_the_exact_pixels_and_its_hash(tmp_path):
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert (stored.width, stored.height) == (64, 64)
     assert (np.asarray(Image.open(tmp_path / stored.path)) == image).all()
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (5, 7), (1, 1), (33, 2)])
+def test_png_encoder_output_decodes_to_the_same_pixels_with_pillow(shape):
+    image = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    image[: shape[0] // 2] = (230, 40, 40)  # flat runs, as generated images have
+    decoded = Image.open(io.BytesIO(encode_png(image)))
+    decoded.load()  # checks the chunks' CRCs and the zlib stream
+    assert (decoded.mode, decoded.size) == ("RGB", (shape[1], shape[0]))
+    assert (np.asarray(decoded) == image).all()
+
+
+def test_png_encoder_refuses_what_is_not_an_rgb_image():
+    with pytest.raises(ValueError, match="RGB|\\(H, W, 3\\)"):
+        encode_png(np.zeros((4, 4, 4), dtype=np.uint8))
 
 
 def test_rewriting_a_document_replaces_its_file_and_leaves_no_temporaries(tmp_path):

@@ -7,25 +7,29 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from sqlalchemy import create_engine, func, select
 
 from lstmq.db.schema import Job
 from tests.helpers_worker import ROOT, empty_postgres, worker_env
 
 
-def test_bench_prints_three_rates_and_their_ratios_and_deletes_its_jobs(lstmq_env, pg_url, redis_url):
-    lstmq_env()
+@pytest.mark.parametrize("task, unit", [("classify", "docs/s"), ("render", "images/s")])
+def test_bench_prints_three_rates_and_their_ratios_and_deletes_its_jobs(lstmq_env, pg_url, redis_url, task, unit):
+    home = lstmq_env()
     empty_postgres(pg_url)
     result = subprocess.run(
-        [sys.executable, "-m", "lstmq", "bench", "--docs=300", "--single-docs=20", "--batch-size=100",
-         "--threads=1", f"--redis-url={redis_url}", f"--database-url={pg_url}"],
+        [sys.executable, "-m", "lstmq", "bench", f"--task={task}", "--docs=300", "--single-docs=20",
+         "--batch-size=100", "--threads=1", f"--redis-url={redis_url}", f"--database-url={pg_url}"],
         cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rates = re.findall(r"^\((a|b|c)\) .*?(\d+) docs/s", result.stdout, re.MULTILINE)
+    rates = re.findall(rf"^\((a|b|c)\) .*?(\d+) {unit}", result.stdout, re.MULTILINE)
     assert [name for name, _ in rates] == ["a", "b", "c"] and all(int(v) > 0 for _, v in rates)
     assert re.search(r"b/a = \d+\.\d\d .* b/c = \d+\.\d", result.stdout)
     engine = create_engine(pg_url)
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Job)) == 0
     engine.dispose()
+    assert not list(home.glob("bench-*")), "the bench's folder (images, worker log) is removed"

@@ -2,7 +2,10 @@
 
 (a) the model alone, in this process, batched; (b) end to end: producer → Redis → a real
 worker process → PostgreSQL, batches of ``--batch-size``; (c) the same with one document per
-message. Prints docs/s and the ratios b/a (pipeline overhead) and b/c (what batching buys).
+message. Prints the rates and the ratios b/a (pipeline overhead) and b/c (what batching buys).
+
+``--task classify`` (default) counts documents classified; ``--task render`` counts images: (a)
+is generation alone, (b) and (c) include PNG encoding, the files and the database rows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from lstmq.contract import QUEUES
 from lstmq.errors import InputError
 from lstmq.settings import DEFAULT_BATCH_DOCS
 
@@ -43,15 +47,34 @@ def read_texts(path: str, n: int) -> list[str]:
     return texts[:n]
 
 
-def inprocess_rate(model: str, texts: list[str], batch_size: int, device: str) -> float:
-    """(a) docs/s of the model alone: load once, warm up, then predict every batch."""
-    from worker.ml.inference import load_classifier
+def bench_texts(task: str, n: int, input_path: str | None) -> list[str]:
+    if input_path:
+        texts = read_texts(input_path, n)
+        if not texts:
+            raise InputError(f"{input_path}: no usable text records")
+        return texts
+    if task == "render":
+        from worker.ml.generator_bench import bench_captions
 
-    classifier = load_classifier(model, device=device)
-    classifier.predict(texts[:batch_size])  # warm-up: allocator, threads
+        return bench_captions(n)
+    return generate_texts(n)
+
+
+def inprocess_rate(task: str, model: str, texts: list[str], batch_size: int, device: str) -> float:
+    """(a) per second, the model alone: load once, warm up, then run every batch."""
+    if task == "render":
+        from worker.ml.generator_inference import load_image_generator
+
+        generator = load_image_generator(model, device=device)
+        run = lambda part: generator.render(part, list(range(len(part))))  # noqa: E731
+    else:
+        from worker.ml.inference import load_classifier
+
+        run = load_classifier(model, device=device).predict
+    run(texts[:batch_size])  # warm-up: allocator, threads
     start = time.perf_counter()
     for i in range(0, len(texts), batch_size):
-        classifier.predict(texts[i : i + batch_size])
+        run(texts[i : i + batch_size])
     return len(texts) / (time.perf_counter() - start)
 
 
@@ -61,13 +84,18 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
     from lstmq.db.engine import make_engine
     from lstmq.db.migrate import upgrade
     from lstmq.queue import make_celery
-    from lstmq.settings import Settings
+    from lstmq.settings import Settings, get_settings
 
-    with tempfile.TemporaryDirectory(prefix="lstmq-bench-") as home:
+    # Under the data folder, not /tmp: images land on the disk that holds lstmq data
+    # (file creation in /tmp here was 3x slower than on the data disk).
+    data = get_settings().home_dir
+    data.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=data) as home:
         settings = Settings(home=Path(home), broker_url=redis_url, database_url=database_url)
         engine = make_engine(settings.database)
         upgrade(engine)
-        env = {**os.environ, "LSTMQ_HOME": home, "LSTMQ_BROKER_URL": redis_url, "LSTMQ_DATABASE_URL": database_url}
+        env = {**os.environ, "LSTMQ_HOME": home, "LSTMQ_BROKER_URL": redis_url, "LSTMQ_DATABASE_URL": database_url,
+               "LSTMQ_IMAGE_DIR": str(Path(home) / "images")}  # deleted with the rest
         log = open(Path(home) / "worker.log", "wb")  # noqa: SIM115 - closed below
         worker = subprocess.Popen([sys.executable, "-m", "lstmq", "worker", "--loglevel=warning", *worker_args],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -80,16 +108,16 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
             engine.dispose()
 
 
-def pipeline_rate(engine, app, worker, model: str, texts: list[str], batch_size: int) -> tuple[float, float]:
+def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], batch_size: int) -> tuple[float, float]:
     """(docs/s from the start of submitting to the last result written, seconds submitting).
 
-    The producer records every document before it sends the first batch, so the submit
-    seconds are not overlapped with any work of the worker."""
+    The producer sends each recorded chunk's full batches while it reads on, so the worker
+    starts before the submit returns."""
     from producer.records import Record
     from producer.submit import submit_records
 
     start = time.perf_counter()
-    report = submit_records(engine, app, (Record(text=t) for t in texts), task="classify", model=model,
+    report = submit_records(engine, app, (Record(text=t) for t in texts), task=task, model=model,
                             batch_size=batch_size, sources=["bench"])
     submitted = time.perf_counter()
     wait_done(engine, report.job_id, worker)
@@ -131,32 +159,37 @@ def delete_job(engine, job_id: str) -> None:
               help="Documents for (c), one per message (a rate, so fewer suffice).")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
               help="Texts to use (JSONL/CSV/TXT) instead of generated AG-News-like ones.")
-@click.option("--model", default="news", show_default=True)
+@click.option("--task", type=click.Choice(["classify", "render"]), default="classify", show_default=True,
+              help="render: images/s of an image generator, PNG files and rows included end to end.")
+@click.option("--model", help="Model to run  [default: news for classify, shapes for render]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_DOCS, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads, here and in the worker.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The worker's --concurrency (processes on CPU); (a) stays one process.")
 @click.option("--redis-url", default=lambda: os.environ.get("LSTMQ_BROKER_URL") or DEFAULT_REDIS,
               show_default=DEFAULT_REDIS, help="Broker (no other worker should consume it meanwhile).")
 @click.option("--database-url", default=lambda: os.environ.get("LSTMQ_DATABASE_URL") or DEFAULT_DATABASE,
               show_default=DEFAULT_DATABASE, help="Database (schema upgraded; bench jobs deleted after).")
-def bench(docs, single_docs, input_path, model, batch_size, device, threads, redis_url, database_url) -> None:
+def bench(docs, single_docs, input_path, task, model, batch_size, device, threads, concurrency, redis_url,
+          database_url) -> None:
     """Throughput: model alone vs. through Redis + worker + database, batched vs. one per message."""
-    worker_args = [f"--device={device}"]
+    model = model or ("shapes" if task == "render" else "news")
+    unit = "images/s" if task == "render" else "docs/s"
+    worker_args = [f"--device={device}", f"--queues={QUEUES[task]}", f"--concurrency={concurrency}"]
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads, below
         worker_args.append(f"--threads={threads}")
-    texts = read_texts(input_path, docs) if input_path else generate_texts(docs)
-    if not texts:
-        raise InputError(f"{input_path}: no usable text records")
-    click.echo(f"{len(texts)} documents, model {model}, batch {batch_size}, device {device}")
-    a = inprocess_rate(model, texts, batch_size, device)
-    click.echo(f"(a) model in-process, batched:     {a:10.0f} docs/s")
+    texts = bench_texts(task, docs, input_path)
+    click.echo(f"{len(texts)} documents, task {task}, model {model}, batch {batch_size}, device {device},"
+               f" worker concurrency {concurrency}")
+    a = inprocess_rate(task, model, texts, batch_size, device)
+    click.echo(f"(a) model in-process, batched:     {a:10.0f} {unit}")
     with pipeline(redis_url, database_url, worker_args) as (engine, app, worker):
-        pipeline_rate(engine, app, worker, model, texts[:batch_size], batch_size)  # warm-up: load the model
-        b, b_submit = pipeline_rate(engine, app, worker, model, texts, batch_size)
-        drain = len(texts) / (len(texts) / b - b_submit)
-        click.echo(f"(b) end to end, {batch_size} docs/message: {b:10.0f} docs/s  (submit took {b_submit:.1f} s of it;"
-                   f" after it the worker drained {drain:.0f} docs/s)")
-        c, _ = pipeline_rate(engine, app, worker, model, texts[:single_docs], 1)
-        click.echo(f"(c) end to end, 1 doc/message:     {c:10.0f} docs/s  ({min(single_docs, len(texts))} docs)")
-    click.echo(f"b/a = {b / a:.2f} (target >= 0.7; drain/a = {drain / a:.2f})   b/c = {b / c:.1f} (target >= 5)")
+        pipeline_rate(engine, app, worker, task, model, texts[:batch_size], batch_size)  # warm-up: load the model
+        b, b_submit = pipeline_rate(engine, app, worker, task, model, texts, batch_size)
+        click.echo(f"(b) end to end, {batch_size} docs/message: {b:10.0f} {unit}  (the submit returned after"
+                   f" {b_submit:.1f} s of {len(texts) / b:.1f})")
+        c, _ = pipeline_rate(engine, app, worker, task, model, texts[:single_docs], 1)
+        click.echo(f"(c) end to end, 1 doc/message:     {c:10.0f} {unit}  ({min(single_docs, len(texts))} docs)")
+    click.echo(f"b/a = {b / a:.2f} (target >= 0.7)   b/c = {b / c:.1f} (target >= 5)")

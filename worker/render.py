@@ -31,10 +31,12 @@ def upsert_images(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     now = utcnow()
-    stmt = dialect_insert(session, Image).values([{**row, "created_at": now, "updated_at": now} for row in rows])
+    stmt = dialect_insert(session, Image.__table__)
     stmt = stmt.on_conflict_do_update(index_elements=["document_id", "model", "model_version"],
                                       set_={col: stmt.excluded[col] for col in IMAGE_COLUMNS})
-    session.execute(stmt)
+    # executemany of one cached statement (as for classifications), in document order
+    params = sorted(({**row, "created_at": now, "updated_at": now} for row in rows), key=lambda r: r["document_id"])
+    session.execute(stmt, params)
 
 
 def store_all(root: Path, model: str, version: str, docs: list[DocIn], rendered) -> Outcome:

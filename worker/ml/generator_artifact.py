@@ -65,5 +65,5 @@ def load_generator_artifact(path: Path) -> tuple[Generator, Tokenizer, dict]:
 
 def to_uint8(images: torch.Tensor) -> "list":
     """(B, 3, H, W) in [0, 1] -> list of (H, W, 3) uint8 numpy arrays."""
-    arrays = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    arrays = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
     return list(arrays)

@@ -29,7 +29,9 @@ from worker.ml.generator_artifact import load_generator_artifact, to_uint8
 from worker.ml.inference import resolve_device
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
-BATCH_IMAGES = 256  # captions per forward pass
+# Captions per forward pass. On CPU 64 was fastest per image (4,300 images/s against 2,950 at
+# 256, 1 thread: the activations stay in cache); a GPU wants large batches.
+BATCH_IMAGES = {"cpu": 64, "cuda": 256}
 OUT_OF_DOMAIN_KNOWN_SHARE = 0.5  # below this share of known tokens a caption is out of domain
 
 
@@ -62,7 +64,7 @@ class ImageGenerator:
         self.name, self.version, self.max_tokens, self.device = name, version, max_tokens, device
         self.temperature = temperature  # scales the prior noise; < 1 trades variety for typical samples
         self.model, self.tokenizer = model.to(device).eval(), tokenizer
-        self.z_dim, self.batch_images = model.cfg.z_dim, BATCH_IMAGES
+        self.z_dim, self.batch_images = model.cfg.z_dim, BATCH_IMAGES.get(device.type, 256)
 
     def render(self, texts: Sequence[str], seeds: Sequence[int]) -> list[Rendered]:
         """One Rendered per text, in input order."""
