@@ -30,8 +30,22 @@ def transport_options(settings: Settings) -> dict:
             # exchange bindings; kombu's default is ./control in the working directory
             "control_folder": str(folder / "control"),
         }
-    # Redis redelivers an unacked message after this; it must exceed the longest batch.
-    return {"visibility_timeout": settings.visibility_timeout_s}
+    return redis_transport_options(settings.visibility_timeout_s)
+
+
+def redis_transport_options(visibility_timeout_s: int) -> dict:
+    """Redis redelivers an unacked message ``visibility_timeout`` seconds after its worker took
+    it (it must exceed the longest batch). Workers look for such messages in a sweep: kombu's
+    default sweep runs every 10 s x 10 calls, so a dead worker's batch could wait ~100 s past
+    its timeout; here the sweep runs every quarter of the timeout, between 1 s and 10 s. The
+    sweep's Redis lock outlives a worker killed while holding it for ``unacked_mutex_expire``
+    (kombu: 300 s, during which nobody restores anything), so that is cut to 60 s."""
+    return {
+        "visibility_timeout": visibility_timeout_s,
+        "unacked_restore_interval": max(1, min(10, visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 60,
+    }
 
 
 def make_celery(settings: Settings | None = None, include: list[str] | None = None) -> Celery:

@@ -49,3 +49,17 @@ def test_cli_reports_unreachable_database_without_traceback(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "hunter2" not in proc.stderr
+
+
+@pytest.mark.parametrize("timeout, sweep", [(1, 1), (20, 5), (4 * 3600, 10)])
+def test_redis_redelivery_options_reach_kombus_channel(lstmq_env, redis_url, timeout, sweep):
+    from lstmq.queue import make_celery
+
+    lstmq_env(broker_url=redis_url, visibility_timeout_s=str(timeout))
+    app = make_celery()
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        assert channel.visibility_timeout == timeout
+        # a dead worker's batch comes back within timeout + sweep, not timeout + ~100 s
+        assert (channel.unacked_restore_interval, channel.unacked_restore_throttle) == (sweep, 1)
+        assert channel.unacked_mutex_expire == 60
