@@ -81,24 +81,14 @@ def redis_url():
     admin.delete(f"lstmq-test-claim:{number}")
 
 
-def _fresh_pg(pg_url: str) -> str:
-    """Empty the session's PostgreSQL database so each test starts from nothing."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return pg_url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """Each test using this runs on SQLite and on PostgreSQL, each empty."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lstmq.db'}"
-    return _fresh_pg(request.getfixturevalue("pg_url"))
+    from tests.helpers_worker import empty_postgres
+
+    return empty_postgres(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -190,6 +190,7 @@ class Stack:
 
 
 def empty_postgres(url: str) -> str:
+    """Empty the session's PostgreSQL database so a test starts from nothing."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))

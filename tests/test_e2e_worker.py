@@ -18,13 +18,10 @@ from tests.helpers_worker import (
     add_job,
     batch_of,
     corpus,
-    empty_postgres,
     open_stack,
     results_per_document,
     status_counts,
 )
-
-_empty_postgres = empty_postgres  # tests/test_render_e2e.py imports it from here
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

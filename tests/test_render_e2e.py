@@ -12,9 +12,16 @@ from sqlalchemy import select
 pytest.importorskip("torch")
 
 from lstmq.db.schema import Document, Image  # noqa: E402
-from tests.helpers_worker import JOB_TIMEOUT_S, WorkerProcess, job_finished, status_counts, wait_until, worker_env  # noqa: E402
+from tests.helpers_worker import (  # noqa: E402
+    JOB_TIMEOUT_S,
+    WorkerProcess,
+    empty_postgres,
+    job_finished,
+    status_counts,
+    wait_until,
+    worker_env,
+)
 from tests.render_fixtures import TINY_NAME, make_tiny_generator  # noqa: E402
-from tests.test_e2e_worker import _empty_postgres  # noqa: E402
 
 CAPTIONS = ["a red circle", "a small blue square at the top left", "", "a cyan diamond below a white triangle",
             "Oil prices rose sharply on Monday after the cartel announced new cuts. " * 30]
@@ -32,7 +39,7 @@ def render_stack(request, lstmq_env, tmp_path):
     if request.param == "services":
         broker = request.getfixturevalue("redis_url")
         redis.Redis.from_url(broker).flushdb()
-        settings.update(database_url=_empty_postgres(request.getfixturevalue("pg_url")), broker_url=broker)
+        settings.update(database_url=empty_postgres(request.getfixturevalue("pg_url")), broker_url=broker)
     home = lstmq_env(**settings)
     home.mkdir(parents=True, exist_ok=True)
     engine = get_engine()

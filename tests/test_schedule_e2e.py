@@ -30,11 +30,11 @@ def classifier(lstmq_env, pg_url, redis_url):
     from lstmq.db.engine import get_engine
     from lstmq.db.migrate import upgrade
     from lstmq.modelstore import installed_models
-    from conftest import _fresh_pg
+    from tests.helpers_worker import empty_postgres
 
     redis.Redis.from_url(redis_url).flushdb()
     models = {"model_dir": os.environ["LSTMQ_TEST_MODEL_DIR"]} if os.environ.get("LSTMQ_TEST_MODEL_DIR") else {}
-    lstmq_env(database_url=_fresh_pg(pg_url), broker_url=redis_url, **models)
+    lstmq_env(database_url=empty_postgres(pg_url), broker_url=redis_url, **models)
     upgrade(get_engine())
     found = [m.name for m in installed_models() if m.kind == "classifier"]
     if not found:
