@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from worker.ml.generator_artifact import load_generator_artifact, save_generator  # noqa: E402
 from worker.ml.generator_data import WorldPairs  # noqa: E402
-from worker.ml.generator_inference import ImageGenerator, from_artifact  # noqa: E402
+from worker.ml.generator_inference import ImageGenerator, from_artifact, redraw_seed  # noqa: E402
 from worker.ml.generator_train import TrainOptions, train  # noqa: E402
 from worker.shapes.evaluation import eval_sets, score_set  # noqa: E402
 
@@ -79,3 +79,27 @@ def test_awkward_captions_get_flags_or_an_error_and_never_break_the_batch(traine
     assert out[3].flags == ["unknown_words"] and out[3].image is not None
     assert set(out[4].flags) == {"truncated", "unknown_words", "out_of_domain"} and out[4].image is not None
     assert out[5].flags == ["truncated"] and out[5].image is not None
+
+
+def test_empty_drawings_are_redrawn_with_seeded_noise_and_stay_deterministic(trained):
+    model, tokenizer = trained
+    generator = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu"))
+    texts, seeds = ["a red circle", "a small blue square at the top left"], [42, 7]
+    try:
+        # Every drawing counts as empty: each is redrawn twice, ending on its 2nd redraw's noise.
+        model.cfg.redraws, model.cfg.min_cover_pixels = 2, 64 * 64 + 1
+        redrawn = [r.image for r in generator.render(texts, seeds)]
+        assert all((a == b).all() for a, b in zip(redrawn, [r.image for r in generator.render(texts, seeds)]))
+        alone = generator.render(texts[1:], seeds[1:])[0].image
+        assert (alone == redrawn[1]).all()  # still independent of the batch it is drawn in
+        model.cfg.redraws, model.cfg.min_cover_pixels = 0, 0
+        last_noise = [r.image for r in generator.render(texts, [redraw_seed(s, 2) for s in seeds])]
+        first_noise = [r.image for r in generator.render(texts, seeds)]
+        assert all((a == b).all() for a, b in zip(redrawn, last_noise))
+        assert any((a != b).any() for a, b in zip(redrawn, first_noise))
+        # A threshold of 0 pixels redraws nothing, whatever the number of redraws allowed.
+        model.cfg.redraws = 3
+        assert all((a == r.image).all() for a, r in zip(first_noise, generator.render(texts, seeds)))
+    finally:
+        model.cfg.redraws, model.cfg.min_cover_pixels = 0, 0
+

@@ -22,6 +22,7 @@ whose posterior q(z | image, caption) exists only in training; generation draws 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -48,6 +49,10 @@ class GeneratorConfig:
     # Generation settings, chosen after training (part of the architecture, so of the version id):
     temperature: float = 1.0  # scales the prior noise
     mask_sharpness: float = 1.0  # multiplies mask logits: > 1 draws crisp, fully coloured objects
+    # A drawing whose masks cover fewer than min_cover_pixels is redrawn with fresh noise, at
+    # most `redraws` times: the prior holds noise that decodes to an empty canvas (0 = off).
+    redraws: int = 0
+    min_cover_pixels: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,11 +180,16 @@ class Generator(nn.Module):
 
     def draw(self, geom: torch.Tensor, colour: torch.Tensor, z: torch.Tensor, sharpness: float = 1.0) -> torch.Tensor:
         """(B, S, D), (B, S, D), (B, Z) -> image (B, 3, canvas, canvas) in [0, 1]."""
+        return self.draw_with_cover(geom, colour, z, sharpness)[0]
+
+    def draw_with_cover(self, geom, colour, z, sharpness: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """draw(), plus each image's covered pixels (B,): where some slot's mask is above 0.5."""
         b, s = geom.shape[:2]
         slot_id = torch.eye(s, device=geom.device).expand(b, s, s)
         x = torch.cat([geom, z[:, None, :].expand(b, s, -1), slot_id], dim=2).reshape(b * s, -1)
         masks = torch.sigmoid(self.decoder(x) * sharpness).view(b, s, 1, self.cfg.canvas, self.cfg.canvas)
-        return composite(masks, torch.sigmoid(self.colour(colour)))
+        cover = (masks.amax(dim=1) > 0.5).sum(dim=(1, 2, 3))
+        return composite(masks, torch.sigmoid(self.colour(colour))), cover
 
     def forward(self, ids, lengths, image):
         """Training pass: (reconstruction from posterior z, drawing from prior z, KL (B,), gates);
@@ -193,7 +203,19 @@ class Generator(nn.Module):
         return recon, prior, kl, gates
 
     @torch.no_grad()
-    def generate(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """ids (B, T), z (B, Z) drawn from the prior N(0, I) -> images (B, 3, canvas, canvas) in [0, 1]."""
+    def generate(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor,
+                 redraw_noise: Callable[[torch.Tensor, int], torch.Tensor] | None = None) -> torch.Tensor:
+        """ids (B, T), z (B, Z) drawn from the prior N(0, I) -> images (B, 3, canvas, canvas) in [0, 1].
+
+        With ``cfg.redraws``, rows whose drawing is (nearly) empty are drawn again with
+        ``redraw_noise(row indices, attempt)`` (default: fresh prior noise)."""
         geom, colour, _, _ = self.encoder(ids, lengths)
-        return self.draw(geom, colour, z, self.cfg.mask_sharpness)
+        images, cover = self.draw_with_cover(geom, colour, z, self.cfg.mask_sharpness)
+        for attempt in range(1, self.cfg.redraws + 1):
+            rows = (cover < self.cfg.min_cover_pixels).nonzero().squeeze(1)
+            if rows.numel() == 0:
+                break
+            fresh = (redraw_noise(rows, attempt) if redraw_noise else
+                     sample_prior(self.cfg.latent, rows.numel(), self.cfg.z_dim, None)).to(z)
+            images[rows], cover[rows] = self.draw_with_cover(geom[rows], colour[rows], fresh, self.cfg.mask_sharpness)
+        return images

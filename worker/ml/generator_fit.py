@@ -96,8 +96,10 @@ def finish_world_artifact(path: Path, name: str, eval_n: int) -> Path:
     update_config(path, metrics=summary(report))
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     arch = config["architecture"]
+    redraw = (f", empty drawings (< {arch['min_cover_pixels']} px) redrawn up to {arch['redraws']} times"
+              if arch.get("redraws") else "")
     training = {**config["training"], "generation": f"temperature {arch['temperature']}, "
-                f"mask sharpness {arch['mask_sharpness']} (chosen on validation captions: see config.json)"}
+                f"mask sharpness {arch['mask_sharpness']}{redraw} (chosen on validation captions: see config.json)"}
     write_card(path, name, training, report)
     return path
 

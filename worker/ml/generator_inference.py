@@ -58,6 +58,11 @@ def noise(seeds: Sequence[int], z_dim: int, latent: str = "gaussian") -> torch.T
     return torch.stack(rows) if rows else torch.zeros(0, z_dim)
 
 
+def redraw_seed(seed: int, attempt: int) -> int:
+    """The noise seed of a caption's ``attempt``-th redraw: fixed, so redrawing stays deterministic."""
+    return (int(seed) + attempt * 0x9E3779B97F4A7C15) % (2**63)
+
+
 class ImageGenerator:
     def __init__(self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device,
                  temperature: float = 1.0):
@@ -85,11 +90,16 @@ class ImageGenerator:
     def _forward(self, ids: list[list[int]], seeds: Sequence[int]) -> list[np.ndarray]:
         lengths = torch.tensor([len(x) for x in ids])
         batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
+
+        def seeded_noise(row_seeds) -> torch.Tensor:
+            z = noise(row_seeds, self.z_dim, self.model.cfg.latent).to(self.device)  # (B, Z)
+            return z * self.temperature if self.model.cfg.latent == "gaussian" else z
+
+        def redraw_noise(rows: torch.Tensor, attempt: int) -> torch.Tensor:
+            return seeded_noise([redraw_seed(seeds[i], attempt) for i in rows.tolist()])
+
         with torch.inference_mode():
-            z = noise(seeds, self.z_dim, self.model.cfg.latent).to(self.device)  # (B, Z)
-            if self.model.cfg.latent == "gaussian":
-                z = z * self.temperature
-            return to_uint8(self.model.generate(batch, lengths, z))
+            return to_uint8(self.model.generate(batch, lengths, seeded_noise(seeds), redraw_noise))
 
     def images(self, captions: Sequence[str], seed: int) -> list[np.ndarray]:
         """Evaluation helper: row i uses seed (seed, i)."""
