@@ -52,3 +52,19 @@ def test_shipped_model_dev_metrics_reproduce(name, shared_data, one_torch_thread
     preds = clf.predict([r["text"] for r in rows])
     report = classification_report([r["label"] for r in rows], [p.label for p in preds], clf.labels)
     assert round(report["accuracy"], 5) == config["metrics"]["dev"]["accuracy"]
+
+
+def test_shipped_generator_is_small_and_its_recorded_oracle_scores_reproduce(one_torch_thread):
+    """`shapes`: the exact-match figures in config.json (and the card) are what the oracle gives today."""
+    from worker.ml.generator_inference import from_artifact
+    from worker.shapes.evaluation import evaluate
+
+    path = SHIPPED_MODEL_DIR / "shapes"
+    config = check_artifact(path)
+    assert config["kind"] == "generator"
+    assert sum(f.stat().st_size for f in path.iterdir()) <= MAX_ARTIFACT_BYTES
+    assert config["training"]["command"] in (path / "MODEL_CARD.md").read_text()
+    report = evaluate(from_artifact(path).images, n=500)
+    recorded = config["metrics"]
+    for caption_set in ("one_object", "two_object", "held_out"):
+        assert report[caption_set]["exact"] == recorded[f"{caption_set}_exact"], caption_set
