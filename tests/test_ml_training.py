@@ -166,3 +166,48 @@ def test_cuda_autocast_predicts_like_cpu(trained, autocast):
     trained.model.cpu()
     cpu_preds = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu")).predict(texts)
     assert sum(a.label == b.label for a, b in zip(gpu_preds, cpu_preds)) >= 58
+
+
+def test_int8_embeddings_store_smaller_and_predict_identically_after_loading(trained, tmp_path):
+    import copy
+
+    from safetensors.torch import load_file
+
+    texts = synthetic(40, 4).texts
+    half = save_artifact(tmp_path / "half", copy.deepcopy(trained.model), trained.tokenizer, trained.labels, 16)
+    model = copy.deepcopy(trained.model)
+    small = save_artifact(tmp_path / "small", model, trained.tokenizer, trained.labels, 16, dtype="int8-embeddings")
+    stored = load_file(str(small / "model.safetensors"))
+    embeddings = [k for k in stored if k.endswith("embed.weight")]
+    assert embeddings and all(stored[k].dtype == torch.int8 for k in embeddings)
+    assert all(stored[k + ".row_scale"].dtype == torch.float16 for k in embeddings)
+    assert (small / "model.safetensors").stat().st_size < (half / "model.safetensors").stat().st_size
+    # what was evaluated before saving (rounded in place) is what loads
+    before = Classifier("t", "v", model, trained.tokenizer, trained.labels, 16, torch.device("cpu"))
+    loaded, tok, config = load_artifact(small)
+    after = Classifier("t", "v", loaded, tok, config["labels"], 16, torch.device("cpu"))
+    assert config["weights_dtype"] == "int8-embeddings"
+    assert [p.probs for p in before.predict(texts)] == [p.probs for p in after.predict(texts)]
+    # and it is the same model to within the rounding of its embedding rows
+    reference = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu"))
+    assert [p.label for p in after.predict(texts)] == [p.label for p in reference.predict(texts)]
+
+
+def test_quantized_rows_round_trip_within_half_a_step_and_keep_zero_rows():
+    from worker.ml.artifact import dequantize_rows, quantize_rows
+
+    weight = torch.randn(50, 8) * torch.linspace(0.01, 3, 50)[:, None]
+    weight[0] = 0.0  # the padding row
+    q, scale = quantize_rows(weight)
+    back = dequantize_rows(q, scale)
+    assert torch.equal(back[0], torch.zeros(8))
+    assert ((back - weight).abs() <= scale.float()[:, None] / 2 + 1e-6).all()
+
+
+def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
+    from lstmq.errors import InputError
+    from worker.ml.operations import train_and_save
+
+    with pytest.raises(InputError, match="unknown weights dtype 'int4'"):
+        train_and_save("x", tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "out",
+                       TrainConfig(**TINY, weights_dtype="int4"), "cpu")

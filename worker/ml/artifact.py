@@ -2,8 +2,10 @@
 
 Loading never unpickles: weights come from safetensors, the architecture from JSON, the
 vocabulary from the tokenizer's JSON. Weights are stored in fp16 by default (half the size);
-``save_artifact`` rounds the in-memory model to the stored precision first, so a model
-predicts bit-identically before saving and after loading.
+``int8-embeddings`` also stores each embedding table as int8 rows with one fp16 scale per row
+(the tables are most of a word-level model's bytes, so an ensemble fits twice the members in
+the same size). ``save_artifact`` rounds the in-memory model to the stored precision first, so
+a model predicts bit-identically before saving and after loading.
 """
 
 from __future__ import annotations
@@ -18,19 +20,59 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from lstmq.errors import ArtifactError
+from lstmq.errors import ArtifactError, InputError
 from lstmq.modelstore import check_artifact
 from worker.ml.model import ClassifierConfig, Ensemble
 
 FORMAT_VERSION = 1
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
+INT8_EMBEDDINGS = "int8-embeddings"
+DTYPES = {"float16": torch.float16, "float32": torch.float32, INT8_EMBEDDINGS: torch.float16}
+SCALE_SUFFIX = ".row_scale"  # the fp16 scales of an int8 tensor stored under the same name
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise InputError(f"unknown weights dtype {dtype!r} (expected {' | '.join(DTYPES)})")
+
+
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V, E) float -> int8 (V, E) and an fp16 scale per row (symmetric; a zero row stays zero)."""
+    scale = (weight.abs().amax(dim=1) / 127).to(torch.float16)
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    return torch.round(weight / scale.float()[:, None]).clamp(-127, 127).to(torch.int8), scale
+
+
+def dequantize_rows(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.float() * scale.float()[:, None]
+
+
+def _quantized(name: str, tensor: torch.Tensor, dtype: str) -> bool:
+    return dtype == INT8_EMBEDDINGS and name.endswith("embed.weight") and tensor.dim() == 2
 
 
 def round_to_dtype(model: torch.nn.Module, dtype: str) -> None:
     """In place: weights become exactly what a save in ``dtype`` will store."""
+    check_dtype(dtype)
     with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(p.to(DTYPES[dtype]).float())
+        for name, p in model.named_parameters():
+            p.copy_(dequantize_rows(*quantize_rows(p)) if _quantized(name, p, dtype) else p.to(DTYPES[dtype]).float())
+
+
+def stored_state(model: torch.nn.Module, dtype: str) -> dict[str, torch.Tensor]:
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if _quantized(name, tensor, dtype):
+            state[name], state[name + SCALE_SUFFIX] = quantize_rows(tensor)
+        else:
+            state[name] = tensor.to(DTYPES[dtype]).contiguous()
+    return state
+
+
+def loaded_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What ``stored_state`` wrote, back as float32 tensors."""
+    return {name: dequantize_rows(t, state[name + SCALE_SUFFIX]) if name + SCALE_SUFFIX in state else t.float()
+            for name, t in state.items() if not name.endswith(SCALE_SUFFIX)}
 
 
 def save_artifact(path: Path, model: Ensemble, tokenizer: Tokenizer, labels: list[str], max_tokens: int,
@@ -39,7 +81,7 @@ def save_artifact(path: Path, model: Ensemble, tokenizer: Tokenizer, labels: lis
     round_to_dtype(model, dtype)
     config = {"format": FORMAT_VERSION, "kind": "classifier", "labels": list(labels), "max_tokens": max_tokens,
               "architecture": model.cfg.to_dict(), "weights_dtype": dtype, **(extra or {})}
-    state = {k: v.detach().to(DTYPES[dtype]).contiguous().cpu() for k, v in model.state_dict().items()}
+    state = stored_state(model, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -75,7 +117,7 @@ def load_artifact(path: Path) -> tuple[Ensemble, Tokenizer, dict]:
         arch = ClassifierConfig.from_dict(config["architecture"])
         model = Ensemble(arch)
         state = load_file(str(path / "model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.load_state_dict(loaded_state(state))
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     except Exception as exc:  # noqa: BLE001 - whatever fails here, the artifact is unusable
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

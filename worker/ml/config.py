@@ -13,7 +13,7 @@ HELP = {
     "patience": "dev evaluations without improvement before stopping",
     "max_minutes": "wall-clock budget: stop then, keeping the best weights of finished work",
     "max_train_rows": "train on a seeded random sample of N rows (quick runs)",
-    "weights_dtype": "float16 | float32 (stored precision)",
+    "weights_dtype": "float16 | float32 | int8-embeddings (stored precision; the last: int8 embedding rows)",
 }
 
 

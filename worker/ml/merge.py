@@ -35,11 +35,11 @@ def _compatible(paths: list[Path]) -> list[tuple]:
     return loaded
 
 
-def merge(out: Path, sources: list[Path], dev_file: Path, command: str) -> dict:
+def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_dtype: str | None = None) -> dict:
     import torch
 
     from lstmq.modelstore import version_id
-    from worker.ml.artifact import save_artifact
+    from worker.ml.artifact import round_to_dtype, save_artifact
     from worker.ml.data import read_labelled
     from worker.ml.metrics import classification_report, summary
     from worker.ml.model import Ensemble
@@ -52,6 +52,8 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str) -> dict:
     ensemble = Ensemble(replace(model0.cfg, members=len(members)))
     for slot, member in zip(ensemble.members, members):
         slot.load_state_dict(member.state_dict())
+    dtype = weights_dtype or config0.get("weights_dtype", "float16")
+    round_to_dtype(ensemble, dtype)  # dev metrics of the weights as stored
     dev = read_labelled(dev_file)
     probs = predict_probs(ensemble.eval(), encode_ids(tokenizer, dev.texts, config0["max_tokens"]), torch.device("cpu"))
     report = classification_report(dev.labels, _argmax_labels(probs, config0["labels"]), config0["labels"])
@@ -61,8 +63,7 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str) -> dict:
                 "seconds": sum(t["seconds"] for t in trainings), "member_dev_accuracy": accs,
                 "merged_from": [str(s) for s in sources]}
     extra = {"name": config0.get("name", out.name), "training": training, "metrics": {"dev": summary(report)}}
-    save_artifact(out, ensemble, tokenizer, config0["labels"], config0["max_tokens"], extra,
-                  config0.get("weights_dtype", "float16"))
+    save_artifact(out, ensemble, tokenizer, config0["labels"], config0["max_tokens"], extra, dtype)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     (out / "MODEL_CARD.md").write_text(render_card(extra["name"], version_id(out), config, report, accs),
                                        encoding="utf-8")
@@ -72,11 +73,17 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str) -> dict:
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--dev", "dev_file", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--weights-dtype", help="Stored precision of the ensemble (default: the first source's): "
+              "float16 | float32 | int8-embeddings.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
-def main(out, dev_file, sources):
+def main(out, dev_file, weights_dtype, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
     command = "python -m worker.ml.merge " + shlex.join(sys.argv[1:])
-    report = merge(out, list(sources), dev_file, command)
+    if weights_dtype:
+        from worker.ml.artifact import check_dtype
+
+        check_dtype(weights_dtype)
+    report = merge(out, list(sources), dev_file, command, weights_dtype)
     click.echo(f"merged {len(sources)} artifacts: dev accuracy {report['accuracy']:.4f} -> {out}")
 
 

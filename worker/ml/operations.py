@@ -10,7 +10,7 @@ import torch
 
 from lstmq.errors import InputError
 from lstmq.modelstore import valid_name, version_id
-from worker.ml.artifact import save_artifact
+from worker.ml.artifact import check_dtype, save_artifact
 from worker.ml.config import TrainConfig
 from worker.ml.data import read_labelled
 from worker.ml.inference import load_classifier, resolve_device
@@ -28,6 +28,7 @@ def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: 
     """Train, write the artifact and its MODEL_CARD.md into ``out``; returns the dev report."""
     if not valid_name(name):
         raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
+    check_dtype(cfg.weights_dtype)  # before training, not after an hour of it
     train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
     run_device = resolve_device(device)
     base = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file), "train_rows": min(len(train), cfg.max_train_rows or len(train)),
