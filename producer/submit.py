@@ -24,7 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from celery import Celery
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from lstmq.contract import TASK_NAMES
@@ -162,10 +162,7 @@ def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record
             seen.add(external_id)
             rows.append(_document_row(report.job_id, record, external_id))
     with session_scope(engine) as session:
-        stmt = (dialect_insert(session, Document.__table__)
-                .on_conflict_do_nothing(index_elements=["job_id", "external_id"])
-                .returning(Document.external_id))
-        inserted = set(session.scalars(stmt, rows)) if rows else set()
+        inserted = _insert_new(session, report.job_id, rows) if rows else set()
         report.total += len(inserted)
         for record, external_id in chunk:
             if external_id in inserted:
@@ -174,6 +171,23 @@ def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record
                 report.rejected += 1
                 on_reject(Rejected(record.source, record.line_no, f"duplicate id {external_id!r}"))
         _save_counts(session, report)
+
+
+def _insert_new(session, job_id: str, rows: list[dict]) -> set[str]:
+    """Insert the rows whose external id the job does not have yet; returns the ids inserted."""
+    if session.get_bind().dialect.insert_returning:
+        stmt = (dialect_insert(session, Document.__table__)
+                .on_conflict_do_nothing(index_elements=["job_id", "external_id"])
+                .returning(Document.external_id))
+        return set(session.scalars(stmt, rows))
+    # SQLite before 3.35 (e.g. Ubuntu 20.04, Debian 11) has no RETURNING: look the ids up first.
+    ids = [row["external_id"] for row in rows]
+    taken = set(session.scalars(
+        select(Document.external_id).where(Document.job_id == job_id, Document.external_id.in_(ids))))
+    fresh = [row for row in rows if row["external_id"] not in taken]
+    if fresh:
+        session.execute(insert(Document.__table__), fresh)
+    return {row["external_id"] for row in fresh}
 
 
 def _document_row(job_id: str, record: Record, external_id: str) -> dict:
