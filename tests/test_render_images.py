@@ -73,6 +73,15 @@ def test_rewriting_a_document_replaces_its_file_and_leaves_no_temporaries(tmp_pa
     assert files == [tmp_path / first.path]
 
 
+def test_a_shard_folder_removed_while_a_worker_runs_is_made_again(tmp_path):
+    import shutil
+
+    first = store_image(tmp_path, "shapes", VERSION, 7, picture(1))
+    shutil.rmtree(tmp_path / "shapes")  # e.g. an operator pruning old images
+    assert store_image(tmp_path, "shapes", VERSION, 7, picture(1)) == first
+    assert (tmp_path / first.path).is_file()
+
+
 def test_absolute_refuses_paths_that_leave_the_image_dir(tmp_path):
     assert absolute(tmp_path, "shapes/x.png") == (tmp_path / "shapes/x.png").resolve()
     with pytest.raises(ConfigError):

@@ -72,20 +72,17 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-# Shard folders this process has already made: a mkdir per image, even one that finds the
-# folder there, was a fifth of the time of storing an image.
-_made_dirs: set[Path] = set()
-
-
 def write_atomic(target: Path, data: bytes) -> None:
-    if target.parent not in _made_dirs:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _made_dirs.add(target.parent)
     # The temporary name is unique to this process and thread, so no other writer shares it
     # (mkstemp's random names cost more than the write); one left by a crash is overwritten.
     tmp = target.with_name(f".tmp-{target.stem}-{os.getpid()}-{threading.get_ident()}.png")
     try:
-        with open(tmp, "wb") as fh:
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # a new shard folder: made only then, not checked per image
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")  # noqa: SIM115
+        with fh:
             fh.write(data)
         os.replace(tmp, target)
     except BaseException:
