@@ -204,18 +204,17 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor,
-                 redraw_noise: Callable[[torch.Tensor, int], torch.Tensor] | None = None) -> torch.Tensor:
+                 redraw_noise: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
         """ids (B, T), z (B, Z) drawn from the prior N(0, I) -> images (B, 3, canvas, canvas) in [0, 1].
 
         With ``cfg.redraws``, rows whose drawing is (nearly) empty are drawn again with
-        ``redraw_noise(row indices, attempt)`` (default: fresh prior noise)."""
+        ``redraw_noise(row indices, attempt)``, seeded by the caller so images stay reproducible."""
         geom, colour, _, _ = self.encoder(ids, lengths)
         images, cover = self.draw_with_cover(geom, colour, z, self.cfg.mask_sharpness)
         for attempt in range(1, self.cfg.redraws + 1):
             rows = (cover < self.cfg.min_cover_pixels).nonzero().squeeze(1)
             if rows.numel() == 0:
                 break
-            fresh = (redraw_noise(rows, attempt) if redraw_noise else
-                     sample_prior(self.cfg.latent, rows.numel(), self.cfg.z_dim, None)).to(z)
+            fresh = redraw_noise(rows, attempt).to(z)
             images[rows], cover[rows] = self.draw_with_cover(geom[rows], colour[rows], fresh, self.cfg.mask_sharpness)
         return images

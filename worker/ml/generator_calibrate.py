@@ -23,7 +23,7 @@ from worker.shapes.evaluation import EVAL_SEED, evaluate
 VALIDATION_SEED = EVAL_SEED + 1
 TEMPERATURES = (1.0, 0.8)
 SHARPNESS = (1.0, 3.0, 10.0)
-MIN_COVER_PIXELS = (0, 40, 80)  # 0 = never redraw; the smallest world object covers ~98 pixels
+MIN_COVER_PIXELS = (40, 80)  # tried against not redrawing; the smallest world object covers ~98 pixels
 REDRAWS = 3
 MIN_DIVERSITY_RATIO = 0.75  # open attributes must still vary about as much as in the world
 
@@ -58,7 +58,7 @@ def calibrate_generation(path: Path, n: int = 150, temperatures=TEMPERATURES, sh
     t, k = best_of({(t, k): trial(f"temperature {t}, sharpness {k}", t, k, 0)
                     for t in temperatures for k in sharpness})
     base = f"temperature {t}, sharpness {k}"
-    redraw = {c: trial(f"{base}, redraw below {c} px", t, k, c) for c in min_cover if c}
+    redraw = {c: trial(f"{base}, redraw below {c} px", t, k, c) for c in min_cover}
     cover = best_of(redraw) if redraw else 0
     if cover and redraw[cover]["mean_exact"] <= scores[base]["mean_exact"]:
         cover = 0  # redrawing did not help on the validation captions
