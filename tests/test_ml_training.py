@@ -211,3 +211,27 @@ def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
     with pytest.raises(InputError, match="unknown weights dtype 'int4'"):
         train_and_save("x", tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "out",
                        TrainConfig(**TINY, weights_dtype="int4"), "cpu")
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same_in_the_loss():
+    from worker.ml.train import class_weights
+
+    y = [0] * 90 + [1] * 10
+    weights = class_weights(y, 2, "balanced", torch.device("cpu"))
+    assert torch.allclose(weights, torch.tensor([100 / 180, 100 / 20]))
+    assert weights[0] * 90 == pytest.approx(weights[1] * 10)  # total weight per class is equal
+    assert class_weights(y, 2, "none", torch.device("cpu")) is None
+
+
+def test_balanced_class_weights_change_training_and_an_unknown_kind_is_refused():
+    from lstmq.errors import InputError
+
+    train, dev = synthetic(60, 1), synthetic(30, 2)
+    train = Labelled(train.texts[:50], train.labels[:50], train.source)  # 17/17/16: not exactly balanced
+    cfg = TrainConfig(**{**TINY, "epochs": 1})
+    plain = train_classifier(train, dev, cfg, torch.device("cpu"))
+    weighted = train_classifier(train, dev, TrainConfig(**{**TINY, "epochs": 1, "class_weight": "balanced"}),
+                                torch.device("cpu"))
+    assert not torch.equal(plain.model.members[0].head.weight, weighted.model.members[0].head.weight)
+    with pytest.raises(InputError, match="class weight must be one of none, balanced, not 'inverse'"):
+        train_classifier(train, dev, TrainConfig(**TINY, class_weight="inverse"), torch.device("cpu"))

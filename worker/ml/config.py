@@ -13,6 +13,7 @@ HELP = {
     "patience": "dev evaluations without improvement before stopping",
     "max_minutes": "wall-clock budget: stop then, keeping the best weights of finished work",
     "max_train_rows": "train on a seeded random sample of N rows (quick runs)",
+    "class_weight": "none | balanced (loss weighted by inverse class frequency, for rare classes such as spam)",
     "weights_dtype": "float16 | float32 | int8-embeddings (stored precision; the last: int8 embedding rows)",
 }
 
@@ -35,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of steps with linear warm-up, then cosine decay
     label_smoothing: float = 0.0
+    class_weight: str = "none"  # none | balanced
     word_dropout: float = 0.0  # probability of replacing a training token by [UNK]
     clip: float = 1.0
     patience: int = 2  # evaluations without dev improvement before stopping
@@ -46,6 +48,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def train_fields() -> list:

@@ -19,7 +19,7 @@ from torch import nn
 from lstmq.errors import InputError
 from worker.ml.artifact import round_to_dtype
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
-from worker.ml.config import TrainConfig
+from worker.ml.config import CLASS_WEIGHTS, TrainConfig
 from worker.ml.data import Labelled
 from worker.ml.metrics import classification_report
 from worker.ml.model import ClassifierConfig, Ensemble, LSTMClassifier
@@ -94,7 +94,8 @@ def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_y, arch.num_labels, cfg.class_weight, device),
+                                  label_smoothing=cfg.label_smoothing)
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     lengths = [len(x) for x in train_ids]
     tracker = _Best(cfg.patience)
@@ -125,6 +126,14 @@ def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: 
     return model.eval(), tracker.acc, tracker.history, not late
 
 
+def class_weights(y: list[int], num_labels: int, kind: str, device: torch.device) -> torch.Tensor | None:
+    """``balanced``: n / (classes * count) per class, so every class weighs as much in the loss."""
+    if kind == "none":
+        return None
+    counts = torch.bincount(torch.tensor(y), minlength=num_labels).clamp(min=1).float()
+    return (len(y) / (num_labels * counts)).to(device)
+
+
 class _Best:
     """Early stopping: keeps the best weights and counts evaluations without improvement."""
 
@@ -150,6 +159,8 @@ def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
     if cfg.max_train_rows and cfg.max_train_rows < len(train):
         keep = sorted(random.Random(cfg.seed).sample(range(len(train)), cfg.max_train_rows))
         train = Labelled([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source)
+    if cfg.class_weight not in CLASS_WEIGHTS:
+        raise InputError(f"class weight must be one of {', '.join(CLASS_WEIGHTS)}, not {cfg.class_weight!r}")
     labels = sorted(set(train.labels))
     unknown = sorted(set(dev.labels) - set(labels))
     if len(labels) < 2 or unknown:
