@@ -183,3 +183,23 @@ def test_merge_combines_artifacts_into_one_ensemble_and_refuses_other_tokenizers
     (other / "tokenizer.json").write_text((tiny / "tokenizer.json").read_text() + " ")
     with pytest.raises(ArtifactError, match="tokenizer differs"):
         merge(tmp_path / "bad", [tiny, other], env / "dev.jsonl.gz", "x")
+
+
+def test_merge_can_cut_the_vocabulary_to_its_most_frequent_words(env, tmp_path):
+    import torch
+
+    from lstmq.errors import InputError
+    from worker.ml.artifact import load_artifact
+    from worker.ml.merge import merge
+
+    tiny = env / "models" / "tiny"
+    source, source_tok, _ = load_artifact(tiny)
+    assert source_tok.get_vocab_size() > 8
+    merge(tmp_path / "cut", [tiny, tiny], env / "dev.jsonl.gz", "x", vocab_size=8)
+    model, tok, config = load_artifact(tmp_path / "cut")
+    assert config["architecture"]["vocab_size"] == 8 == tok.get_vocab_size()
+    assert tok.get_vocab() == {w: i for w, i in source_tok.get_vocab().items() if i < 8}
+    for member in model.members:  # the kept words keep their (fp16) rows
+        assert torch.equal(member.embed.weight, source.members[0].embed.weight[:8])
+    with pytest.raises(InputError, match="--vocab-size: a vocabulary needs more than the 2 special tokens"):
+        merge(tmp_path / "tiny2", [tiny], env / "dev.jsonl.gz", "x", vocab_size=2)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
-from worker.ml.tokenizer import PAD_ID, UNK_ID, encode_batch, train_tokenizer
+from worker.ml.tokenizer import PAD_ID, UNK_ID, encode_batch, prune_vocab, train_tokenizer
 
 CORPUS = ["the cat sat on the mat .", "a dog ate the homework !", "the market rose 3% today",
           "stocks fell , the dog barked"] * 5
@@ -82,3 +82,19 @@ def test_shuffled_buckets_is_seeded_and_complete():
     b = shuffled_buckets(lengths, 32, random.Random(7))
     assert a == b
     assert sorted(i for batch in a for i in batch) == list(range(1000))
+
+
+def test_cutting_a_word_vocabulary_gives_what_training_with_that_size_learns():
+    full = train_tokenizer(CORPUS, "word", vocab_size=300, min_frequency=1)
+    cut = prune_vocab(full, 8)
+    assert cut.get_vocab() == train_tokenizer(CORPUS, "word", vocab_size=8, min_frequency=1).get_vocab()
+    assert cut.get_vocab() == {w: i for w, i in full.get_vocab().items() if i < 8}
+    assert full.token_to_id("homework") >= 8  # a rare word: known before the cut, [UNK] after it
+    assert cut.encode("the homework", add_special_tokens=False).ids == [full.token_to_id("the"), UNK_ID]
+
+
+def test_only_a_word_vocabulary_with_more_than_the_special_tokens_can_be_cut():
+    with pytest.raises(ValueError, match="only a word-level vocabulary"):
+        prune_vocab(train_tokenizer(CORPUS, "bpe", vocab_size=300, min_frequency=1), 50)
+    with pytest.raises(ValueError, match="more than the 2 special tokens"):
+        prune_vocab(train_tokenizer(CORPUS, "word", min_frequency=1), 2)

@@ -168,7 +168,8 @@ def test_cuda_autocast_predicts_like_cpu(trained, autocast):
     assert sum(a.label == b.label for a, b in zip(gpu_preds, cpu_preds)) >= 58
 
 
-def test_int8_embeddings_store_smaller_and_predict_identically_after_loading(trained, tmp_path):
+@pytest.mark.parametrize("dtype", ["int8-embeddings", "int8"])
+def test_int8_dtypes_store_smaller_and_predict_identically_after_loading(trained, tmp_path, dtype):
     import copy
 
     from safetensors.torch import load_file
@@ -176,19 +177,22 @@ def test_int8_embeddings_store_smaller_and_predict_identically_after_loading(tra
     texts = synthetic(40, 4).texts
     half = save_artifact(tmp_path / "half", copy.deepcopy(trained.model), trained.tokenizer, trained.labels, 16)
     model = copy.deepcopy(trained.model)
-    small = save_artifact(tmp_path / "small", model, trained.tokenizer, trained.labels, 16, dtype="int8-embeddings")
+    small = save_artifact(tmp_path / "small", model, trained.tokenizer, trained.labels, 16, dtype=dtype)
     stored = load_file(str(small / "model.safetensors"))
-    embeddings = [k for k in stored if k.endswith("embed.weight")]
-    assert embeddings and all(stored[k].dtype == torch.int8 for k in embeddings)
-    assert all(stored[k + ".row_scale"].dtype == torch.float16 for k in embeddings)
+    rows = [k for k in stored if k.endswith("embed.weight") or (dtype == "int8" and stored[k].dim() == 2)]
+    assert any(k.endswith("weight_hh_l0") for k in rows) == (dtype == "int8")
+    assert rows and all(stored[k].dtype == torch.int8 for k in rows)
+    assert all(stored[k + ".row_scale"].dtype == torch.float16 for k in rows)
+    floats = [k for k in stored if k not in rows and not k.endswith(".row_scale")]
+    assert floats and all(stored[k].dtype == torch.float16 for k in floats)  # biases
     assert (small / "model.safetensors").stat().st_size < (half / "model.safetensors").stat().st_size
     # what was evaluated before saving (rounded in place) is what loads
     before = Classifier("t", "v", model, trained.tokenizer, trained.labels, 16, torch.device("cpu"))
     loaded, tok, config = load_artifact(small)
     after = Classifier("t", "v", loaded, tok, config["labels"], 16, torch.device("cpu"))
-    assert config["weights_dtype"] == "int8-embeddings"
+    assert config["weights_dtype"] == dtype
     assert [p.probs for p in before.predict(texts)] == [p.probs for p in after.predict(texts)]
-    # and it is the same model to within the rounding of its embedding rows
+    # and it is the same model to within the rounding of its weight rows
     reference = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu"))
     assert [p.label for p in after.predict(texts)] == [p.label for p in reference.predict(texts)]
 

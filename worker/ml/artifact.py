@@ -4,7 +4,8 @@ Loading never unpickles: weights come from safetensors, the architecture from JS
 vocabulary from the tokenizer's JSON. Weights are stored in fp16 by default (half the size);
 ``int8-embeddings`` also stores each embedding table as int8 rows with one fp16 scale per row
 (the tables are most of a word-level model's bytes, so an ensemble fits twice the members in
-the same size). ``save_artifact`` rounds the in-memory model to the stored precision first, so
+the same size); ``int8`` stores every weight matrix that way (LSTM and output layer too; biases
+stay fp16). ``save_artifact`` rounds the in-memory model to the stored precision first, so
 a model predicts bit-identically before saving and after loading.
 """
 
@@ -25,8 +26,9 @@ from lstmq.modelstore import check_artifact
 from worker.ml.model import ClassifierConfig, Ensemble
 
 FORMAT_VERSION = 1
-INT8_EMBEDDINGS = "int8-embeddings"
-DTYPES = {"float16": torch.float16, "float32": torch.float32, INT8_EMBEDDINGS: torch.float16}
+INT8_EMBEDDINGS, INT8 = "int8-embeddings", "int8"
+# the float dtype of whatever a dtype does not store as int8 rows
+DTYPES = {"float16": torch.float16, "float32": torch.float32, INT8_EMBEDDINGS: torch.float16, INT8: torch.float16}
 SCALE_SUFFIX = ".row_scale"  # the fp16 scales of an int8 tensor stored under the same name
 
 
@@ -47,7 +49,9 @@ def dequantize_rows(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def _quantized(name: str, tensor: torch.Tensor, dtype: str) -> bool:
-    return dtype == INT8_EMBEDDINGS and name.endswith("embed.weight") and tensor.dim() == 2
+    if tensor.dim() != 2 or not tensor.is_floating_point():
+        return False
+    return dtype == INT8 or (dtype == INT8_EMBEDDINGS and name.endswith("embed.weight"))
 
 
 def round_to_dtype(model: torch.nn.Module, dtype: str) -> None:

@@ -14,7 +14,7 @@ HELP = {
     "max_minutes": "wall-clock budget: stop then, keeping the best weights of finished work",
     "max_train_rows": "train on a seeded random sample of N rows (quick runs)",
     "class_weight": "none | balanced (loss weighted by inverse class frequency, for rare classes such as spam)",
-    "weights_dtype": "float16 | float32 | int8-embeddings (stored precision; the last: int8 embedding rows)",
+    "weights_dtype": "float16 | float32 | int8-embeddings | int8 (stored precision: int8 rows for the embeddings, or for every weight matrix)",
 }
 
 

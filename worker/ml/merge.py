@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from lstmq.errors import ArtifactError
+from lstmq.errors import ArtifactError, InputError
 
 
 def _compatible(paths: list[Path]) -> list[tuple]:
@@ -35,7 +35,8 @@ def _compatible(paths: list[Path]) -> list[tuple]:
     return loaded
 
 
-def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_dtype: str | None = None) -> dict:
+def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_dtype: str | None = None,
+          vocab_size: int | None = None) -> dict:
     import torch
 
     from lstmq.modelstore import version_id
@@ -49,9 +50,14 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_
     loaded = _compatible(sources)
     members = [m for model, _, _ in loaded for m in model.members]
     model0, tokenizer, config0 = loaded[0]
-    ensemble = Ensemble(replace(model0.cfg, members=len(members)))
+    arch = replace(model0.cfg, members=len(members))
+    if vocab_size is not None and vocab_size < arch.vocab_size:
+        tokenizer, arch = _cut(tokenizer, vocab_size), replace(arch, vocab_size=vocab_size)
+    ensemble = Ensemble(arch)
     for slot, member in zip(ensemble.members, members):
-        slot.load_state_dict(member.state_dict())
+        state = member.state_dict()
+        state["embed.weight"] = state["embed.weight"][: arch.vocab_size]  # the kept words' rows
+        slot.load_state_dict(state)
     dtype = weights_dtype or config0.get("weights_dtype", "float16")
     round_to_dtype(ensemble, dtype)  # dev metrics of the weights as stored
     dev = read_labelled(dev_file)
@@ -70,20 +76,31 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_
     return report
 
 
+def _cut(tokenizer, size: int):
+    from worker.ml.tokenizer import prune_vocab
+
+    try:
+        return prune_vocab(tokenizer, size)
+    except ValueError as exc:
+        raise InputError(f"--vocab-size: {exc}") from None
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--dev", "dev_file", type=click.Path(path_type=Path, dir_okay=False), required=True)
 @click.option("--weights-dtype", help="Stored precision of the ensemble (default: the first source's): "
-              "float16 | float32 | int8-embeddings.")
+              "float16 | float32 | int8-embeddings | int8.")
+@click.option("--vocab-size", type=click.IntRange(min=3), help="Keep only the N most frequent words of a "
+              "word-level vocabulary (the others read as [UNK]); shrinks every member's embedding table.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
-def main(out, dev_file, weights_dtype, sources):
+def main(out, dev_file, weights_dtype, vocab_size, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
     command = "python -m worker.ml.merge " + shlex.join(sys.argv[1:])
     if weights_dtype:
         from worker.ml.artifact import check_dtype
 
         check_dtype(weights_dtype)
-    report = merge(out, list(sources), dev_file, command, weights_dtype)
+    report = merge(out, list(sources), dev_file, command, weights_dtype, vocab_size)
     click.echo(f"merged {len(sources)} artifacts: dev accuracy {report['accuracy']:.4f} -> {out}")
 
 

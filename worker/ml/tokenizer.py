@@ -10,6 +10,7 @@ Id 0 is always ``[PAD]`` and id 1 ``[UNK]``, so padding and unknown-token checks
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,21 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
     tok.train_from_iterator(texts, trainer=trainer)
     assert tok.token_to_id(PAD) == PAD_ID and tok.token_to_id(UNK) == UNK_ID
     return tok
+
+
+def prune_vocab(tok: Tokenizer, size: int) -> Tokenizer:
+    """A word-level tokenizer cut to its ``size`` most frequent words (the rest become [UNK]).
+
+    The trainer numbers words by descending training frequency, so the cut keeps ids
+    ``0..size-1`` unchanged: it is the vocabulary ``vocab_size=size`` would have learned.
+    """
+    data = json.loads(tok.to_str())
+    if data["model"]["type"] != "WordLevel":
+        raise ValueError("only a word-level vocabulary can be cut (BPE merges refer to every piece)")
+    if size < 3:
+        raise ValueError(f"a vocabulary needs more than the 2 special tokens, not {size}")
+    data["model"]["vocab"] = {word: i for word, i in data["model"]["vocab"].items() if i < size}
+    return Tokenizer.from_str(json.dumps(data))
 
 
 @dataclass(frozen=True)
