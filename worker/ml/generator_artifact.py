@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from lstmq.errors import ArtifactError
 from lstmq.modelstore import check_artifact
-from worker.ml.artifact import DTYPES, round_to_dtype
+from worker.ml.artifact import loaded_state, round_to_dtype, stored_state
 from worker.ml.generator import Generator, GeneratorConfig
 
 FORMAT_VERSION = 1
@@ -31,8 +31,7 @@ def save_generator(path: Path, model: Generator, tokenizer: Tokenizer, max_token
     round_to_dtype(model, dtype)
     config = {"format": FORMAT_VERSION, "kind": "generator", "labels": [], "max_tokens": max_tokens,
               "architecture": model.cfg.to_dict(), "weights_dtype": dtype, **(extra or {})}
-    state = {k: v.detach().to(DTYPES[dtype]).contiguous().cpu()
-             for k, v in model.state_dict().items() if not k.startswith(TRAINING_ONLY)}
+    state = {k: v for k, v in stored_state(model, dtype).items() if not k.startswith(TRAINING_ONLY)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -51,7 +50,7 @@ def load_generator_artifact(path: Path) -> tuple[Generator, Tokenizer, dict]:
         raise ArtifactError(f"model {path.name!r} is a {config['kind']}, not a generator")
     try:
         model = Generator(GeneratorConfig.from_dict(config["architecture"]))
-        state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        state = loaded_state(load_file(str(path / "model.safetensors")))
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith(TRAINING_ONLY)]
         if missing or unexpected:
