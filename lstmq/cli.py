@@ -22,21 +22,21 @@ COMMANDS: dict[str, str] = {
     "jobs": "producer.cli:jobs",
     "cancel": "producer.cli:cancel",
     "requeue": "producer.cli:requeue",
-    "schedule": "producer.schedule_cli:schedule",
-    "scheduler": "producer.schedule_cli:scheduler",
+    "schedule": "producer.schedules.cli:schedule",
+    "scheduler": "producer.schedules.cli:scheduler",
     "worker": "worker.cli:worker",
     "train": "lstmq.cli:train",
-    "eval": "worker.ml.cli:evaluate",
-    "predict": "worker.ml.cli:predict",
-    "models": "worker.ml.cli:models",
+    "eval": "worker.ml.classifier.cli:evaluate",
+    "predict": "worker.ml.classifier.cli:predict",
+    "models": "worker.ml.classifier.cli:models",
     "bench": "worker.bench:bench",
-    "render": "worker.shapes.cli:render",
-    "eval-images": "worker.shapes.cli:eval_images",
-    "contact-sheet": "worker.shapes.cli:contact_sheet",
+    "render": "worker.ml.generator.cli:render",
+    "eval-images": "worker.ml.generator.cli:eval_images",
+    "contact-sheet": "worker.ml.generator.cli:contact_sheet",
 }
 TRAIN_COMMANDS: dict[str, str] = {
-    "classifier": "worker.ml.cli:train_classifier",
-    "generator": "worker.shapes.cli:train_generator",
+    "classifier": "worker.ml.classifier.cli:train_classifier",
+    "generator": "worker.ml.generator.cli:train_generator",
 }
 
 

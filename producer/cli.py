@@ -18,7 +18,7 @@ from lstmq.queue import make_celery
 from lstmq.settings import get_settings
 from producer import output
 from producer.batching import batch_size_for
-from producer.readers import Fields, read_sources, resolve_sources
+from lstmq.readers.sources import Fields, read_sources, resolve_sources
 from producer.submit import check_model, check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")

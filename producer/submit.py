@@ -35,7 +35,7 @@ from lstmq.errors import InputError, ModelNotFound, TransientError
 from lstmq.queue import ping_broker
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for, chunked, utf8_len
-from producer.records import Record, Rejected
+from lstmq.readers.records import Record, Rejected
 from producer.sending import RECORDING, PendingSender, send_pending
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction

@@ -177,7 +177,7 @@ class Stack:
         return worker.wait_ready()
 
     def submit(self, path: Path, model: str = "news", batch_size: int = 20):
-        from producer.readers import read_sources, resolve_sources
+        from lstmq.readers.sources import read_sources, resolve_sources
         from producer.submit import submit_records
 
         items = read_sources(resolve_sources([str(path)]))

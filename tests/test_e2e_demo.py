@@ -1,4 +1,4 @@
-"""`make demo` (python -m lstmq.demo) on a fresh, empty LSTMQ_HOME with the shipped models."""
+"""`make demo` (python -m producer.demo) on a fresh, empty LSTMQ_HOME with the shipped models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.helpers_worker import ROOT, worker_env
 def test_the_demo_classifies_the_samples_with_no_servers_and_stops_its_worker(lstmq_env):
     home = lstmq_env()
     env = worker_env()
-    result = subprocess.run([sys.executable, "-m", "lstmq.demo"], cwd=ROOT, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "producer.demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=240)
 
     assert result.returncode == 0, result.stderr + result.stdout[-2000:]

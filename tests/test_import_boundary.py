@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-PRODUCER_MODULES = ["producer.cli", "producer.submit", "producer.sending", "producer.readers",
+PRODUCER_MODULES = ["producer.cli", "producer.submit", "producer.sending", "lstmq.readers.sources",
                     "producer.output", "lstmq.db.queries", "lstmq.modelstore", "lstmq.cli"]
 
 

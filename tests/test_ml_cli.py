@@ -56,7 +56,7 @@ def env(model_home, lstmq_env, capsys):
                              "--lr", "0.01", "--min-frequency", "1", "--max-tokens", "12", "--device", "cpu")
         assert code == 0, err
         assert "tiny: dev accuracy" in out
-    from worker.ml.inference import clear_cache
+    from worker.ml.classifier.inference import clear_cache
 
     clear_cache()
     return model_home
@@ -170,7 +170,7 @@ def test_merge_combines_artifacts_into_one_ensemble_and_refuses_other_tokenizers
     import shutil
 
     from lstmq.errors import ArtifactError
-    from worker.ml.merge import merge
+    from worker.ml.classifier.merge import merge
 
     tiny = env / "models" / "tiny"
     single = json.loads((tiny / "config.json").read_text())
@@ -189,8 +189,8 @@ def test_merge_can_cut_the_vocabulary_to_its_most_frequent_words(env, tmp_path):
     import torch
 
     from lstmq.errors import InputError
-    from worker.ml.artifact import load_artifact
-    from worker.ml.merge import merge
+    from worker.ml.classifier.artifact import load_artifact
+    from worker.ml.classifier.merge import merge
 
     tiny = env / "models" / "tiny"
     source, source_tok, _ = load_artifact(tiny)

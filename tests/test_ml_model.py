@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker.ml.model import ClassifierConfig, Ensemble, LSTMClassifier
+from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 

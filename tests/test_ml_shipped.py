@@ -10,9 +10,9 @@ import torch
 
 from lstmq.modelstore import check_artifact
 from lstmq.settings import SHIPPED_MODEL_DIR
-from worker.ml.artifact import load_artifact
-from worker.ml.inference import Classifier
-from worker.ml.metrics import classification_report
+from worker.ml.classifier.artifact import load_artifact
+from worker.ml.classifier.inference import Classifier
+from worker.ml.classifier.metrics import classification_report
 
 SHIPPED = {
     "news": ("ag_news", ["Business", "Sci/Tech", "Sports", "World"]),
@@ -56,7 +56,7 @@ def test_shipped_model_dev_metrics_reproduce(name, shared_data, one_torch_thread
 
 def test_shipped_generator_is_small_and_its_recorded_oracle_scores_reproduce(one_torch_thread):
     """`shapes`: the exact-match figures in config.json (and the card) are what the oracle gives today."""
-    from worker.ml.generator_inference import from_artifact
+    from worker.ml.generator.inference import from_artifact
     from worker.shapes.evaluation import evaluate
 
     path = SHIPPED_MODEL_DIR / "shapes"

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from worker.ml.artifact import load_artifact, save_artifact
-from worker.ml.config import TrainConfig
-from worker.ml.data import Labelled
-from worker.ml.inference import Classifier
-from worker.ml.train import train_classifier
+from worker.ml.classifier.artifact import load_artifact, save_artifact
+from worker.ml.classifier.config import TrainConfig
+from worker.ml.classifier.data import Labelled
+from worker.ml.classifier.inference import Classifier
+from worker.ml.classifier.train import train_classifier
 from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 TOPICS = {
@@ -137,7 +137,7 @@ def test_dev_labels_unseen_in_training_are_refused():
 
 def test_device_and_autocast_are_checked_once_at_load():
     from lstmq.errors import ConfigError
-    from worker.ml.inference import resolve_autocast, resolve_device
+    from worker.ml.classifier.inference import resolve_autocast, resolve_device
 
     cpu = torch.device("cpu")
     assert resolve_device("cpu") == cpu and resolve_autocast("auto", cpu) is None
@@ -156,7 +156,7 @@ def test_device_and_autocast_are_checked_once_at_load():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("autocast", ["fp16", "bf16", "off"])
 def test_cuda_autocast_predicts_like_cpu(trained, autocast):
-    from worker.ml.inference import resolve_autocast
+    from worker.ml.classifier.inference import resolve_autocast
 
     texts = synthetic(60, 6).texts
     cuda = torch.device("cuda")
@@ -198,7 +198,7 @@ def test_int8_dtypes_store_smaller_and_predict_identically_after_loading(trained
 
 
 def test_quantized_rows_round_trip_within_half_a_step_and_keep_zero_rows():
-    from worker.ml.artifact import dequantize_rows, quantize_rows
+    from worker.ml.classifier.artifact import dequantize_rows, quantize_rows
 
     weight = torch.randn(50, 8) * torch.linspace(0.01, 3, 50)[:, None]
     weight[0] = 0.0  # the padding row
@@ -210,7 +210,7 @@ def test_quantized_rows_round_trip_within_half_a_step_and_keep_zero_rows():
 
 def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
     from lstmq.errors import InputError
-    from worker.ml.operations import train_and_save
+    from worker.ml.classifier.operations import train_and_save
 
     with pytest.raises(InputError, match="unknown weights dtype 'int4'"):
         train_and_save("x", tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "out",
@@ -218,7 +218,7 @@ def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same_in_the_loss():
-    from worker.ml.train import class_weights
+    from worker.ml.classifier.train import class_weights
 
     y = [0] * 90 + [1] * 10
     weights = class_weights(y, 2, "balanced", torch.device("cpu"))

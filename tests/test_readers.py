@@ -10,8 +10,8 @@ import json
 import pytest
 
 from lstmq.errors import InputError
-from producer.readers import Fields, read_jsonl, read_sources, resolve_sources
-from producer.records import Record, Rejected
+from lstmq.readers.sources import Fields, read_jsonl, read_sources, resolve_sources
+from lstmq.readers.records import Record, Rejected
 
 
 def read(*inputs: str, fmt: str | None = None, fields: Fields = Fields(), stdin: bytes | None = None) -> list:

@@ -87,7 +87,7 @@ def test_a_bad_dataset_line_is_one_error_with_file_and_line(models, capsys):
 
 
 def test_inprocess_speed_probe_reports_images_per_second(models):
-    from worker.ml.generator_bench import inprocess_images_per_second
+    from worker.ml.generator.bench import inprocess_images_per_second
 
     result = inprocess_images_per_second(TINY_NAME, n=64, device="cpu", png=True)
     assert result["images"] == 64 and result["images_per_s"] > 0 and result["png"] is True

@@ -54,7 +54,7 @@ def test_submitted_captions_become_png_files_recorded_per_document(render_stack,
     from lstmq.db.queries import get_job, result_rows
     from lstmq.db.engine import session_scope
     from lstmq.queue import make_celery
-    from producer.readers import read_sources, resolve_sources
+    from lstmq.readers.sources import read_sources, resolve_sources
     from producer.submit import submit_records
 
     engine, images, worker = render_stack

@@ -120,7 +120,7 @@ def test_the_schedule_modules_and_the_scheduler_never_import_torch():
     import subprocess
     import sys
 
-    modules = ["producer.schedule_cli", "producer.beat", "producer.schedule_run", "producer.schedule_bench"]
+    modules = ["producer.schedules.cli", "producer.schedules.beat", "producer.schedules.run", "producer.schedules.bench"]
     code = (f"import sys\nfor name in {modules!r}: __import__(name)\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from producer.corpus import HEAD_BYTES, UNCHANGED, Cursor, FileStat, plan_read
-from producer.corpus_scan import scan_file
-from producer.readers import Fields
+from producer.schedules.cursors import HEAD_BYTES, UNCHANGED, Cursor, FileStat, plan_read
+from producer.schedules.files import scan_file
+from lstmq.readers.sources import Fields
 
 HEAD = "h" * 64
 
@@ -94,7 +94,7 @@ def test_scanning_reads_only_what_was_appended_and_numbers_lines_in_the_file(tmp
 
 
 def test_an_unchanged_file_costs_one_stat_and_is_never_opened(tmp_path, monkeypatch):
-    import producer.corpus_scan as scanning
+    import producer.schedules.files as scanning
 
     path = tmp_path / "a.jsonl"
     path.write_text(jsonl("one"))

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Classification, Document, Job
-from producer.schedule import Timing
-from producer.schedule_store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
+from producer.schedules.store import NewSchedule, add_schedule
 from tests.helpers_worker import WorkerProcess, worker_env
 
 SAMPLES = Path(__file__).resolve().parents[1] / "lstmq" / "samples"

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job, ScheduleRun
-from producer.schedule import Timing
-from producer.schedule_run import run_schedule
-from producer.schedule_store import NewSchedule, add_schedule, get_schedule
+from producer.schedules.timing import Timing
+from producer.schedules.run import run_schedule
+from producer.schedules.store import NewSchedule, add_schedule, get_schedule
 
 
 def write(path: Path, *texts: str, mode: str = "w", ids=None) -> None:
@@ -169,7 +169,7 @@ def test_a_missing_model_fails_the_run_and_the_next_run_reads_the_same_lines(sch
 
 
 def test_a_run_that_died_before_queueing_is_completed_by_the_next_run(sched, migrated_db, redis_url, monkeypatch):
-    import producer.schedule_queue as queueing
+    import producer.schedules.enqueue as queueing
 
     real = queueing.send_pending
     monkeypatch.setattr(queueing, "send_pending", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -203,7 +203,7 @@ def test_runs_started_together_queue_each_document_once(sched, migrated_db, redi
 
 
 def test_a_live_lease_makes_a_second_run_a_recorded_skip(sched, migrated_db):
-    from producer.schedule_run import claim
+    from producer.schedules.run import claim
 
     claim(migrated_db, sched.id, "someone-else", "manual")
     report = sched()
@@ -216,7 +216,7 @@ def test_a_live_lease_makes_a_second_run_a_recorded_skip(sched, migrated_db):
 
 def test_a_run_reads_at_most_its_share_of_new_lines_and_the_next_run_goes_on(sched, migrated_db, redis_url,
                                                                                corpus, monkeypatch):
-    import producer.schedule_scan as scanning
+    import producer.schedules.scan as scanning
 
     monkeypatch.setattr(scanning, "MAX_RUN_LINES", 2)
     write(corpus / "day2.jsonl", "b1", "b2")
@@ -227,7 +227,7 @@ def test_a_run_reads_at_most_its_share_of_new_lines_and_the_next_run_goes_on(sch
 
 
 def test_a_paused_schedule_is_not_run_by_beat_but_can_be_run_by_hand(sched, migrated_db):
-    from producer.schedule_store import set_paused
+    from producer.schedules.store import set_paused
 
     with session_scope(migrated_db) as session:
         set_paused(session, "dumps", True)

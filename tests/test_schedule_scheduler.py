@@ -15,8 +15,8 @@ from schedule_helpers import beat_runs, queued_texts, start, wait_until, write  
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ScheduleRun, utcnow
-from producer.schedule import Timing
-from producer.schedule_store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
+from producer.schedules.store import NewSchedule, add_schedule
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -101,7 +101,7 @@ def test_after_downtime_a_missed_entry_runs_once_not_once_per_missed_period(migr
 
 
 def test_a_paused_schedule_stops_firing_and_fires_again_when_resumed(migrated_db, redis_url, corpus, start):
-    from producer.schedule_store import set_paused
+    from producer.schedules.store import set_paused
 
     add(migrated_db, corpus)
     start()

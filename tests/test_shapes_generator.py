@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from worker.ml.generator_artifact import load_generator_artifact, save_generator  # noqa: E402
-from worker.ml.generator_data import WorldPairs  # noqa: E402
-from worker.ml.generator_inference import ImageGenerator, from_artifact, redraw_seed  # noqa: E402
-from worker.ml.generator_train import TrainOptions, train  # noqa: E402
+from worker.ml.generator.artifact import load_generator_artifact, save_generator  # noqa: E402
+from worker.ml.generator.data import WorldPairs  # noqa: E402
+from worker.ml.generator.inference import ImageGenerator, from_artifact, redraw_seed  # noqa: E402
+from worker.ml.generator.train import TrainOptions, train  # noqa: E402
 from worker.shapes.evaluation import eval_sets, score_set  # noqa: E402
 
 NEWS = ("Wall St. Bears Claw Back Into the Black (Reuters) Reuters - Short-sellers, Wall Street's "

@@ -19,7 +19,7 @@ from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserErro
 from lstmq.queue import make_celery
 from producer import submit as submit_module
 from producer.batching import batch_size_for, chunked
-from producer.records import Record, Rejected
+from lstmq.readers.records import Record, Rejected
 from producer.sending import requeue, send_pending
 from producer.submit import submit_records
 

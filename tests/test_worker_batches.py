@@ -47,7 +47,7 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    import worker.ml.inference as inference
+    import worker.ml.classifier.inference as inference
 
     model = FakeClassifier()
     monkeypatch.setattr(inference, "load_classifier", lambda name, device="auto", **_: model)

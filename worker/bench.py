@@ -41,7 +41,7 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
 
 
 def read_texts(path: str, n: int) -> list[str]:
-    from producer.readers import Record, read_sources, resolve_sources
+    from lstmq.readers.sources import Record, read_sources, resolve_sources
 
     texts = [item.text for item in read_sources(resolve_sources([path])) if isinstance(item, Record)]
     return texts[:n]
@@ -54,7 +54,7 @@ def bench_texts(task: str, n: int, input_path: str | None) -> list[str]:
             raise InputError(f"{input_path}: no usable text records")
         return texts
     if task == "render":
-        from worker.ml.generator_bench import bench_captions
+        from worker.ml.generator.bench import bench_captions
 
         return bench_captions(n)
     return generate_texts(n)
@@ -63,12 +63,12 @@ def bench_texts(task: str, n: int, input_path: str | None) -> list[str]:
 def inprocess_rate(task: str, model: str, texts: list[str], batch_size: int, device: str) -> float:
     """(a) per second, the model alone: load once, warm up, then run every batch."""
     if task == "render":
-        from worker.ml.generator_inference import load_image_generator
+        from worker.ml.generator.inference import load_image_generator
 
         generator = load_image_generator(model, device=device)
         run = lambda part: generator.render(part, list(range(len(part))))  # noqa: E731
     else:
-        from worker.ml.inference import load_classifier
+        from worker.ml.classifier.inference import load_classifier
 
         run = load_classifier(model, device=device).predict
     run(texts[:batch_size])  # warm-up: allocator, threads
@@ -113,7 +113,7 @@ def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], 
 
     The producer sends each recorded chunk's full batches while it reads on, so the worker
     starts before the submit returns."""
-    from producer.records import Record
+    from lstmq.readers.records import Record
     from producer.submit import submit_records
 
     start = time.perf_counter()

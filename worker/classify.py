@@ -15,7 +15,7 @@ from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, JOB_CANCELLED, Document, Job
 from lstmq.errors import UserError
-from worker.results import Outcome, record_outcome, register_model_version
+from worker.batches import Outcome, record_outcome, register_model_version
 
 log = logging.getLogger("lstmq.worker")
 # Model versions this process has recorded, per engine: one INSERT per version, not per batch.
@@ -66,7 +66,7 @@ def fail_all(docs: list[DocIn], error: str) -> Outcome:
 
 def predict(batch: BatchPayload, docs: list[DocIn], device: str):
     """(classifier or None, outcome). A model that cannot load fails the batch, no retry."""
-    from worker.ml.inference import load_classifier  # torch loads here, in the task's process
+    from worker.ml.classifier.inference import load_classifier  # torch loads here, in the task's process
 
     try:
         classifier = load_classifier(batch.model, device=device)

@@ -72,7 +72,7 @@ def worker(queues: str | None, device: str, concurrency: int, loglevel: str, thr
     else:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
     if device == "cuda":  # refuse now rather than fail every batch; no fork follows (solo/threads)
-        from worker.ml.inference import resolve_device
+        from worker.ml.classifier.inference import resolve_device
 
         resolve_device("cuda")
     from worker.celery_app import app, startup_checks

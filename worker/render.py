@@ -21,7 +21,7 @@ from lstmq.errors import UserError
 from lstmq.settings import get_settings
 from worker.classify import docs_to_process, fail_all
 from worker.images import store_image
-from worker.results import Outcome, register_model_version, set_document_status
+from worker.batches import Outcome, register_model_version, set_document_status
 
 log = logging.getLogger("lstmq.worker")
 IMAGE_COLUMNS = ("path", "width", "height", "sha256", "flags", "updated_at")
@@ -59,7 +59,7 @@ def store_all(root: Path, model: str, version: str, docs: list[DocIn], rendered)
 
 def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path):
     """(generator or None, outcome). A model that cannot load fails the batch, no retry."""
-    from worker.ml.generator_inference import load_image_generator  # torch loads here
+    from worker.ml.generator.inference import load_image_generator  # torch loads here
 
     try:
         generator = load_image_generator(batch.model, device=device)

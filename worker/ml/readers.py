@@ -1,6 +1,6 @@
 """Records for ``lstmq predict``: JSONL, CSV/TSV or plain text (each optionally gzip).
 
-Minimal on purpose (``producer.readers`` did not exist yet when this was written). A bad record
+Minimal on purpose (``lstmq.readers.sources`` did not exist yet when this was written). A bad record
 never stops the file: it becomes a ``Record`` with ``error`` set, and keeps its place.
 
 - JSONL: one object per non-blank line with a string ``text`` and an optional ``id``.

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from worker.ml.batching import pad
-from worker.ml.generator import Generator, GeneratorConfig
+from worker.ml.generator.model import Generator, GeneratorConfig
 from worker.ml.tokenizer import encode_batch, train_tokenizer
 
 

@@ -2,8 +2,8 @@
 
 Files (JSONL, CSV, text; gzip detected by magic bytes, not by name), folders of ``.txt``
 files, and ``-`` for stdin. ``read_sources`` yields ``Record`` or ``Rejected`` (see
-``producer.records``) lazily; only problems with a whole input (missing, binary, unknown
-format, no text column) raise ``InputError``. The formats live in ``producer.formats``.
+``lstmq.readers.records``) lazily; only problems with a whole input (missing, binary, unknown
+format, no text column) raise ``InputError``. The formats live in ``lstmq.readers.formats``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from producer.formats import READERS, Item, read_csv, read_folder, read_jsonl, read_lines  # noqa: F401
-from producer.records import STDIN_NAME, Fields, Record, Rejected  # noqa: F401
-from producer.streams import open_text_stream  # noqa: F401
+from lstmq.readers.formats import READERS, Item, read_csv, read_folder, read_jsonl, read_lines  # noqa: F401
+from lstmq.readers.records import STDIN_NAME, Fields, Record, Rejected  # noqa: F401
+from lstmq.readers.streams import open_text_stream  # noqa: F401
 
 FORMATS = ("jsonl", "csv", "txt")
 # Not ".json": a JSON array file is not JSON Lines, and per-line errors would only confuse.

@@ -7,7 +7,7 @@ once. The lock holder derives the entries from the ``schedules`` table on every 
 (``sync_entries``): the database stays the one source of truth. After downtime a missed entry
 is simply due, and fires once (RedBeat keeps one ``last_run_at`` per entry).
 
-Runs stay correct even if two did fire: ``producer.schedule_run`` serialises them in the
+Runs stay correct even if two did fire: ``producer.schedules.run`` serialises them in the
 database. The corpus is read where the scheduler runs: only scheduler hosts need it mounted.
 """
 
@@ -26,7 +26,7 @@ from lstmq.db.engine import get_engine
 from lstmq.db.schema import Schedule, ScheduleRun
 from lstmq.queue import make_celery
 from lstmq.settings import Settings
-from producer.schedule import Timing
+from producer.schedules.timing import Timing
 
 log = logging.getLogger("lstmq.scheduler")
 
@@ -42,7 +42,7 @@ STOP_WAIT_S = 10.0
 def make_scheduler_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     app.conf.update(
-        beat_scheduler="producer.beat:DbRedBeatScheduler",
+        beat_scheduler="producer.schedules.beat:DbRedBeatScheduler",
         beat_max_loop_interval=TICK_MAX_S,
         redbeat_redis_url=settings.broker,
         redbeat_redis_options={},
@@ -57,8 +57,8 @@ def make_scheduler_app(settings: Settings) -> Celery:
 
 def run_task(task, schedule_id: int) -> None:
     """What beat fires: one run. A lost message only waits for the next firing."""
-    from producer.schedule import ScheduleNotFound
-    from producer.schedule_run import run_schedule
+    from producer.schedules.timing import ScheduleNotFound
+    from producer.schedules.run import run_schedule
 
     try:
         report = run_schedule(get_engine(), task.app, schedule_id, trigger="beat")

@@ -2,7 +2,7 @@
 
 Both paths run in the same process on the same texts, interleaved, best of three rounds each,
 so the ratio is a fair comparison even on a loaded machine.
-Run alone with ``python -m worker.ml.bench [--models news,spam] [--docs 2000]``; the lead's
+Run alone with ``python -m worker.ml.classifier.bench [--models news,spam] [--docs 2000]``; the lead's
 ``lstmq bench`` calls :func:`bench_models` and :func:`print_bench`.
 Texts come from ``--file`` (JSONL/CSV/txt with a text field) or, without one, are sampled
 from the model's own vocabulary (seeded), 10-60 words each.
@@ -50,7 +50,7 @@ def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS, rounds: int
 def bench_models(names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None,
                  device: str = "auto") -> list[dict]:
     from lstmq.modelstore import installed_models
-    from worker.ml.inference import load_classifier
+    from worker.ml.classifier.inference import load_classifier
     from worker.ml.readers import read_records
 
     names = names or [m.name for m in installed_models() if m.kind == "classifier"]

@@ -10,7 +10,7 @@ import random
 import time
 
 from worker.images import encode_png
-from worker.ml.generator_inference import load_image_generator
+from worker.ml.generator.inference import load_image_generator
 from worker.shapes.captions import sample_scene
 
 WARMUP_IMAGES = 32

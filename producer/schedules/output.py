@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import click
 
 from lstmq.db.schema import Schedule, ScheduleRun
-from producer.schedule_store import timing_of
+from producer.schedules.store import timing_of
 
 PROBLEMS_SHOWN = 5  # per run in the table; --json has them all
 

@@ -11,7 +11,7 @@ import glob
 import os
 
 from lstmq.settings import get_settings
-from producer.schedule import ScheduleError
+from producer.schedules.timing import ScheduleError
 
 
 def corpus_roots() -> list[str] | None:

@@ -27,8 +27,8 @@ from sqlalchemy import Engine, or_, update
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun, utcnow
 from lstmq.errors import LstmqError, TransientError
-from producer.schedule_scan import ScanResult, scan_and_record
-from producer.schedule_queue import publish_pending
+from producer.schedules.scan import ScanResult, scan_and_record
+from producer.schedules.enqueue import publish_pending
 
 log = logging.getLogger("lstmq.schedule")
 
@@ -76,7 +76,7 @@ def run_schedule(engine: Engine, app: Celery, schedule_id: int, trigger: str = "
 
 def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[Schedule, int | None]:
     """(schedule, run id), or (schedule, None) when paused (beat) or another run holds the lease."""
-    from producer.schedule_store import get_schedule
+    from producer.schedules.store import get_schedule
 
     now = utcnow()
     free = [Schedule.id == schedule_id, or_(Schedule.lease_until.is_(None), Schedule.lease_until < now)]

@@ -1,6 +1,6 @@
 """Thin click commands: ``lstmq train classifier``, ``eval``, ``predict``, ``models``.
 
-torch is imported inside the commands (via ``worker.ml.operations``), so ``lstmq --help`` and
+torch is imported inside the commands (via ``worker.ml.classifier.operations``), so ``lstmq --help`` and
 ``lstmq models`` start without it.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from worker.ml.config import HELP, TrainConfig, train_fields
+from worker.ml.classifier.config import HELP, TrainConfig, train_fields
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -46,7 +46,7 @@ def _train_options(func):
 def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
     from lstmq.settings import get_settings
-    from worker.ml.operations import set_threads, train_and_save
+    from worker.ml.classifier.operations import set_threads, train_and_save
     from worker.ml.progress import TrainProgress
 
     set_threads(threads)
@@ -77,7 +77,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def evaluate(model, file, as_json, text_field, label_field, device, threads):
     """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
-    from worker.ml.operations import evaluate_file, set_threads
+    from worker.ml.classifier.operations import evaluate_file, set_threads
     from worker.ml.progress import print_report
 
     set_threads(threads)
@@ -96,7 +96,7 @@ def evaluate(model, file, as_json, text_field, label_field, device, threads):
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def predict(model, input_file, output, device, threads):
     """Classify INPUT (JSONL with `text` and optional `id`, CSV, or text lines) into JSON Lines."""
-    from worker.ml.operations import predict_lines, set_threads
+    from worker.ml.classifier.operations import predict_lines, set_threads
 
     set_threads(threads)
     lines = predict_lines(model, input_file, device)

@@ -20,7 +20,7 @@ import torch
 
 from lstmq.errors import ConfigError
 from lstmq.modelstore import find_model
-from worker.ml.artifact import load_artifact
+from worker.ml.classifier.artifact import load_artifact
 from worker.ml.batching import pad, plan_batches, scatter
 from worker.ml.tokenizer import UNK_ID, encode_batch
 

@@ -1,6 +1,6 @@
 """``lstmq schedule ...`` (definitions in the database) and ``lstmq scheduler`` (the process).
 
-A thin layer over ``producer.schedule_store``, ``producer.schedule_run`` and ``producer.beat``.
+A thin layer over ``producer.schedules.store``, ``producer.schedules.run`` and ``producer.schedules.beat``.
 Options a user can get wrong are plain strings checked by those modules: one ``error:`` line.
 """
 
@@ -12,8 +12,8 @@ import click
 
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.errors import ConfigError, InputError, LstmqError
-from producer import schedule_output as show
-from producer.schedule_store import (
+from producer.schedules import output as show
+from producer.schedules.store import (
     NewSchedule,
     add_schedule,
     get_schedule,
@@ -22,7 +22,7 @@ from producer.schedule_store import (
     remove_schedule,
     set_paused,
 )
-from producer.schedule import Timing
+from producer.schedules.timing import Timing
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 
@@ -105,7 +105,7 @@ def _set_paused(name: str, paused: bool) -> None:
 def run(name, reprocess) -> None:
     """Run NAME once, now, in this process; prints what it queued."""
     from lstmq.queue import make_celery, ping_broker
-    from producer.schedule_run import FAILED, run_schedule
+    from producer.schedules.run import FAILED, run_schedule
 
     engine = ready_engine()
     with session_scope(engine) as session:
@@ -143,7 +143,7 @@ def scheduler(loglevel) -> None:
 
     from lstmq.queue import ping_broker
     from lstmq.settings import get_settings, mask_url
-    from producer.beat import SCHEDULE_QUEUE, make_scheduler_app
+    from producer.schedules.beat import SCHEDULE_QUEUE, make_scheduler_app
 
     settings = get_settings()
     if not settings.broker.startswith(REDIS_SCHEMES):

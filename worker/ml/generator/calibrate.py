@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.ml.artifact import update_config
-from worker.ml.generator_inference import from_artifact
+from worker.ml.classifier.artifact import update_config
+from worker.ml.generator.inference import from_artifact
 from worker.shapes.evaluation import EVAL_SEED, evaluate
 
 VALIDATION_SEED = EVAL_SEED + 1

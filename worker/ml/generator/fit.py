@@ -11,12 +11,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from lstmq.errors import InputError
 from lstmq.modelstore import valid_name
-from worker.ml.artifact import update_config
-from worker.ml.generator_artifact import save_generator
-from worker.ml.generator_calibrate import calibrate_generation
-from worker.ml.generator_data import FilePairs, WorldPairs
-from worker.ml.generator_inference import ImageGenerator, from_artifact
-from worker.ml.generator_train import TrainOptions, train
+from worker.ml.classifier.artifact import update_config
+from worker.ml.generator.artifact import save_generator
+from worker.ml.generator.calibrate import calibrate_generation
+from worker.ml.generator.data import FilePairs, WorldPairs
+from worker.ml.generator.inference import ImageGenerator, from_artifact
+from worker.ml.generator.train import TrainOptions, train
 from worker.shapes.report import write_card
 
 

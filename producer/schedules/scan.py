@@ -10,11 +10,11 @@ from sqlalchemy import Engine, insert, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
-from producer.corpus import ReadPlan
-from producer.corpus_ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
-from producer.corpus_roots import corpus_roots, within
-from producer.corpus_scan import FileScan, match_files, scan_file
-from producer.readers import Fields
+from producer.schedules.cursors import ReadPlan
+from producer.schedules.ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
+from producer.schedules.roots import corpus_roots, within
+from producer.schedules.files import FileScan, match_files, scan_file
+from lstmq.readers.sources import Fields
 
 MAX_EXTERNAL_ID_CHARS = 512
 # New lines one run reads at most: bounds its memory, its transaction and so its duration
@@ -41,7 +41,7 @@ class ScanResult:
 def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, reprocess: bool) -> ScanResult:
     """Read outside any transaction (the lease keeps other runs off the cursors), then write
     documents, ledger and cursors in one short transaction fenced by the lease token."""
-    from producer.schedule_run import fence
+    from producer.schedules.run import fence
 
     with session_scope(engine) as session:
         cursors = load_cursors(session, sched.id)

@@ -8,6 +8,7 @@ shipped models, wait, print the results, say where the data lives, stop the work
 from __future__ import annotations
 
 import importlib.util
+from importlib import resources
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, and_, select
 
 from lstmq.db.schema import Classification, Document, Image
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(str(resources.files("lstmq") / "samples"))  # package data of the core
 # (task, model, sample file): one job each.
 CLASSIFY_JOBS = [("classify", "news", "news.jsonl"), ("classify", "sentiment", "reviews.jsonl"),
                  ("classify", "spam", "sms.jsonl")]
@@ -74,7 +75,7 @@ def runnable_jobs() -> list[tuple[str, str, str]]:
 
 
 def submit_samples(engine: Engine, app, jobs) -> list[str]:
-    from producer.readers import read_sources, resolve_sources
+    from lstmq.readers.sources import read_sources, resolve_sources
     from producer.submit import submit_records
 
     ids = []

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job, Schedule, ScheduleRun
-from producer.corpus_roots import check_glob
-from producer.corpus_scan import file_format, match_files
-from producer.readers import FORMATS
-from producer.schedule import ScheduleError, ScheduleNotFound, Timing, check_name
+from producer.schedules.roots import check_glob
+from producer.schedules.files import file_format, match_files
+from lstmq.readers.sources import FORMATS
+from producer.schedules.timing import ScheduleError, ScheduleNotFound, Timing, check_name
 from producer.submit import check_model, check_task
 
 

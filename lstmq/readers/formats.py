@@ -1,6 +1,6 @@
 """The record formats: JSON Lines, CSV, plain-text lines, and folders of text files.
 
-Each reader is a generator over a binary line stream (see ``producer.streams``), so memory
+Each reader is a generator over a binary line stream (see ``lstmq.readers.streams``), so memory
 stays bounded by one record whatever the input size. Bad records are yielded as
 ``Rejected`` with their line; only a problem with a whole input raises ``InputError``.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from producer.records import Fields, Record, Rejected, external_id_of, text_problem
-from producer.streams import decode, open_text_stream
+from lstmq.readers.records import Fields, Record, Rejected, external_id_of, text_problem
+from lstmq.readers.streams import decode, open_text_stream
 
 # A CSV text field may hold a whole article; the csv module's default cap is 128 KiB.
 csv.field_size_limit(256 * 1024 * 1024)

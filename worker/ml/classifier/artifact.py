@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 
 from lstmq.errors import ArtifactError, InputError
 from lstmq.modelstore import check_artifact
-from worker.ml.model import ClassifierConfig, Ensemble
+from worker.ml.classifier.model import ClassifierConfig, Ensemble
 
 FORMAT_VERSION = 1
 INT8_EMBEDDINGS, INT8 = "int8-embeddings", "int8"

@@ -18,8 +18,8 @@ from tokenizers import Tokenizer
 
 from lstmq.errors import ArtifactError
 from lstmq.modelstore import check_artifact
-from worker.ml.artifact import loaded_state, round_to_dtype, stored_state
-from worker.ml.generator import Generator, GeneratorConfig
+from worker.ml.classifier.artifact import loaded_state, round_to_dtype, stored_state
+from worker.ml.generator.model import Generator, GeneratorConfig
 
 FORMAT_VERSION = 1
 TRAINING_ONLY = "posterior."  # state-dict prefix left out of the artifact

@@ -1,4 +1,4 @@
-"""What a scheduled run costs on an unchanged corpus: ``python -m producer.schedule_bench``.
+"""What a scheduled run costs on an unchanged corpus: ``python -m producer.schedules.bench``.
 
 Builds a throwaway corpus (``--docs`` JSONL documents over ``--files`` files), a throwaway
 model artifact and schedule, then times in this one process:
@@ -28,9 +28,9 @@ from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import upgrade
 from lstmq.queue import make_celery
 from lstmq.settings import get_settings
-from producer.schedule import Timing
-from producer.schedule_run import run_schedule
-from producer.schedule_store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
+from producer.schedules.run import run_schedule
+from producer.schedules.store import NewSchedule, add_schedule
 
 
 def make_corpus(folder: Path, docs: int, files: int) -> None:

@@ -21,7 +21,7 @@ def _positive(value: int, name: str) -> int:
 
 
 def _generator(model: str, device: str):
-    from worker.ml.generator_inference import load_image_generator
+    from worker.ml.generator.inference import load_image_generator
 
     return load_image_generator(model, device=device)
 
@@ -114,7 +114,7 @@ def train_generator(name, data, steps, batch_size, lr, seed, slots, latent, z_di
                     prior_weight, recon_weight, eval_every, eval_n, threads, out) -> None:
     """Train a text-to-image generator on the shapes world (held-out pairs excluded) or on
     your own captioned images; writes the artifact and its MODEL_CARD.md."""
-    from worker.ml.generator_fit import run_training
+    from worker.ml.generator.fit import run_training
 
     path = run_training(name=name, data=Path(data) if data else None, steps=_positive(steps, "--steps"),
                         batch_size=_positive(batch_size, "--batch-size"), lr=lr, seed=seed,

@@ -24,9 +24,9 @@ import torch
 
 from lstmq.modelstore import find_model
 from worker.ml.batching import pad, plan_batches, scatter
-from worker.ml.generator import sample_prior
-from worker.ml.generator_artifact import load_generator_artifact, to_uint8
-from worker.ml.inference import resolve_device
+from worker.ml.generator.model import sample_prior
+from worker.ml.generator.artifact import load_generator_artifact, to_uint8
+from worker.ml.classifier.inference import resolve_device
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
 # Captions per forward pass. On CPU 64 was fastest per image (4,300 images/s against 2,950 at

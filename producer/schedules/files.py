@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from producer.corpus import (
+from producer.schedules.cursors import (
     UNCHANGED,
     Cursor,
     FileStat,
@@ -27,8 +27,8 @@ from producer.corpus import (
     plan_read,
     unchanged,
 )
-from producer.readers import READERS, Fields, _format_from_name, open_text_stream
-from producer.records import Record, Rejected
+from lstmq.readers.sources import READERS, Fields, _format_from_name, open_text_stream
+from lstmq.readers.records import Record, Rejected
 
 
 @dataclass

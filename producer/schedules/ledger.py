@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import dialect_insert
 from lstmq.db.schema import CorpusDoc, CorpusFile, utcnow
-from producer.corpus import Cursor
-from producer.records import Record
+from producer.schedules.cursors import Cursor
+from lstmq.readers.records import Record
 
 LEDGER_CHUNK = 500  # keys per IN (...) lookup
 

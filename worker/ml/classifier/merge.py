@@ -5,7 +5,7 @@ tokenizer options give the same vocabulary), the labels and the architecture apa
 ``members``. The merged ensemble is evaluated on dev and written with a card that lists
 every command involved::
 
-    python -m worker.ml.merge --out lstmq/models/news --dev DEV A_DIR B_DIR
+    python -m worker.ml.classifier.merge --out lstmq/models/news --dev DEV A_DIR B_DIR
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from lstmq.errors import ArtifactError, InputError
 
 
 def _compatible(paths: list[Path]) -> list[tuple]:
-    from worker.ml.artifact import load_artifact
+    from worker.ml.classifier.artifact import load_artifact
 
     loaded = [load_artifact(p) for p in paths]
     first_tok = (paths[0] / "tokenizer.json").read_bytes()
@@ -40,12 +40,12 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_
     import torch
 
     from lstmq.modelstore import version_id
-    from worker.ml.artifact import round_to_dtype, save_artifact
-    from worker.ml.data import read_labelled
-    from worker.ml.metrics import classification_report, summary
-    from worker.ml.model import Ensemble
-    from worker.ml.modelcard import render_card
-    from worker.ml.train import _argmax_labels, encode_ids, predict_probs
+    from worker.ml.classifier.artifact import round_to_dtype, save_artifact
+    from worker.ml.classifier.data import read_labelled
+    from worker.ml.classifier.metrics import classification_report, summary
+    from worker.ml.classifier.model import Ensemble
+    from worker.ml.classifier.card import render_card
+    from worker.ml.classifier.train import _argmax_labels, encode_ids, predict_probs
 
     loaded = _compatible(sources)
     members = [m for model, _, _ in loaded for m in model.members]
@@ -95,9 +95,9 @@ def _cut(tokenizer, size: int):
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
 def main(out, dev_file, weights_dtype, vocab_size, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
-    command = "python -m worker.ml.merge " + shlex.join(sys.argv[1:])
+    command = "python -m worker.ml.classifier.merge " + shlex.join(sys.argv[1:])
     if weights_dtype:
-        from worker.ml.artifact import check_dtype
+        from worker.ml.classifier.artifact import check_dtype
 
         check_dtype(weights_dtype)
     report = merge(out, list(sources), dev_file, command, weights_dtype, vocab_size)

@@ -1,0 +1,1 @@
+"""The one reader of input files: sources, formats, records and byte streams."""

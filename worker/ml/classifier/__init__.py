@@ -1,0 +1,1 @@
+"""The text classifier: model, training, artifacts, inference and its commands."""

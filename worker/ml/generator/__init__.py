@@ -1,0 +1,1 @@
+"""The text-to-image generator: model, training, artifacts, inference and its commands."""
