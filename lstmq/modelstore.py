@@ -98,8 +98,11 @@ def version_id(path: Path) -> str:
 def _version_id(path: Path, signature: tuple) -> str:
     config = read_config(path)
     digest = hashlib.sha256()
-    digest.update(json.dumps({k: config.get(k) for k in ("kind", "labels", "max_tokens", "architecture")},
-                             sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            {k: config.get(k) for k in ("kind", "labels", "max_tokens", "architecture")}, sort_keys=True
+        ).encode()
+    )
     for name in ("model.safetensors", "tokenizer.json"):
         with (path / name).open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

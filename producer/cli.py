@@ -15,10 +15,10 @@ from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
 from lstmq.errors import InputError, LstmqError
 from lstmq.queue import make_celery
+from lstmq.readers.sources import Fields, read_sources, resolve_sources
 from lstmq.settings import get_settings
 from producer import output
 from producer.batching import batch_size_for
-from lstmq.readers.sources import Fields, read_sources, resolve_sources
 from producer.submit import check_model, check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")
@@ -34,9 +34,15 @@ class JobIncomplete(LstmqError):
 @click.argument("inputs", nargs=-1)
 @click.option("--task", default="classify", show_default=True, metavar="TASK", help="classify or render")
 @click.option("--model", metavar="NAME", help="Installed model name (see `lstmq models`).")
-@click.option("--format", "fmt", metavar="FORMAT", help="jsonl, csv or txt; default from the file extension (stdin: jsonl).")
-@click.option("--text-field", default="text", show_default=True, metavar="FIELD", help="JSON key or CSV column of the text.")
-@click.option("--id-field", default="id", show_default=True, metavar="FIELD", help="JSON key or CSV column of the external id.")
+@click.option(
+    "--format", "fmt", metavar="FORMAT", help="jsonl, csv or txt; default from the file extension (stdin: jsonl)."
+)
+@click.option(
+    "--text-field", default="text", show_default=True, metavar="FIELD", help="JSON key or CSV column of the text."
+)
+@click.option(
+    "--id-field", default="id", show_default=True, metavar="FIELD", help="JSON key or CSV column of the external id."
+)
 @click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
 @click.option("--wait", is_flag=True, help="Return when the job is finished; progress on stderr.")
 @click.option("--strict", is_flag=True, help="Refuse the whole input if any record is bad.")
@@ -52,11 +58,20 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
     engine = ready_engine()
     items = read_sources(sources, Fields(text=text_field, id=id_field))
     report = submit_records(
-        engine, make_celery(), items, task=task, model=model, batch_size=size, strict=strict,
-        sources=[s.name for s in sources], on_reject=lambda bad: click.echo(str(bad), err=True),
+        engine,
+        make_celery(),
+        items,
+        task=task,
+        model=model,
+        batch_size=size,
+        strict=strict,
+        sources=[s.name for s in sources],
+        on_reject=lambda bad: click.echo(str(bad), err=True),
     )
-    click.echo(f"job {report.job_id}: {report.total} documents queued in {report.batches} batches, "
-               f"{report.rejected} rejected", err=True)
+    click.echo(
+        f"job {report.job_id}: {report.total} documents queued in {report.batches} batches, {report.rejected} rejected",
+        err=True,
+    )
     click.echo(report.job_id)
     if wait:
         _require_complete(output.follow(engine, report.job_id))

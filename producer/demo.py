@@ -8,12 +8,12 @@ shipped models, wait, print the results, say where the data lives, stop the work
 from __future__ import annotations
 
 import importlib.util
-from importlib import resources
 import os
 import signal
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -25,8 +25,11 @@ from lstmq.db.schema import Classification, Document, Image
 
 SAMPLES = Path(str(resources.files("lstmq") / "samples"))  # package data of the core
 # (task, model, sample file): one job each.
-CLASSIFY_JOBS = [("classify", "news", "news.jsonl"), ("classify", "sentiment", "reviews.jsonl"),
-                 ("classify", "spam", "sms.jsonl")]
+CLASSIFY_JOBS = [
+    ("classify", "news", "news.jsonl"),
+    ("classify", "sentiment", "reviews.jsonl"),
+    ("classify", "spam", "sms.jsonl"),
+]
 RENDER_JOB = ("render", "shapes", "captions.jsonl")
 WAIT_TIMEOUT_S = 300
 POLL_S = 0.5
@@ -39,8 +42,13 @@ def start_worker(home: Path) -> subprocess.Popen:
     """A real ``lstmq worker`` in its own session (Ctrl+C reaches us; we stop it cleanly)."""
     log = (home / "worker.log").open("ab")
     env = {**os.environ, "LSTMQ_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lstmq", "worker", "--loglevel=info"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lstmq", "worker", "--loglevel=info"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_worker(proc: subprocess.Popen) -> None:
@@ -81,10 +89,13 @@ def submit_samples(engine: Engine, app, jobs) -> list[str]:
     ids = []
     for task, model, sample in jobs:
         path = str(SAMPLES / sample)
-        report = submit_records(engine, app, read_sources(resolve_sources([path])), task=task, model=model,
-                                sources=[path])
-        console.print(f"submitted {report.total} documents of {sample} to {task} with [bold]{model}[/] "
-                      f"(job {report.job_id})", soft_wrap=True)
+        report = submit_records(
+            engine, app, read_sources(resolve_sources([path])), task=task, model=model, sources=[path]
+        )
+        console.print(
+            f"submitted {report.total} documents of {sample} to {task} with [bold]{model}[/] (job {report.job_id})",
+            soft_wrap=True,
+        )
         ids.append(report.job_id)
     return ids
 
@@ -109,9 +120,12 @@ def wait_for(engine: Engine, job_ids: list[str], worker: subprocess.Popen, log: 
 def results_table(engine: Engine, status) -> Table:
     result = Classification if status.task == "classify" else Image
     columns = [Classification.label, Classification.score] if status.task == "classify" else [Image.path]
-    stmt = (select(Document.external_id, Document.text, Document.status, Document.error, *columns)
-            .outerjoin(result, and_(result.document_id == Document.id, result.model == status.model))
-            .where(Document.job_id == status.id).order_by(Document.id))
+    stmt = (
+        select(Document.external_id, Document.text, Document.status, Document.error, *columns)
+        .outerjoin(result, and_(result.document_id == Document.id, result.model == status.model))
+        .where(Document.job_id == status.id)
+        .order_by(Document.id)
+    )
     table = Table(title=f"{status.task} with {status.model}: {status.done} done, {status.failed} failed")
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()

@@ -51,8 +51,14 @@ def print_jobs(statuses: list[JobStatus]) -> None:
     # ids are for copying: never wrapped
     table = Table(Column("id", no_wrap=True), "state", "task", "model", "total", "done", "failed", "pending", "created")
     for s in statuses:
-        table.add_row(s.id, s.state, s.task, s.model, *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
-                      s.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            s.id,
+            s.state,
+            s.task,
+            s.model,
+            *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
+            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     _console().print(table)
 
 
@@ -96,8 +102,13 @@ def _write_table(rows: Iterable[dict], columns) -> None:
 
 def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
     """Poll the job with a progress bar on stderr until it is finished or cancelled."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[failed]} failed"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
         while True:

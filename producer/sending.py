@@ -69,8 +69,9 @@ class PendingSender:
         self.after_id = batch[-1].id
 
 
-def send_pending(engine: Engine, app: Celery, job_id: str, batch_size: int,
-                 sender: PendingSender | None = None) -> SendReport:
+def send_pending(
+    engine: Engine, app: Celery, job_id: str, batch_size: int, sender: PendingSender | None = None
+) -> SendReport:
     """Publish every pending document of the job once (after what ``sender`` already sent),
     then mark a submitting job queued."""
     report = (sender or PendingSender(engine, app, job_id, batch_size)).send(final=True)

@@ -33,9 +33,9 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
 from lstmq.errors import InputError, ModelNotFound, TransientError
 from lstmq.queue import ping_broker
+from lstmq.readers.records import Record, Rejected
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for, chunked, utf8_len
-from lstmq.readers.records import Record, Rejected
 from producer.sending import RECORDING, PendingSender, send_pending
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
@@ -107,16 +107,25 @@ def submit_records(
         report.batches = send_pending(engine, app, report.job_id, size, sender).batches
     except TransientError as exc:
         # Every document is safe in the database; only sending stopped.
-        raise type(exc)(f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` "
-                        "once the service is back") from None
+        raise type(exc)(
+            f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` once the service is back"
+        ) from None
     return report
 
 
 def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool, schedule_id) -> str:
     job_id = uuid.uuid4().hex
     with session_scope(engine) as session:
-        session.add(Job(id=job_id, task=task, model=model, sources=list(sources),
-                        options={"batch_size": size, "strict": strict, RECORDING: True}, schedule_id=schedule_id))
+        session.add(
+            Job(
+                id=job_id,
+                task=task,
+                model=model,
+                sources=list(sources),
+                options={"batch_size": size, "strict": strict, RECORDING: True},
+                schedule_id=schedule_id,
+            )
+        )
     return job_id
 
 
@@ -176,14 +185,17 @@ def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record
 def _insert_new(session, job_id: str, rows: list[dict]) -> set[str]:
     """Insert the rows whose external id the job does not have yet; returns the ids inserted."""
     if session.get_bind().dialect.insert_returning:
-        stmt = (dialect_insert(session, Document.__table__)
-                .on_conflict_do_nothing(index_elements=["job_id", "external_id"])
-                .returning(Document.external_id))
+        stmt = (
+            dialect_insert(session, Document.__table__)
+            .on_conflict_do_nothing(index_elements=["job_id", "external_id"])
+            .returning(Document.external_id)
+        )
         return set(session.scalars(stmt, rows))
     # SQLite before 3.35 (e.g. Ubuntu 20.04, Debian 11) has no RETURNING: look the ids up first.
     ids = [row["external_id"] for row in rows]
-    taken = set(session.scalars(
-        select(Document.external_id).where(Document.job_id == job_id, Document.external_id.in_(ids))))
+    taken = set(
+        session.scalars(select(Document.external_id).where(Document.job_id == job_id, Document.external_id.in_(ids)))
+    )
     fresh = [row for row in rows if row["external_id"] not in taken]
     if fresh:
         session.execute(insert(Document.__table__), fresh)

@@ -42,16 +42,24 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, interval_s: fl
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def add_job(engine: Engine, texts: list[str], model: str = "news", task: str = "classify",
-            state: str = JOB_QUEUED) -> tuple[str, list[int]]:
+def add_job(
+    engine: Engine, texts: list[str], model: str = "news", task: str = "classify", state: str = JOB_QUEUED
+) -> tuple[str, list[int]]:
     """Record a job and its documents the way a producer would; returns (job id, doc ids)."""
     job_id = uuid.uuid4().hex
     with session_scope(engine) as session:
         session.add(Job(id=job_id, task=task, model=model, state=state, total=len(texts)))
         session.flush()  # no ORM relationship: the job row must exist before its documents
         docs = [
-            Document(job_id=job_id, external_id=str(i), source="test", record_no=i, line_no=i + 1,
-                     content_hash=f"{i:064d}", text=text)
+            Document(
+                job_id=job_id,
+                external_id=str(i),
+                source="test",
+                record_no=i,
+                line_no=i + 1,
+                content_hash=f"{i:064d}",
+                text=text,
+            )
             for i, text in enumerate(texts)
         ]
         session.add_all(docs)
@@ -61,7 +69,7 @@ def add_job(engine: Engine, texts: list[str], model: str = "news", task: str = "
 
 def batch_of(job_id: str, model: str, ids: list[int], texts: list[str]) -> BatchPayload:
     return BatchPayload.model_validate(
-        {"job_id": job_id, "model": model, "docs": [{"id": i, "text": t} for i, t in zip(ids, texts)]}
+        {"job_id": job_id, "model": model, "docs": [{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)]}
     )
 
 
@@ -107,7 +115,11 @@ class WorkerProcess:
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lstmq", "worker", "--loglevel=info", *args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self) -> str:
@@ -181,8 +193,9 @@ class Stack:
         from producer.submit import submit_records
 
         items = read_sources(resolve_sources([str(path)]))
-        return submit_records(self.engine, self.app, items, task="classify", model=model,
-                              batch_size=batch_size, sources=[str(path)])
+        return submit_records(
+            self.engine, self.app, items, task="classify", model=model, batch_size=batch_size, sources=[str(path)]
+        )
 
     def wait_finished(self, job_id: str, timeout_s: float = JOB_TIMEOUT_S) -> None:
         logs = "".join(f"\n--- {w.log_path.name}:\n{w.log()[-2000:]}" for w in self.workers)

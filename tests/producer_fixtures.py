@@ -40,8 +40,10 @@ def models(migrated_db):
     from lstmq.settings import get_settings
 
     folder = get_settings().user_model_dir
-    return {"classify": install_fake_model(folder, "tiny-clf", "classifier"),
-            "render": install_fake_model(folder, "tiny-gen", "generator")}
+    return {
+        "classify": install_fake_model(folder, "tiny-clf", "classifier"),
+        "render": install_fake_model(folder, "tiny-gen", "generator"),
+    }
 
 
 @pytest.fixture

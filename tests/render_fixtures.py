@@ -10,9 +10,9 @@ TINY_NAME = "shapes-tiny"
 def make_tiny_generator(folder: Path, name: str = TINY_NAME) -> Path:
     import torch
 
-    from worker.ml.generator.model import Generator, GeneratorConfig
     from worker.ml.generator.artifact import save_generator
     from worker.ml.generator.data import WorldPairs
+    from worker.ml.generator.model import Generator, GeneratorConfig
     from worker.ml.tokenizer import train_tokenizer
 
     torch.manual_seed(0)

@@ -40,8 +40,14 @@ class Scheduler:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "lstmq", "scheduler"], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lstmq", "scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -86,5 +92,3 @@ def queued_texts(engine, redis_url) -> Counter:
     with session_scope(engine) as session:
         text_of = dict(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids))).all())
     return Counter(text_of[i] for i in ids)
-
-

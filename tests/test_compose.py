@@ -31,6 +31,7 @@ SHELL_OPERATORS = {"&&", "||", ";", "|"}
 
 # --- what the containers run -------------------------------------------------------------
 
+
 def argv_of(value: str | list[str] | None) -> list[str]:
     """Compose's `command`/`entrypoint`: a list as is, a string split like a shell would."""
     if value is None:
@@ -84,6 +85,7 @@ def our_image_services() -> dict[str, dict]:
 
 # --- parsing a command line the way `lstmq` would, without running it ----------------------
 
+
 def parse_lstmq(args: list[str]) -> click.Context:
     """Resolve subcommands like click does, then parse the leaf command's options and values."""
     from lstmq.cli import cli
@@ -132,8 +134,7 @@ def test_celery_healthchecks_name_our_importable_app(case, tmp_path):
     module_name = argv[argv.index("-A") + 1]
     check = f"import celery, {module_name} as m; assert isinstance(m.app, celery.Celery)"
     env = {**os.environ, "LSTMQ_HOME": str(tmp_path), "LSTMQ_BROKER_URL": "redis://redis:6379/0"}
-    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{service} {where}: {module_name}: {done.stderr.strip().splitlines()[-1:]}"
 
 
@@ -163,6 +164,7 @@ def test_parse_lstmq_rejects_unknown_commands_and_options():
 
 
 # --- the compose file's structure ------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def compose_validator():
@@ -211,8 +213,9 @@ def test_everything_that_uses_the_database_waits_for_the_migration():
 
 def test_gpu_worker_reserves_an_nvidia_gpu_and_runs_on_cuda():
     devices = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert any(d.get("driver") == "nvidia" and "gpu" in d["capabilities"] and d.get("count") in (1, "all")
-               for d in devices)
+    assert any(
+        d.get("driver") == "nvidia" and "gpu" in d["capabilities"] and d.get("count") in (1, "all") for d in devices
+    )
     assert argv_of(SERVICES["worker"]["command"])[:4] == ["lstmq", "worker", "--device", "cuda"]
     assert SERVICES["worker"]["image"] == "lstmq:gpu"
 
@@ -253,8 +256,11 @@ def test_redis_appends_every_write_to_a_named_volume_and_postgres_keeps_its_data
 def test_urls_point_at_the_compose_services_and_secrets_come_from_the_environment():
     env = SERVICES["worker"]["environment"]
     assert env["LSTMQ_BROKER_URL"] == "redis://${LSTMQ_REDIS_HOST:-redis}:6379/0"
-    assert re.fullmatch(r"postgresql://lstmq:\$\{POSTGRES_PASSWORD[^}]*\}@\$\{LSTMQ_POSTGRES_HOST:-postgres\}"
-                        r":5432/lstmq", env["LSTMQ_DATABASE_URL"])
+    assert re.fullmatch(
+        r"postgresql://lstmq:\$\{POSTGRES_PASSWORD[^}]*\}@\$\{LSTMQ_POSTGRES_HOST:-postgres\}"
+        r":5432/lstmq",
+        env["LSTMQ_DATABASE_URL"],
+    )
     assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
 
 
@@ -265,6 +271,7 @@ def test_published_ports_listen_on_localhost_unless_configured():
 
 
 # --- the image -------------------------------------------------------------------------------
+
 
 def dockerfile_arg(name: str) -> str:
     return re.search(rf"^ARG {name}=(\S+)$", DOCKERFILE, re.M).group(1)
@@ -300,7 +307,10 @@ def test_dockerfile_runs_as_a_non_root_user_with_data_under_the_volumes():
 
 
 def test_dockerignore_keeps_local_state_out_but_not_what_the_build_installs():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".git", ".venv", ".lstmq"} <= ignored
     assert not ignored & {"pyproject.toml", "README.md", "lstmq", "worker", "producer", "*"}

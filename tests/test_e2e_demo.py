@@ -12,8 +12,9 @@ from tests.helpers_worker import ROOT, worker_env
 def test_the_demo_classifies_the_samples_with_no_servers_and_stops_its_worker(lstmq_env):
     home = lstmq_env()
     env = worker_env()
-    result = subprocess.run([sys.executable, "-m", "producer.demo"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "producer.demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
 
     assert result.returncode == 0, result.stderr + result.stdout[-2000:]
     submitted = re.findall(r"submitted (\d+) documents", result.stdout)

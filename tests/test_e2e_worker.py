@@ -34,7 +34,8 @@ def stack(request, tmp_path_factory):
 def failed_without_error(engine: Engine, job_id: str) -> int:
     with engine.connect() as conn:
         return conn.scalar(
-            select(func.count()).select_from(Document)
+            select(func.count())
+            .select_from(Document)
             .where(Document.job_id == job_id, Document.status == "failed", Document.error.is_(None))
         )
 
@@ -71,7 +72,9 @@ def test_a_batch_delivered_twice_still_leaves_one_row_per_document(stack, tmp_pa
         docs = conn.execute(select(Document.id, Document.text).where(Document.job_id == report.job_id)).all()
     for start in range(0, len(docs), 20):  # every batch a second time, right behind the first
         chunk = docs[start : start + 20]
-        send_batch(stack.app, "classify", batch_of(report.job_id, "news", [d.id for d in chunk], [d.text for d in chunk]))
+        send_batch(
+            stack.app, "classify", batch_of(report.job_id, "news", [d.id for d in chunk], [d.text for d in chunk])
+        )
     stack.wait_finished(report.job_id)
 
     per_doc = results_per_document(stack.engine, report.job_id)

@@ -15,8 +15,6 @@ WORDS = {"pos": "great lovely superb fun brilliant".split(), "neg": "awful borin
 FILLER = "the film was a and it this movie plot acting".split()
 
 
-
-
 def write_jsonl(path, n: int, seed: int) -> None:
     rng = random.Random(seed)
     with gzip.open(path, "wt", encoding="utf-8") as fh:
@@ -50,10 +48,33 @@ def model_home(tmp_path_factory):
 def env(model_home, lstmq_env, capsys):
     lstmq_env(model_dir=model_home / "models")
     if not (model_home / "models" / "tiny").exists():
-        code, out, err = run(capsys, "train", "classifier", "--name", "tiny", "--train",
-                             str(model_home / "train.jsonl.gz"), "--dev", str(model_home / "dev.jsonl.gz"),
-                             "--embed-dim", "16", "--hidden-dim", "16", "--epochs", "4", "--batch-size", "16",
-                             "--lr", "0.01", "--min-frequency", "1", "--max-tokens", "12", "--device", "cpu")
+        code, out, err = run(
+            capsys,
+            "train",
+            "classifier",
+            "--name",
+            "tiny",
+            "--train",
+            str(model_home / "train.jsonl.gz"),
+            "--dev",
+            str(model_home / "dev.jsonl.gz"),
+            "--embed-dim",
+            "16",
+            "--hidden-dim",
+            "16",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.01",
+            "--min-frequency",
+            "1",
+            "--max-tokens",
+            "12",
+            "--device",
+            "cpu",
+        )
         assert code == 0, err
         assert "tiny: dev accuracy" in out
     from worker.ml.classifier.inference import clear_cache
@@ -91,13 +112,21 @@ def test_predict_reads_csv_and_text_lines_to_stdout(env, capsys, tmp_path):
         code, out, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / name))
         assert code == 0, err
         results = [json.loads(line) for line in out.splitlines()]
-        assert [(r["id"], r["label"]) for r in results] == list(zip(ids, ["pos", "neg"]))
+        assert [(r["id"], r["label"]) for r in results] == list(zip(ids, ["pos", "neg"], strict=True))
 
 
 def test_predict_gives_bad_records_an_error_and_keeps_going(env, capsys, tmp_path):
     src = tmp_path / "bad.jsonl"
-    lines = [b'{"text": "great fun"}', b'{"text": ""}', b'{"text": "   "}', b"\xff\xfe not utf-8",
-             b"{not json", json.dumps({"text": "lovely " * 100_000}).encode(), b'{"text": "qqq zzz"}', b'{"id": 3}']
+    lines = [
+        b'{"text": "great fun"}',
+        b'{"text": ""}',
+        b'{"text": "   "}',
+        b"\xff\xfe not utf-8",
+        b"{not json",
+        json.dumps({"text": "lovely " * 100_000}).encode(),
+        b'{"text": "qqq zzz"}',
+        b'{"id": 3}',
+    ]
     src.write_bytes(b"\n".join(lines) + b"\n")
     code, out, err = run(capsys, "predict", "--model", "tiny", str(src))
     assert code == 0, err
@@ -116,7 +145,9 @@ def test_eval_json_reports_accuracy_f1_and_confusion(env, capsys):
     assert code == 0, err
     report = json.loads(out)
     assert report["rows"] == 60 and report["accuracy"] > 0.8
-    assert set(report["per_class"]) == {"neg", "pos"} and {"precision", "recall", "f1"} <= set(report["per_class"]["pos"])
+    assert set(report["per_class"]) == {"neg", "pos"} and {"precision", "recall", "f1"} <= set(
+        report["per_class"]["pos"]
+    )
     assert sum(map(sum, report["confusion"])) == 60 and 0 < report["macro_f1"] <= 1
 
 
@@ -157,13 +188,16 @@ def test_missing_input_file_is_one_line_error(env, capsys, tmp_path):
 
 
 def test_predict_csv_row_with_bad_bytes_keeps_its_id_and_fails_alone(env, capsys, tmp_path):
-    (tmp_path / "in.csv").write_bytes(b'id,text\nr1,great fun\nr2,\xff\xfe bad\nr3,\nr4,awful dull\n')
+    (tmp_path / "in.csv").write_bytes(b"id,text\nr1,great fun\nr2,\xff\xfe bad\nr3,\nr4,awful dull\n")
     code, out, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / "in.csv"))
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["id"], r["label"], r.get("error")) for r in rows] == [
-        ("r1", "pos", None), ("r2", None, "undecodable bytes (not UTF-8)"), ("r3", None, "empty text"),
-        ("r4", "neg", None)]
+        ("r1", "pos", None),
+        ("r2", None, "undecodable bytes (not UTF-8)"),
+        ("r3", None, "empty text"),
+        ("r4", "neg", None),
+    ]
 
 
 def test_merge_combines_artifacts_into_one_ensemble_and_refuses_other_tokenizers(env, tmp_path):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
-
-
+from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 
 
 def tiny(pooling: str = "maxmean", members: int = 1, layers: int = 1) -> ClassifierConfig:
-    return ClassifierConfig(vocab_size=50, num_labels=3, embed_dim=8, hidden_dim=6, num_layers=layers,
-                            pooling=pooling, members=members)
+    return ClassifierConfig(
+        vocab_size=50, num_labels=3, embed_dim=8, hidden_dim=6, num_layers=layers, pooling=pooling, members=members
+    )
 
 
 @pytest.mark.parametrize("pooling", ["max", "maxmean", "attention"])

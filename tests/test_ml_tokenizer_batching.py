@@ -9,8 +9,12 @@ import pytest
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
 from worker.ml.tokenizer import PAD_ID, UNK_ID, encode_batch, prune_vocab, train_tokenizer
 
-CORPUS = ["the cat sat on the mat .", "a dog ate the homework !", "the market rose 3% today",
-          "stocks fell , the dog barked"] * 5
+CORPUS = [
+    "the cat sat on the mat .",
+    "a dog ate the homework !",
+    "the market rose 3% today",
+    "stocks fell , the dog barked",
+] * 5
 
 
 @pytest.mark.parametrize("kind", ["word", "bpe"])

@@ -8,20 +8,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 from worker.ml.classifier.artifact import load_artifact, save_artifact
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import Labelled
 from worker.ml.classifier.inference import Classifier
 from worker.ml.classifier.train import train_classifier
-from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 TOPICS = {
     "sport": "goal match team coach league score player season win cup".split(),
     "money": "bank stock market price profit shares trade invest fund rate".split(),
     "space": "rocket orbit planet nasa launch moon star telescope mars probe".split(),
 }
-
-
 
 
 FILLER = "the a of and to in on is was for with it this that at by".split()
@@ -40,8 +38,7 @@ def synthetic(n: int, seed: int) -> Labelled:
     return Labelled(texts, labels, f"synthetic-{seed}")
 
 
-TINY = dict(embed_dim=16, hidden_dim=16, epochs=4, batch_size=16, lr=0.01, patience=4, max_tokens=16,
-            min_frequency=1)
+TINY = dict(embed_dim=16, hidden_dim=16, epochs=4, batch_size=16, lr=0.01, patience=4, max_tokens=16, min_frequency=1)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +50,9 @@ def trained():
 
 @pytest.fixture(scope="module")
 def classifier(trained, tmp_path_factory):
-    path = save_artifact(tmp_path_factory.mktemp("models") / "topics", trained.model, trained.tokenizer,
-                         trained.labels, 16)
+    path = save_artifact(
+        tmp_path_factory.mktemp("models") / "topics", trained.model, trained.tokenizer, trained.labels, 16
+    )
     model, tok, config = load_artifact(path)
     return Classifier("topics", "v", model, tok, config["labels"], config["max_tokens"], torch.device("cpu"))
 
@@ -62,14 +60,14 @@ def classifier(trained, tmp_path_factory):
 def test_tiny_training_learns_well_above_chance_on_held_out_rows(trained, classifier):
     held_out = synthetic(150, 3)
     preds = classifier.predict(held_out.texts)
-    accuracy = sum(p.label == g for p, g in zip(preds, held_out.labels)) / len(held_out)
+    accuracy = sum(p.label == g for p, g in zip(preds, held_out.labels, strict=True)) / len(held_out)
     assert accuracy > 0.8  # chance is 1/3
     assert trained.dev_report["accuracy"] > 0.8
 
 
 def test_training_is_reproducible_for_a_seed(trained):
     again = train_classifier(synthetic(300, 1), synthetic(60, 2), TrainConfig(**TINY), torch.device("cpu"))
-    for a, b in zip(trained.model.state_dict().values(), again.model.state_dict().values()):
+    for a, b in zip(trained.model.state_dict().values(), again.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -84,7 +82,7 @@ def test_predictions_come_back_in_input_order(classifier):
     batched = classifier.predict(texts)
     one_by_one = [classifier.predict([t])[0] for t in texts]
     assert [p.label for p in batched] == [p.label for p in one_by_one]
-    for a, b in zip(batched, one_by_one):
+    for a, b in zip(batched, one_by_one, strict=True):
         assert a.probs == pytest.approx(b.probs, abs=1e-5)
 
 
@@ -113,8 +111,13 @@ def test_an_all_bad_batch_returns_only_errors(classifier):
 def test_ensemble_members_are_trained_with_different_seeds_and_reported_one_by_one():
     cfg = TrainConfig(**{**TINY, "epochs": 1, "members": 2})
     seen = []
-    result = train_classifier(synthetic(90, 1), synthetic(30, 2), cfg, torch.device("cpu"),
-                              on_member=lambda r: seen.append(len(r.model.members)))
+    result = train_classifier(
+        synthetic(90, 1),
+        synthetic(30, 2),
+        cfg,
+        torch.device("cpu"),
+        on_member=lambda r: seen.append(len(r.model.members)),
+    )
     first, second = (m.head.weight for m in result.model.members)
     assert not torch.equal(first, second)
     assert len(result.member_dev_accuracy) == 2 and seen == [1, 2]
@@ -160,12 +163,15 @@ def test_cuda_autocast_predicts_like_cpu(trained, autocast):
 
     texts = synthetic(60, 6).texts
     cuda = torch.device("cuda")
-    on_gpu = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, cuda,
-                        resolve_autocast(autocast, cuda))
+    on_gpu = Classifier(
+        "t", "v", trained.model, trained.tokenizer, trained.labels, 16, cuda, resolve_autocast(autocast, cuda)
+    )
     gpu_preds = on_gpu.predict(texts)
     trained.model.cpu()
-    cpu_preds = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu")).predict(texts)
-    assert sum(a.label == b.label for a, b in zip(gpu_preds, cpu_preds)) >= 58
+    cpu_preds = Classifier("t", "v", trained.model, trained.tokenizer, trained.labels, 16, torch.device("cpu")).predict(
+        texts
+    )
+    assert sum(a.label == b.label for a, b in zip(gpu_preds, cpu_preds, strict=True)) >= 58
 
 
 @pytest.mark.parametrize("dtype", ["int8-embeddings", "int8"])
@@ -213,8 +219,14 @@ def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
     from worker.ml.classifier.operations import train_and_save
 
     with pytest.raises(InputError, match="unknown weights dtype 'int4'"):
-        train_and_save("x", tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "out",
-                       TrainConfig(**TINY, weights_dtype="int4"), "cpu")
+        train_and_save(
+            "x",
+            tmp_path / "missing.jsonl",
+            tmp_path / "missing.jsonl",
+            tmp_path / "out",
+            TrainConfig(**TINY, weights_dtype="int4"),
+            "cpu",
+        )
 
 
 def test_balanced_class_weights_make_every_class_weigh_the_same_in_the_loss():
@@ -234,8 +246,9 @@ def test_balanced_class_weights_change_training_and_an_unknown_kind_is_refused()
     train = Labelled(train.texts[:50], train.labels[:50], train.source)  # 17/17/16: not exactly balanced
     cfg = TrainConfig(**{**TINY, "epochs": 1})
     plain = train_classifier(train, dev, cfg, torch.device("cpu"))
-    weighted = train_classifier(train, dev, TrainConfig(**{**TINY, "epochs": 1, "class_weight": "balanced"}),
-                                torch.device("cpu"))
+    weighted = train_classifier(
+        train, dev, TrainConfig(**{**TINY, "epochs": 1, "class_weight": "balanced"}), torch.device("cpu")
+    )
     assert not torch.equal(plain.model.members[0].head.weight, weighted.model.members[0].head.weight)
     with pytest.raises(InputError, match="class weight must be one of none, balanced, not 'inverse'"):
         train_classifier(train, dev, TrainConfig(**TINY, class_weight="inverse"), torch.device("cpu"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -14,36 +14,103 @@ from lstmq.db.schema import Classification, Document, Image, Job
 from lstmq.errors import InputError, JobNotFound
 from producer.output import job_summary
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-STATUS_KEYS = {"id", "state", "task", "model", "total", "done", "failed", "pending", "rejected",
-               "docs_per_s", "eta_s", "created_at", "submitted_at", "finished_at", "schedule"}
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+STATUS_KEYS = {
+    "id",
+    "state",
+    "task",
+    "model",
+    "total",
+    "done",
+    "failed",
+    "pending",
+    "rejected",
+    "docs_per_s",
+    "eta_s",
+    "created_at",
+    "submitted_at",
+    "finished_at",
+    "schedule",
+}
 
 
-def make_job(engine, n_docs: int, task: str = "classify", model: str = "clf", created=T0, rejected=0) -> tuple[str, list[int]]:
+def make_job(
+    engine, n_docs: int, task: str = "classify", model: str = "clf", created=T0, rejected=0
+) -> tuple[str, list[int]]:
     job_id = uuid.uuid4().hex
     with session_scope(engine) as session:
-        session.add(Job(id=job_id, task=task, model=model, state="queued", total=n_docs, rejected=rejected,
-                        created_at=created, submitted_at=created + timedelta(seconds=1)))
+        session.add(
+            Job(
+                id=job_id,
+                task=task,
+                model=model,
+                state="queued",
+                total=n_docs,
+                rejected=rejected,
+                created_at=created,
+                submitted_at=created + timedelta(seconds=1),
+            )
+        )
         session.flush()  # no ORM relationship orders the inserts, so the job goes first
-        docs = [Document(job_id=job_id, external_id=f"e{n}", source="in.jsonl", record_no=n, line_no=n + 1,
-                         content_hash="0" * 64, text=f"text {n}", updated_at=created) for n in range(n_docs)]
+        docs = [
+            Document(
+                job_id=job_id,
+                external_id=f"e{n}",
+                source="in.jsonl",
+                record_no=n,
+                line_no=n + 1,
+                content_hash="0" * 64,
+                text=f"text {n}",
+                updated_at=created,
+            )
+            for n in range(n_docs)
+        ]
         session.add_all(docs)
         session.flush()
         return job_id, [d.id for d in docs]
 
 
-def finish(engine, doc_id: int, label: str | None = None, version: str = "v1", at=T0, error: str | None = None,
-           model: str = "clf", image: str | None = None) -> None:
+def finish(
+    engine,
+    doc_id: int,
+    label: str | None = None,
+    version: str = "v1",
+    at=T0,
+    error: str | None = None,
+    model: str = "clf",
+    image: str | None = None,
+) -> None:
     """What a worker writes: a result row and the document's status."""
     with session_scope(engine) as session:
         status = "failed" if error else "done"
         session.execute(update(Document).where(Document.id == doc_id).values(status=status, error=error, updated_at=at))
         if label is not None:
-            session.add(Classification(document_id=doc_id, model=model, model_version=version, label=label,
-                                       score=0.9, probs={label: 0.9}, created_at=at, updated_at=at))
+            session.add(
+                Classification(
+                    document_id=doc_id,
+                    model=model,
+                    model_version=version,
+                    label=label,
+                    score=0.9,
+                    probs={label: 0.9},
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
         if image is not None:
-            session.add(Image(document_id=doc_id, model=model, model_version=version, path=image, width=64,
-                              height=64, sha256="0" * 64, created_at=at, updated_at=at))
+            session.add(
+                Image(
+                    document_id=doc_id,
+                    model=model,
+                    model_version=version,
+                    path=image,
+                    width=64,
+                    height=64,
+                    sha256="0" * 64,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
 
 
 def status_of(engine, job_id: str, now=None):
@@ -64,7 +131,13 @@ def test_status_counts_documents_and_estimates_rate_and_eta(migrated_db):
     status = status_of(migrated_db, job_id, now=T0 + timedelta(seconds=5))  # 4 s after submission
     assert set(status.as_dict()) == STATUS_KEYS
     assert (status.state, status.total, status.done, status.failed, status.pending, status.rejected) == (
-        "queued", 10, 3, 1, 6, 2)
+        "queued",
+        10,
+        3,
+        1,
+        6,
+        2,
+    )
     assert status.docs_per_s == pytest.approx(1.0)
     assert status.eta_s == pytest.approx(6.0)
 
@@ -85,7 +158,7 @@ def test_a_queued_job_with_nothing_pending_reads_finished_when_its_last_result_c
     assert status.docs_per_s == pytest.approx(2 / 8)
     with session_scope(migrated_db) as session:  # stored, so later readers agree
         stored = session.get(Job, job_id).finished_at
-    assert stored.replace(tzinfo=timezone.utc) == T0 + timedelta(seconds=9)
+    assert stored.replace(tzinfo=UTC) == T0 + timedelta(seconds=9)
 
 
 def test_cancel_keeps_pending_documents_pending(migrated_db):
@@ -116,10 +189,33 @@ def test_results_have_one_row_per_document_with_status_and_error(migrated_db):
     finish(migrated_db, ids[0], label="pos")
     finish(migrated_db, ids[1], error="empty after tokenizing")
     assert rows_of(migrated_db, job_id) == [
-        {"id": "e0", "label": "pos", "score": 0.9, "model": "clf", "model_version": "v1", "status": "done", "error": None},
-        {"id": "e1", "label": None, "score": None, "model": "clf", "model_version": None, "status": "failed",
-         "error": "empty after tokenizing"},
-        {"id": "e2", "label": None, "score": None, "model": "clf", "model_version": None, "status": "pending", "error": None},
+        {
+            "id": "e0",
+            "label": "pos",
+            "score": 0.9,
+            "model": "clf",
+            "model_version": "v1",
+            "status": "done",
+            "error": None,
+        },
+        {
+            "id": "e1",
+            "label": None,
+            "score": None,
+            "model": "clf",
+            "model_version": None,
+            "status": "failed",
+            "error": "empty after tokenizing",
+        },
+        {
+            "id": "e2",
+            "label": None,
+            "score": None,
+            "model": "clf",
+            "model_version": None,
+            "status": "pending",
+            "error": None,
+        },
     ]
 
 
@@ -146,7 +242,10 @@ def test_render_results_carry_the_image_path(migrated_db):
     job_id, ids = make_job(migrated_db, 2, task="render", model="gen")
     finish(migrated_db, ids[0], model="gen", image="ab/cd.png")
     rows = rows_of(migrated_db, job_id)
-    assert [(r["image_path"], r["status"], r["label"]) for r in rows] == [("ab/cd.png", "done", None), (None, "pending", None)]
+    assert [(r["image_path"], r["status"], r["label"]) for r in rows] == [
+        ("ab/cd.png", "done", None),
+        (None, "pending", None),
+    ]
     with pytest.raises(InputError, match="--label applies to classify jobs"):
         rows_of(migrated_db, job_id, label="pos")
 
@@ -159,12 +258,23 @@ def test_jobs_lists_newest_first_with_their_counts(migrated_db):
         summaries = [job_summary(s) for s in list_jobs(session)]
         assert [s.id for s in list_jobs(session, limit=1)] == [new]
     assert [s["id"] for s in summaries] == [new, old]
-    assert summaries[0] == {"id": new, "state": "queued", "task": "classify", "model": "clf", "total": 3, "done": 1,
-                            "failed": 0, "pending": 2, "rejected": 0,
-                            "created_at": (T0 + timedelta(hours=1)).isoformat(), "schedule": None}
+    assert summaries[0] == {
+        "id": new,
+        "state": "queued",
+        "task": "classify",
+        "model": "clf",
+        "total": 3,
+        "done": 1,
+        "failed": 0,
+        "pending": 2,
+        "rejected": 0,
+        "created_at": (T0 + timedelta(hours=1)).isoformat(),
+        "schedule": None,
+    }
 
 
 # --- the command line ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; SQL is covered above
 def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
@@ -188,15 +298,18 @@ def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("args, message", [
-    (["status", "nope"], "error: no job 'nope'"),
-    (["results", "nope"], "error: no job 'nope'"),
-    (["cancel", "nope"], "error: no job 'nope'"),
-    (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table)"),
-    (["jobs", "--limit", "0"], "error: --limit must be at least 1, got 0"),
-    (["requeue", "nope"], "error: no job 'nope'"),
-    (["requeue", "{cancelled}"], "error: job {cancelled} is cancelled; not requeued"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["status", "nope"], "error: no job 'nope'"),
+        (["results", "nope"], "error: no job 'nope'"),
+        (["cancel", "nope"], "error: no job 'nope'"),
+        (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table)"),
+        (["jobs", "--limit", "0"], "error: --limit must be at least 1, got 0"),
+        (["requeue", "nope"], "error: no job 'nope'"),
+        (["requeue", "{cancelled}"], "error: job {cancelled} is cancelled; not requeued"),
+    ],
+)
 def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
     from producer_fixtures import run_lstmq
 

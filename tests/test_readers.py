@@ -10,8 +10,8 @@ import json
 import pytest
 
 from lstmq.errors import InputError
-from lstmq.readers.sources import Fields, read_jsonl, read_sources, resolve_sources
 from lstmq.readers.records import Record, Rejected
+from lstmq.readers.sources import Fields, read_jsonl, read_sources, resolve_sources
 
 
 def read(*inputs: str, fmt: str | None = None, fields: Fields = Fields(), stdin: bytes | None = None) -> list:
@@ -32,21 +32,27 @@ def test_jsonl_records_carry_text_id_and_line_skipping_blank_lines(tmp_path):
     path.write_text('{"text": "a", "id": 7}\n\n{"text": "b", "id": "x-1"}\n{"text": "c"}\n')
     items = read(path)
     assert [(r.text, r.external_id, r.line_no, r.record_no) for r in items] == [
-        ("a", "7", 1, 0), ("b", "x-1", 3, 1), ("c", None, 4, 2)]
+        ("a", "7", 1, 0),
+        ("b", "x-1", 3, 1),
+        ("c", None, 4, 2),
+    ]
     assert {r.source for r in items} == {str(path)}
 
 
-@pytest.mark.parametrize("line, reason", [
-    (b'{"text": "a"', "malformed JSON (Expecting ',' delimiter at column 13)"),
-    (b'["a"]', "not a JSON object"),
-    (b'{"body": "a"}', "missing text field 'text'"),
-    (b'{"text": 5}', "text field 'text' is not a string"),
-    (b'{"text": "  "}', "empty text field 'text'"),
-    (b'{"text": "a\\u0000b"}', "text contains a NUL character"),
-    (b'{"text": "caf\xe9"}', "text is not valid UTF-8"),
-    (b'{"text": "a", "id": true}', "id field 'id' must be a string or an integer"),
-    (b'{"text": "a", "id": ""}', "empty id field 'id'"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (b'{"text": "a"', "malformed JSON (Expecting ',' delimiter at column 13)"),
+        (b'["a"]', "not a JSON object"),
+        (b'{"body": "a"}', "missing text field 'text'"),
+        (b'{"text": 5}', "text field 'text' is not a string"),
+        (b'{"text": "  "}', "empty text field 'text'"),
+        (b'{"text": "a\\u0000b"}', "text contains a NUL character"),
+        (b'{"text": "caf\xe9"}', "text is not valid UTF-8"),
+        (b'{"text": "a", "id": true}', "id field 'id' must be a string or an integer"),
+        (b'{"text": "a", "id": ""}', "empty id field 'id'"),
+    ],
+)
 def test_each_bad_jsonl_record_is_reported_as_file_line_reason(tmp_path, line, reason):
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"text": "good"}\n' + line + b'\n{"text": "also good"}\n')
@@ -73,7 +79,9 @@ def test_csv_rows_start_where_their_quoted_text_starts(tmp_path):
     path.write_text('id,text\n1,"two\nlines"\n2,\n3,x,extra\n,no id\n')
     items = read(path)
     assert [(r.text, r.external_id, r.line_no) for r in items if isinstance(r, Record)] == [
-        ("two\nlines", "1", 2), ("no id", None, 6)]
+        ("two\nlines", "1", 2),
+        ("no id", None, 6),
+    ]
     assert problems(items) == [f"{path}:4: empty text field 'text'", f"{path}:5: 3 fields, the header has 2"]
 
 
@@ -110,7 +118,10 @@ def test_folder_is_one_document_per_txt_file_with_relative_path_ids(tmp_path):
     (folder / "notes.md").write_text("not txt")
     items = read(folder)
     assert [(r.external_id, r.text) for r in items if isinstance(r, Record)] == [
-        ("a.txt", "ay"), ("b.txt", "bee"), ("sub/c.txt.gz", "sea")]
+        ("a.txt", "ay"),
+        ("b.txt", "bee"),
+        ("sub/c.txt.gz", "sea"),
+    ]
     assert problems(items) == [f"{folder}/blob.txt:1: binary file, not text", f"{folder}/empty.txt:1: empty file"]
 
 
@@ -124,12 +135,15 @@ def test_stdin_format_can_be_given(tmp_path):
     assert texts(read("-", fmt="txt", stdin=b"one\ntwo\n")) == ["one", "two"]
 
 
-@pytest.mark.parametrize("setup, fmt, message", [
-    (lambda p: None, None, "no such file or directory"),
-    (lambda p: p.write_text("x"), None, "cannot tell the format from the name; pass --format (jsonl, csv, txt)"),
-    (lambda p: p.write_text("x"), "xml", "unknown format 'xml' (expected jsonl, csv, txt)"),
-    (lambda p: p.mkdir(), "csv", "a folder is read as .txt files, not as csv"),
-])
+@pytest.mark.parametrize(
+    "setup, fmt, message",
+    [
+        (lambda p: None, None, "no such file or directory"),
+        (lambda p: p.write_text("x"), None, "cannot tell the format from the name; pass --format (jsonl, csv, txt)"),
+        (lambda p: p.write_text("x"), "xml", "unknown format 'xml' (expected jsonl, csv, txt)"),
+        (lambda p: p.mkdir(), "csv", "a folder is read as .txt files, not as csv"),
+    ],
+)
 def test_unusable_inputs_are_refused_before_reading(tmp_path, setup, fmt, message):
     path = tmp_path / "input.dat"
     setup(path)

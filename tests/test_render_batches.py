@@ -15,8 +15,12 @@ from tests.helpers_worker import add_job, batch_of, status_counts  # noqa: E402
 from tests.render_fixtures import TINY_NAME, make_tiny_generator  # noqa: E402
 from worker.render import render_batch  # noqa: E402
 
-CAPTIONS = ["a red circle", "a large blue square to the left of a small green triangle",
-            "a glittering purple diamond at the top", "Stocks rallied on Friday as oil prices fell " * 20]
+CAPTIONS = [
+    "a red circle",
+    "a large blue square to the left of a small green triangle",
+    "a glittering purple diamond at the top",
+    "Stocks rallied on Friday as oil prices fell " * 20,
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,12 @@ def env(migrated_db, lstmq_env, model_dir, tmp_path, db_url):
 
 def image_rows(engine, job_id):
     with engine.connect() as conn:
-        return conn.execute(select(Image).join(Document, Document.id == Image.document_id)
-                            .where(Document.job_id == job_id).order_by(Image.document_id)).all()
+        return conn.execute(
+            select(Image)
+            .join(Document, Document.id == Image.document_id)
+            .where(Document.job_id == job_id)
+            .order_by(Image.document_id)
+        ).all()
 
 
 def files_under(root):
@@ -58,7 +66,9 @@ def test_each_document_gets_a_png_and_one_row_with_its_size_hash_and_version(env
     assert [r.flags for r in rows] == [[], [], ["unknown_words"], ["truncated", "unknown_words", "out_of_domain"]]
     assert status_counts(engine, job_id) == {"done": 4}
     with engine.connect() as conn:
-        assert conn.scalar(select(ModelVersion.kind).where(ModelVersion.version == rows[0].model_version)) == "generator"
+        assert (
+            conn.scalar(select(ModelVersion.kind).where(ModelVersion.version == rows[0].model_version)) == "generator"
+        )
 
 
 def test_a_redelivered_batch_rewrites_the_same_files_and_rows_never_extra_ones(env):
@@ -86,10 +96,15 @@ def test_empty_captions_fail_alone_and_the_rest_of_the_batch_is_drawn(env):
     job_id, ids = add_job(engine, texts, model=TINY_NAME, task="render")
     assert render_batch(batch_of(job_id, TINY_NAME, ids, texts), engine, device="cpu")["failed"] == 2
     with engine.connect() as conn:
-        rows = conn.execute(select(Document.status, Document.error).where(Document.job_id == job_id)
-                            .order_by(Document.id)).all()
-    assert [tuple(r) for r in rows] == [("done", None), ("failed", "empty text"), ("failed", "empty text"),
-                                        ("done", None)]
+        rows = conn.execute(
+            select(Document.status, Document.error).where(Document.job_id == job_id).order_by(Document.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("done", None),
+        ("failed", "empty text"),
+        ("failed", "empty text"),
+        ("done", None),
+    ]
     assert len(image_rows(engine, job_id)) == 2
 
 

@@ -39,8 +39,9 @@ def test_render_writes_a_64x64_png_and_names_the_version(models, capsys):
 
 
 def test_render_samples_makes_a_sheet_and_empty_captions_are_one_line_errors(models, capsys):
-    code, _, _ = run(capsys, "render", "--model", TINY_NAME, "a cyan square", "--samples", "4", "-o",
-                     str(models / "s.png"))
+    code, _, _ = run(
+        capsys, "render", "--model", TINY_NAME, "a cyan square", "--samples", "4", "-o", str(models / "s.png")
+    )
     assert code == 0 and Image.open(models / "s.png").width > 4 * 128
     code, _, err = run(capsys, "render", "--model", TINY_NAME, "  ", "-o", str(models / "e.png"))
     assert code == 2 and err.strip() == "error: cannot render this caption: empty text"
@@ -71,8 +72,19 @@ def test_train_generator_accepts_a_users_captioned_images(models, capsys):
         Image.fromarray(np.full((32, 32, 3), colour, np.uint8)).save(folder / f"{i}.png")
         lines.append(json.dumps({"text": "all red" if colour[0] else "all blue", "image": f"{i}.png"}))
     (folder / "data.jsonl").write_text("\n".join(lines) + "\n")
-    code, out, err = run(capsys, "train", "generator", "--name", "mine", "--data", str(folder / "data.jsonl"),
-                         "--steps", "3", "--out", str(models / "out"))
+    code, out, err = run(
+        capsys,
+        "train",
+        "generator",
+        "--name",
+        "mine",
+        "--data",
+        str(folder / "data.jsonl"),
+        "--steps",
+        "3",
+        "--out",
+        str(models / "out"),
+    )
     assert code == 0, err
     config = json.loads((models / "out" / "config.json").read_text())
     assert config["kind"] == "generator" and "data.jsonl" in config["training"]["data"]

@@ -34,16 +34,34 @@ def corpus(tmp_path, migrated_db, celery_app, models, monkeypatch) -> Path:
 ADD = ("schedule", "add", "dumps", "--path", "corpus/*.jsonl", "--model", "tiny-clf")
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--every", "2s", "--path", "nowhere/*.jsonl"), "error: --path 'nowhere/*.jsonl' matches no file"),
-    (("--every", "2s", "--model", "nope"), "error: unknown model 'nope'; installed: "),
-    (("--every", "2s", "--task", "render"), "error: model 'tiny-clf' is a classifier; task render needs a generator"),
-    (("--every", "2s", "--task", "summarise"), "error: unknown task 'summarise'"),
-    (("--every", "5 minutes",), "error: invalid interval '5 minutes'"),
-    (("--cron", "0 25 * * *",), "error: invalid cron expression '0 25 * * *': Invalid end range: 25 > 23."),
-    ((), "error: give exactly one of --every"),
-    (("--every", "1m", "--format", "xml"), "error: unknown format 'xml'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--every", "2s", "--path", "nowhere/*.jsonl"), "error: --path 'nowhere/*.jsonl' matches no file"),
+        (("--every", "2s", "--model", "nope"), "error: unknown model 'nope'; installed: "),
+        (
+            ("--every", "2s", "--task", "render"),
+            "error: model 'tiny-clf' is a classifier; task render needs a generator",
+        ),
+        (("--every", "2s", "--task", "summarise"), "error: unknown task 'summarise'"),
+        (
+            (
+                "--every",
+                "5 minutes",
+            ),
+            "error: invalid interval '5 minutes'",
+        ),
+        (
+            (
+                "--cron",
+                "0 25 * * *",
+            ),
+            "error: invalid cron expression '0 25 * * *': Invalid end range: 25 > 23.",
+        ),
+        ((), "error: give exactly one of --every"),
+        (("--every", "1m", "--format", "xml"), "error: unknown format 'xml'"),
+    ],
+)
 def test_add_refuses_bad_input_with_one_line_and_stores_nothing(capsys, corpus, extra, message):
     code, out, err = lstmq(capsys, *ADD, *extra)
     assert code != 0 and err.startswith(message) and err.count("\n") == 1
@@ -53,15 +71,26 @@ def test_add_refuses_bad_input_with_one_line_and_stores_nothing(capsys, corpus, 
 def test_a_schedule_is_added_listed_paused_resumed_and_removed(capsys, corpus):
     code, out, _ = lstmq(capsys, *ADD, "--cron", "*/15 * * * *")
     assert code == 0 and out.startswith("schedule dumps: classify with tiny-clf, cron */15 * * * *, files /")
-    assert lstmq(capsys, *ADD, "--every", "1h")[2] == "error: a schedule named 'dumps' exists; remove it first or pick another name\n"
+    assert (
+        lstmq(capsys, *ADD, "--every", "1h")[2]
+        == "error: a schedule named 'dumps' exists; remove it first or pick another name\n"
+    )
     [listed] = json.loads(lstmq(capsys, "schedule", "list", "--json")[1])
-    assert (listed["name"], listed["path"], listed["cron"], listed["paused"]) == ("dumps", str(corpus / "*.jsonl"), "*/15 * * * *", False)
+    assert (listed["name"], listed["path"], listed["cron"], listed["paused"]) == (
+        "dumps",
+        str(corpus / "*.jsonl"),
+        "*/15 * * * *",
+        False,
+    )
     lstmq(capsys, "schedule", "pause", "dumps")
     assert json.loads(lstmq(capsys, "schedule", "list", "--json")[1])[0]["paused"] is True
     lstmq(capsys, "schedule", "resume", "dumps")
     assert "dumps  active  classify tiny-clf  cron */15 * * * *" in lstmq(capsys, "schedule", "list")[1]
     assert lstmq(capsys, "schedule", "remove", "dumps")[0] == 0
-    assert lstmq(capsys, "schedule", "pause", "dumps")[2] == "error: no schedule named 'dumps' (see `lstmq schedule list`)\n"
+    assert (
+        lstmq(capsys, "schedule", "pause", "dumps")[2]
+        == "error: no schedule named 'dumps' (see `lstmq schedule list`)\n"
+    )
 
 
 def test_run_now_and_history_and_jobs_know_the_schedule(capsys, corpus):
@@ -109,10 +138,12 @@ def test_add_refuses_a_glob_outside_the_corpus_roots(capsys, corpus, tmp_path, m
     (elsewhere / "x.jsonl").write_text('{"text": "secret"}\n')
     monkeypatch.setenv("LSTMQ_CORPUS_ROOTS", str(corpus))
     get_settings.cache_clear()
-    code, _, err = lstmq(capsys, "schedule", "add", "x", "--path", str(elsewhere / "*.jsonl"), "--model", "tiny-clf",
-                         "--every", "1h")
-    assert code == 2 and err == (f"error: --path '{elsewhere}/*.jsonl' reaches {elsewhere}, "
-                                 f"outside LSTMQ_CORPUS_ROOTS ({corpus})\n")
+    code, _, err = lstmq(
+        capsys, "schedule", "add", "x", "--path", str(elsewhere / "*.jsonl"), "--model", "tiny-clf", "--every", "1h"
+    )
+    assert code == 2 and err == (
+        f"error: --path '{elsewhere}/*.jsonl' reaches {elsewhere}, outside LSTMQ_CORPUS_ROOTS ({corpus})\n"
+    )
     assert lstmq(capsys, *ADD, "--every", "1h")[0] == 0
 
 
@@ -120,9 +151,16 @@ def test_the_schedule_modules_and_the_scheduler_never_import_torch():
     import subprocess
     import sys
 
-    modules = ["producer.schedules.cli", "producer.schedules.beat", "producer.schedules.run", "producer.schedules.bench"]
-    code = (f"import sys\nfor name in {modules!r}: __import__(name)\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    modules = [
+        "producer.schedules.cli",
+        "producer.schedules.beat",
+        "producer.schedules.run",
+        "producer.schedules.bench",
+    ]
+    code = (
+        f"import sys\nfor name in {modules!r}: __import__(name)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

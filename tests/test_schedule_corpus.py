@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from lstmq.readers.sources import Fields
 from producer.schedules.cursors import HEAD_BYTES, UNCHANGED, Cursor, FileStat, plan_read
 from producer.schedules.files import scan_file
-from lstmq.readers.sources import Fields
 
 HEAD = "h" * 64
 
@@ -68,6 +68,7 @@ def test_a_gzip_file_is_read_whole_whenever_it_changes():
 
 
 # --- scanning real files ------------------------------------------------------------------
+
 
 def jsonl(*texts: str) -> str:
     return "".join(json.dumps({"text": t}) + "\n" for t in texts)

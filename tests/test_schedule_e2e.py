@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Classification, Document, Job
-from producer.schedules.timing import Timing
 from producer.schedules.store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
 from tests.helpers_worker import WorkerProcess, worker_env
 
 SAMPLES = Path(__file__).resolve().parents[1] / "lstmq" / "samples"
@@ -53,7 +53,8 @@ def classified_texts(engine) -> dict[str, int]:
     with session_scope(engine) as session:
         rows = session.execute(
             select(Document.text, func.count(Classification.document_id))
-            .join(Job, Job.id == Document.job_id).where(Job.schedule_id.is_not(None))
+            .join(Job, Job.id == Document.job_id)
+            .where(Job.schedule_id.is_not(None))
             .outerjoin(Classification, Classification.document_id == Document.id)
             .group_by(Document.id, Document.text)
         ).all()
@@ -81,8 +82,11 @@ def test_a_scheduled_corpus_is_classified_exactly_once_by_a_real_worker(classifi
         write(corpus / "day1.jsonl", *texts(5, 30))
         write(corpus / "day2.jsonl", *texts(5, 35))
         every = set(texts(40))
-        wait_until(lambda: classified_texts(engine) == dict.fromkeys(every, 1), 60,
-                   "appended lines and the new file\n" + worker.log()[-2000:])
+        wait_until(
+            lambda: classified_texts(engine) == dict.fromkeys(every, 1),
+            60,
+            "appended lines and the new file\n" + worker.log()[-2000:],
+        )
         runs = len(beat_runs(engine))
         wait_until(lambda: len(beat_runs(engine)) >= runs + 2, 20, "two more runs")
         assert classified_texts(engine) == dict.fromkeys(every, 1)

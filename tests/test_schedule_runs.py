@@ -15,15 +15,15 @@ from sqlalchemy import select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job, ScheduleRun
-from producer.schedules.timing import Timing
 from producer.schedules.run import run_schedule
 from producer.schedules.store import NewSchedule, add_schedule, get_schedule
+from producer.schedules.timing import Timing
 
 
 def write(path: Path, *texts: str, mode: str = "w", ids=None) -> None:
     ids = ids or [None] * len(texts)
     with path.open(mode) as fh:
-        for text, ext in zip(texts, ids):
+        for text, ext in zip(texts, ids, strict=True):
             fh.write(json.dumps({"text": text} if ext is None else {"id": ext, "text": text}) + "\n")
 
 
@@ -39,9 +39,16 @@ def corpus(tmp_path) -> Path:
 def sched(migrated_db, celery_app, models, corpus):
     """A schedule over corpus/*.jsonl; returns a function doing one run."""
     with session_scope(migrated_db) as session:
-        sched_id = add_schedule(session, NewSchedule(
-            name="dumps", path=str(corpus / "*.jsonl"), task="classify", model="tiny-clf",
-            timing=Timing(every_s=3600))).id
+        sched_id = add_schedule(
+            session,
+            NewSchedule(
+                name="dumps",
+                path=str(corpus / "*.jsonl"),
+                task="classify",
+                model="tiny-clf",
+                timing=Timing(every_s=3600),
+            ),
+        ).id
 
     def run(**options):
         return run_schedule(migrated_db, celery_app, sched_id, **options)
@@ -64,7 +71,13 @@ def test_a_first_run_queues_the_whole_corpus_as_one_job_linked_to_its_schedule(s
     assert queued_texts(migrated_db, redis_url) == Counter({"a1": 1, "a2": 1, "a3": 1})
     with session_scope(migrated_db) as session:
         job = session.get(Job, report.job_id)
-        assert (job.schedule_id, job.state, job.total, job.task, job.model) == (sched.id, "queued", 3, "classify", "tiny-clf")
+        assert (job.schedule_id, job.state, job.total, job.task, job.model) == (
+            sched.id,
+            "queued",
+            3,
+            "classify",
+            "tiny-clf",
+        )
 
 
 def test_an_unchanged_corpus_queues_nothing_over_several_runs(sched, migrated_db, redis_url):
@@ -85,14 +98,19 @@ def test_appended_lines_and_new_files_are_queued_exactly_once(sched, migrated_db
     sched()
     assert queued_texts(migrated_db, redis_url) == Counter({t: 1 for t in ["a1", "a2", "a3", "a4", "b1", "b2"]})
     with session_scope(migrated_db) as session:
-        lines = session.execute(select(Document.text, Document.line_no, Document.source)
-                                .where(Document.job_id == second.job_id)).all()
-    assert sorted(lines) == [("a4", 4, str(corpus / "day1.jsonl")), ("b1", 1, str(corpus / "day2.jsonl")),
-                             ("b2", 2, str(corpus / "day2.jsonl"))]
+        lines = session.execute(
+            select(Document.text, Document.line_no, Document.source).where(Document.job_id == second.job_id)
+        ).all()
+    assert sorted(lines) == [
+        ("a4", 4, str(corpus / "day1.jsonl")),
+        ("b1", 1, str(corpus / "day2.jsonl")),
+        ("b2", 2, str(corpus / "day2.jsonl")),
+    ]
 
 
-def test_a_truncated_file_is_read_again_from_the_start_but_done_texts_are_not_queued_again(sched, migrated_db,
-                                                                                              redis_url, corpus):
+def test_a_truncated_file_is_read_again_from_the_start_but_done_texts_are_not_queued_again(
+    sched, migrated_db, redis_url, corpus
+):
     sched()
     write(corpus / "day1.jsonl", "a1", "new")
     report = sched()
@@ -147,7 +165,8 @@ def test_a_new_model_version_reprocesses_the_corpus_only_when_asked(sched, migra
     sched()
     install_fake_model(get_settings().user_model_dir, "tiny-clf", "classifier")  # same name, new files
     (get_settings().user_model_dir / "tiny-clf" / "config.json").write_text(
-        json.dumps({"kind": "classifier", "labels": ["a", "b", "c"], "max_tokens": 16}))
+        json.dumps({"kind": "classifier", "labels": ["a", "b", "c"], "max_tokens": 16})
+    )
     assert sched().scan.queued == 0
     again = sched(trigger="reprocess", reprocess=True)
     assert (again.scan.queued, again.scan.files_read) == (3, 1)
@@ -214,8 +233,9 @@ def test_a_live_lease_makes_a_second_run_a_recorded_skip(sched, migrated_db):
         assert get_schedule(session, "dumps").lease_token == "someone-else"
 
 
-def test_a_run_reads_at_most_its_share_of_new_lines_and_the_next_run_goes_on(sched, migrated_db, redis_url,
-                                                                               corpus, monkeypatch):
+def test_a_run_reads_at_most_its_share_of_new_lines_and_the_next_run_goes_on(
+    sched, migrated_db, redis_url, corpus, monkeypatch
+):
     import producer.schedules.scan as scanning
 
     monkeypatch.setattr(scanning, "MAX_RUN_LINES", 2)
@@ -237,8 +257,9 @@ def test_a_paused_schedule_is_not_run_by_beat_but_can_be_run_by_hand(sched, migr
         assert session.scalars(select(ScheduleRun.trigger)).all() == ["manual"]
 
 
-def test_a_file_reaching_outside_the_corpus_roots_is_skipped_and_reported(sched, migrated_db, corpus, tmp_path,
-                                                                          monkeypatch):
+def test_a_file_reaching_outside_the_corpus_roots_is_skipped_and_reported(
+    sched, migrated_db, corpus, tmp_path, monkeypatch
+):
     from lstmq.settings import get_settings
 
     secret = tmp_path / "secret.jsonl"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from schedule_helpers import beat_runs, queued_texts, start, wait_until, write  
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ScheduleRun, utcnow
-from producer.schedules.timing import Timing
 from producer.schedules.store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
@@ -31,12 +32,21 @@ def corpus(tmp_path, migrated_db, celery_app, models):
 
 def add(engine, corpus: Path, every_s: int = 2) -> int:
     with session_scope(engine) as session:
-        return add_schedule(session, NewSchedule(name="dumps", path=str(corpus / "*.jsonl"), task="classify",
-                                                 model="tiny-clf", timing=Timing(every_s=every_s))).id
+        return add_schedule(
+            session,
+            NewSchedule(
+                name="dumps",
+                path=str(corpus / "*.jsonl"),
+                task="classify",
+                model="tiny-clf",
+                timing=Timing(every_s=every_s),
+            ),
+        ).id
 
 
 def test_a_corpus_on_a_2s_schedule_has_appended_lines_and_new_files_queued_exactly_once(
-        migrated_db, redis_url, corpus, start):
+    migrated_db, redis_url, corpus, start
+):
     add(migrated_db, corpus)
     start()
     wait_until(lambda: queued_texts(migrated_db, redis_url) == Counter({"a1": 1, "a2": 1}), 20, "first run")
@@ -50,13 +60,12 @@ def test_a_corpus_on_a_2s_schedule_has_appended_lines_and_new_files_queued_exact
     assert [r.queued for r in beat_runs(migrated_db)[seen:]] == [0] * (len(beat_runs(migrated_db)) - seen)
 
 
-def test_two_schedulers_started_together_fire_each_entry_once_and_one_takes_over(
-        migrated_db, redis_url, corpus, start):
+def test_two_schedulers_started_together_fire_each_entry_once_and_one_takes_over(migrated_db, redis_url, corpus, start):
     add(migrated_db, corpus)
     first, second = start(), start()
     wait_until(lambda: len(beat_runs(migrated_db)) >= 5, 30, "five runs")
     runs = beat_runs(migrated_db)
-    gaps = [(b.started_at - a.started_at).total_seconds() for a, b in zip(runs, runs[1:])]
+    gaps = [(b.started_at - a.started_at).total_seconds() for a, b in pairwise(runs)]
     assert min(gaps) > 0.5, f"an entry fired twice: gaps {gaps}"
     assert {r.state for r in runs} <= {"ok", "running"}  # no "skipped": never two at once
     assert [p.log().count("beat: Acquired lock") for p in (first, second)].count(1) == 1
@@ -68,8 +77,7 @@ def test_two_schedulers_started_together_fire_each_entry_once_and_one_takes_over
     assert queued_texts(migrated_db, redis_url) == Counter({"a1": 1, "a2": 1})
 
 
-def test_sigterm_stops_the_scheduler_cleanly_and_a_restart_goes_on_exactly_once(migrated_db, redis_url, corpus,
-                                                                               start):
+def test_sigterm_stops_the_scheduler_cleanly_and_a_restart_goes_on_exactly_once(migrated_db, redis_url, corpus, start):
     import redis
 
     add(migrated_db, corpus)
@@ -92,8 +100,15 @@ def test_sigterm_stops_the_scheduler_cleanly_and_a_restart_goes_on_exactly_once(
 def test_after_downtime_a_missed_entry_runs_once_not_once_per_missed_period(migrated_db, redis_url, corpus, start):
     sched_id = add(migrated_db, corpus, every_s=3600)
     with session_scope(migrated_db) as session:  # beat last ran it 5 hours ago, then was down
-        session.add(ScheduleRun(schedule_id=sched_id, trigger="beat", state="ok",
-                                started_at=utcnow() - timedelta(hours=5), finished_at=utcnow() - timedelta(hours=5)))
+        session.add(
+            ScheduleRun(
+                schedule_id=sched_id,
+                trigger="beat",
+                state="ok",
+                started_at=utcnow() - timedelta(hours=5),
+                finished_at=utcnow() - timedelta(hours=5),
+            )
+        )
     start()
     wait_until(lambda: len(beat_runs(migrated_db)) == 2, 20, "the missed run")
     time.sleep(6)  # three beat ticks: a catch-up loop would have fired again by now

@@ -27,8 +27,12 @@ def test_intervals_print_in_their_largest_whole_unit():
 
 def test_cron_takes_five_fields_and_knows_their_ranges():
     assert parse_cron("*/5 3 * * 1-5").minute == set(range(0, 60, 5))
-    for bad, why in [("0 * * *", "expected 5 fields"), ("61 * * * *", "61 > 59"),
-                     ("0 0 * * 8", "8 > 6"), ("0 0 31 2 *", "never occurs")]:
+    for bad, why in [
+        ("0 * * *", "expected 5 fields"),
+        ("61 * * * *", "61 > 59"),
+        ("0 0 * * 8", "8 > 6"),
+        ("0 0 31 2 *", "never occurs"),
+    ]:
         with pytest.raises(ScheduleError, match=why):
             parse_cron(bad)
 

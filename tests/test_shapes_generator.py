@@ -13,8 +13,10 @@ from worker.ml.generator.inference import ImageGenerator, from_artifact, redraw_
 from worker.ml.generator.train import TrainOptions, train  # noqa: E402
 from worker.shapes.evaluation import eval_sets, score_set  # noqa: E402
 
-NEWS = ("Wall St. Bears Claw Back Into the Black (Reuters) Reuters - Short-sellers, Wall Street's "
-        "dwindling band of ultra-cynics, are seeing green again as the market rallies on oil prices. ") * 3
+NEWS = (
+    "Wall St. Bears Claw Back Into the Black (Reuters) Reuters - Short-sellers, Wall Street's "
+    "dwindling band of ultra-cynics, are seeing green again as the market rallies on oil prices. "
+) * 3
 
 
 def tiny(steps: int, seed: int = 0):
@@ -44,7 +46,7 @@ def test_a_short_training_run_improves_the_oracle_score(trained):
 def test_training_is_reproducible_from_its_seed():
     a, _ = tiny(3, seed=5)
     b, _ = tiny(3, seed=5)
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
 
 
@@ -53,11 +55,14 @@ def test_an_artifact_draws_exactly_what_the_trained_model_drew(trained, tmp_path
     path = save_generator(tmp_path / "shapes-test", model, tokenizer, 32)  # rounds weights to fp16 in place
     before = ImageGenerator("t", "0", model, tokenizer, 32, torch.device("cpu")).images(["a red circle"] * 4, 3)
     after = from_artifact(path).images(["a red circle"] * 4, 3)
-    assert all((x == y).all() for x, y in zip(before, after))
+    assert all((x == y).all() for x, y in zip(before, after, strict=True))
     loaded, _, config = load_generator_artifact(path)
     assert config["kind"] == "generator" and "architecture" in config
-    assert not any(k.startswith("posterior.") for k in loaded.state_dict() if k in
-                   __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path / "model.safetensors")))
+    assert not any(
+        k.startswith("posterior.")
+        for k in loaded.state_dict()
+        if k in __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(path / "model.safetensors"))
+    )
 
 
 def test_images_depend_on_the_seed_not_on_the_batch_they_are_drawn_in(trained):
@@ -89,17 +94,16 @@ def test_empty_drawings_are_redrawn_with_seeded_noise_and_stay_deterministic(tra
         # Every drawing counts as empty: each is redrawn twice, ending on its 2nd redraw's noise.
         model.cfg.redraws, model.cfg.min_cover_pixels = 2, 64 * 64 + 1
         redrawn = [r.image for r in generator.render(texts, seeds)]
-        assert all((a == b).all() for a, b in zip(redrawn, [r.image for r in generator.render(texts, seeds)]))
+        assert all((a == b).all() for a, b in zip(redrawn, [r.image for r in generator.render(texts, seeds)], strict=True))
         alone = generator.render(texts[1:], seeds[1:])[0].image
         assert (alone == redrawn[1]).all()  # still independent of the batch it is drawn in
         model.cfg.redraws, model.cfg.min_cover_pixels = 0, 0
         last_noise = [r.image for r in generator.render(texts, [redraw_seed(s, 2) for s in seeds])]
         first_noise = [r.image for r in generator.render(texts, seeds)]
-        assert all((a == b).all() for a, b in zip(redrawn, last_noise))
-        assert any((a != b).any() for a, b in zip(redrawn, first_noise))
+        assert all((a == b).all() for a, b in zip(redrawn, last_noise, strict=True))
+        assert any((a != b).any() for a, b in zip(redrawn, first_noise, strict=True))
         # A threshold of 0 pixels redraws nothing, whatever the number of redraws allowed.
         model.cfg.redraws = 3
-        assert all((a == r.image).all() for a, r in zip(first_noise, generator.render(texts, seeds)))
+        assert all((a == r.image).all() for a, r in zip(first_noise, generator.render(texts, seeds), strict=True))
     finally:
         model.cfg.redraws, model.cfg.min_cover_pixels = 0, 0
-

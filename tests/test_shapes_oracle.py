@@ -21,8 +21,10 @@ def as_tuples(found):
 def test_oracle_reads_every_attribute_of_ground_truth_renders():
     rng = random.Random(11)
     scenes = [sample_scene(rng, 1 + i % 2, held_out=None) for i in range(400)]
-    right = sum(as_tuples(parse(render(s.objects))) == sorted(
-        (o.colour, o.shape, o.size, o.row, o.col) for o in s.objects) for s in scenes)
+    right = sum(
+        as_tuples(parse(render(s.objects))) == sorted((o.colour, o.shape, o.size, o.row, o.col) for o in s.objects)
+        for s in scenes
+    )
     assert right / len(scenes) >= 0.995
 
 

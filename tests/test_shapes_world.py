@@ -37,7 +37,7 @@ def test_large_square_fills_exactly_its_box():
 
 def test_triangle_has_its_apex_at_mid_top_and_base_on_the_bottom_row():
     image = pixels([Obj("green", "triangle", "large", 1, 1)])  # box (19, 19)-(44, 44), mid-x 31.5
-    rows = (image.max(axis=2) > 0)
+    rows = image.max(axis=2) > 0
     assert not rows[18].any() and rows[19].any() and rows[19, :31].sum() == 0
     assert rows[44, 19:45].all() and not rows[45].any()
     assert tuple(image[44, 19]) == COLOURS["green"]
@@ -58,7 +58,9 @@ def test_circle_is_pillows_ellipse_of_the_box_with_no_outline():
     ImageDraw.Draw(expected).ellipse((3, 35, 28, 60), fill=(235, 235, 235))
     assert (pixels([Obj("white", "circle", "large", 2, 0)]) == np.asarray(expected)).all()
     assert set(map(tuple, pixels([Obj("white", "circle", "large", 2, 0)]).reshape(-1, 3))) == {
-        (0, 0, 0), (235, 235, 235)}
+        (0, 0, 0),
+        (235, 235, 235),
+    }
 
 
 @pytest.mark.parametrize("shape,area_ratio", [("square", 1.0), ("circle", 0.78), ("triangle", 0.5), ("diamond", 0.5)])

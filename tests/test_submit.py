@@ -17,14 +17,14 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job
 from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserError
 from lstmq.queue import make_celery
+from lstmq.readers.records import Record, Rejected
 from producer import submit as submit_module
 from producer.batching import batch_size_for, chunked
-from lstmq.readers.records import Record, Rejected
 from producer.sending import requeue, send_pending
 from producer.submit import submit_records
 
-
 # --- chunking: a pure function ---------------------------------------------------------
+
 
 def test_chunks_close_at_the_document_limit():
     assert list(chunked(range(7), 3, 10**9, lambda _: 1)) == [[0, 1, 2], [3, 4, 5], [6]]
@@ -63,6 +63,7 @@ def test_batch_size_defaults_to_settings_capped_and_refuses_out_of_range():
 
 # --- submitting ------------------------------------------------------------------------
 
+
 def like(actual: str, expected: str) -> bool:
     """``actual == expected`` where each … in ``expected`` stands for any text (e.g. the
     shipped models, which come and go)."""
@@ -71,8 +72,10 @@ def like(actual: str, expected: str) -> bool:
 
 def recs(*texts: str, ids=None) -> list[Record]:
     ids = ids or [None] * len(texts)
-    return [Record(text=t, external_id=i, source="in.jsonl", line_no=n + 1, record_no=n)
-            for n, (t, i) in enumerate(zip(texts, ids))]
+    return [
+        Record(text=t, external_id=i, source="in.jsonl", line_no=n + 1, record_no=n)
+        for n, (t, i) in enumerate(zip(texts, ids, strict=True))
+    ]
 
 
 def submit(engine, app, items, **options):
@@ -88,7 +91,9 @@ def documents(engine, job_id: str) -> list[Document]:
 
 def row_counts(engine) -> tuple[int, int]:
     with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(Job)), session.scalar(select(func.count()).select_from(Document))
+        return session.scalar(select(func.count()).select_from(Job)), session.scalar(
+            select(func.count()).select_from(Document)
+        )
 
 
 def test_documents_are_recorded_then_sent_in_batches_of_the_batch_size(migrated_db, celery_app, models, redis_url):
@@ -200,12 +205,15 @@ def test_strict_sends_nothing_until_the_whole_input_validated(migrated_db, celer
     assert len(queued_payloads(redis_url)) == 6
 
 
-@pytest.mark.parametrize("options, error, message", [
-    ({"task": "translate"}, InputError, "unknown task 'translate' (expected classify, render)"),
-    ({"model": "nope"}, ModelNotFound, "unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
-    ({"model": "tiny-gen"}, ModelNotFound, "model 'tiny-gen' is a generator; task classify needs a classifier"),
-    ({"batch_size": 0}, InputError, "--batch-size must be between 1 and 2048, got 0"),
-])
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"task": "translate"}, InputError, "unknown task 'translate' (expected classify, render)"),
+        ({"model": "nope"}, ModelNotFound, "unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
+        ({"model": "tiny-gen"}, ModelNotFound, "model 'tiny-gen' is a generator; task classify needs a classifier"),
+        ({"batch_size": 0}, InputError, "--batch-size must be between 1 and 2048, got 0"),
+    ],
+)
 def test_bad_options_are_refused_before_anything_is_recorded(migrated_db, celery_app, models, options, error, message):
     with pytest.raises(error) as info:
         submit(migrated_db, celery_app, recs("a"), **options)
@@ -232,6 +240,7 @@ def test_render_jobs_go_to_the_render_queue(migrated_db, celery_app, models, red
 
 
 # --- requeue -----------------------------------------------------------------------------
+
 
 def set_status(engine, doc_ids, status):
     with session_scope(engine) as session:
@@ -269,11 +278,15 @@ def test_requeue_refuses_a_cancelled_job(migrated_db, celery_app, models):
 
 # --- the command line ------------------------------------------------------------------
 
-sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; SQL is covered above
+sqlite_only = pytest.mark.parametrize(
+    "db_url", ["sqlite"], indirect=True
+)  # subprocesses are slow; SQL is covered above
 
 
 @sqlite_only
-def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(migrated_db, celery_app, models, redis_url, tmp_path):
+def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(
+    migrated_db, celery_app, models, redis_url, tmp_path
+):
     from producer_fixtures import run_lstmq
 
     path = tmp_path / "in.jsonl"
@@ -299,16 +312,28 @@ def test_cli_reads_stdin(migrated_db, celery_app, models):
 
 
 @sqlite_only
-@pytest.mark.parametrize("args, message", [
-    (["missing.jsonl", "--model", "tiny-clf"], "error: missing.jsonl: no such file or directory"),
-    (["{input}", "--model", "nope"], "error: unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
-    (["{input}", "--model", "tiny-clf", "--task", "summarize"], "error: unknown task 'summarize' (expected classify, render)"),
-    (["{input}", "--model", "tiny-clf", "--batch-size", "lots"], "error: --batch-size must be an integer, got 'lots'"),
-    (["{input}", "--model", "tiny-clf", "--batch-size", "99999"], "error: --batch-size must be between 1 and 2048, got 99999"),
-    (["{input}"], "error: --model is required (see `lstmq models`)"),
-    (["{binary}", "--model", "tiny-clf"], "error: {binary}: binary file, not text"),
-    (["{bad}", "--model", "tiny-clf", "--strict"], "error: 1 of 2 records rejected; nothing submitted (--strict)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.jsonl", "--model", "tiny-clf"], "error: missing.jsonl: no such file or directory"),
+        (["{input}", "--model", "nope"], "error: unknown model 'nope'; installed: …tiny-clf, tiny-gen…"),
+        (
+            ["{input}", "--model", "tiny-clf", "--task", "summarize"],
+            "error: unknown task 'summarize' (expected classify, render)",
+        ),
+        (
+            ["{input}", "--model", "tiny-clf", "--batch-size", "lots"],
+            "error: --batch-size must be an integer, got 'lots'",
+        ),
+        (
+            ["{input}", "--model", "tiny-clf", "--batch-size", "99999"],
+            "error: --batch-size must be between 1 and 2048, got 99999",
+        ),
+        (["{input}"], "error: --model is required (see `lstmq models`)"),
+        (["{binary}", "--model", "tiny-clf"], "error: {binary}: binary file, not text"),
+        (["{bad}", "--model", "tiny-clf", "--strict"], "error: 1 of 2 records rejected; nothing submitted (--strict)"),
+    ],
+)
 def test_cli_mistakes_are_one_line_and_leave_nothing(migrated_db, celery_app, models, tmp_path, args, message):
     from producer_fixtures import run_lstmq
 
@@ -330,8 +355,12 @@ def _complete_when_recorded(engine, failed: int) -> None:
 
     for _ in range(600):
         with session_scope(engine) as session:
-            ids = session.scalars(select(Document.id).join(Job, Job.id == Document.job_id)
-                                  .where(Job.state == "queued").order_by(Document.id)).all()
+            ids = session.scalars(
+                select(Document.id)
+                .join(Job, Job.id == Document.job_id)
+                .where(Job.state == "queued")
+                .order_by(Document.id)
+            ).all()
         if ids:
             set_status(engine, ids[:failed], DOC_FAILED)
             set_status(engine, ids[failed:], DOC_DONE)
@@ -357,7 +386,8 @@ def test_cli_wait_returns_when_the_job_is_finished(migrated_db, celery_app, mode
     if failed:
         assert proc.stderr.decode().splitlines()[-1] == (
             f"error: job {job_id} finished with 1 failed and 0 pending documents "
-            f"(see `lstmq results {job_id} --failed`)")
+            f"(see `lstmq results {job_id} --failed`)"
+        )
 
 
 def test_requeue_refuses_a_job_whose_input_is_still_being_recorded(migrated_db, celery_app, models, redis_url):
@@ -389,5 +419,7 @@ def test_a_broker_failing_while_sending_names_the_recorded_job_to_requeue(migrat
     with session_scope(migrated_db) as session:
         job = session.scalars(select(Job)).one()
         assert (job.state, job.total) == ("submitting", 1)
-    assert str(info.value) == (f"broker redis://x unreachable: down; job {job.id} is recorded: "
-                               f"run `lstmq requeue {job.id}` once the service is back")
+    assert str(info.value) == (
+        f"broker redis://x unreachable: down; job {job.id} is recorded: "
+        f"run `lstmq requeue {job.id}` once the service is back"
+    )

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sqlalchemy import create_engine, func, select
 
 from lstmq.db.schema import Job
@@ -20,9 +19,24 @@ def test_bench_prints_three_rates_and_their_ratios_and_deletes_its_jobs(lstmq_en
     home = lstmq_env()
     empty_postgres(pg_url)
     result = subprocess.run(
-        [sys.executable, "-m", "lstmq", "bench", f"--task={task}", "--docs=300", "--single-docs=20",
-         "--batch-size=100", "--threads=1", f"--redis-url={redis_url}", f"--database-url={pg_url}"],
-        cwd=ROOT, env=worker_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "lstmq",
+            "bench",
+            f"--task={task}",
+            "--docs=300",
+            "--single-docs=20",
+            "--batch-size=100",
+            "--threads=1",
+            f"--redis-url={redis_url}",
+            f"--database-url={pg_url}",
+        ],
+        cwd=ROOT,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rates = re.findall(rf"^\((a|b|c)\) .*?(\d+) {unit}", result.stdout, re.MULTILINE)

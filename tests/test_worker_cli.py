@@ -15,8 +15,14 @@ from worker.cli import celery_argv, child_device, choose_pool, parse_queues, tor
 
 @pytest.mark.parametrize(
     ("device", "concurrency", "pool"),
-    [("auto", 1, "solo"), ("cuda", 1, "solo"), ("cpu", 1, "solo"),
-     ("cpu", 4, "prefork"), ("auto", 2, "prefork"), ("cuda", 2, "threads")],
+    [
+        ("auto", 1, "solo"),
+        ("cuda", 1, "solo"),
+        ("cpu", 1, "solo"),
+        ("cpu", 4, "prefork"),
+        ("auto", 2, "prefork"),
+        ("cuda", 2, "threads"),
+    ],
 )
 def test_the_pool_never_forks_after_cuda(device, concurrency, pool):
     assert choose_pool(device, concurrency) == pool

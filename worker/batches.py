@@ -66,8 +66,10 @@ def set_document_status(session: Session, done: list[int], failed: dict[int, str
             execution_options={"synchronize_session": False},
         )
     if failed:
-        params = [{"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
-                  for doc_id, error in failed.items()]
+        params = [
+            {"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
+            for doc_id, error in failed.items()
+        ]
         session.execute(update(Document), params)  # ORM bulk UPDATE by primary key
 
 

@@ -94,11 +94,20 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
         settings = Settings(home=Path(home), broker_url=redis_url, database_url=database_url)
         engine = make_engine(settings.database)
         upgrade(engine)
-        env = {**os.environ, "LSTMQ_HOME": home, "LSTMQ_BROKER_URL": redis_url, "LSTMQ_DATABASE_URL": database_url,
-               "LSTMQ_IMAGE_DIR": str(Path(home) / "images")}  # deleted with the rest
+        env = {
+            **os.environ,
+            "LSTMQ_HOME": home,
+            "LSTMQ_BROKER_URL": redis_url,
+            "LSTMQ_DATABASE_URL": database_url,
+            "LSTMQ_IMAGE_DIR": str(Path(home) / "images"),
+        }  # deleted with the rest
         log = open(Path(home) / "worker.log", "wb")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen([sys.executable, "-m", "lstmq", "worker", "--loglevel=warning", *worker_args],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lstmq", "worker", "--loglevel=warning", *worker_args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield engine, make_celery(settings), worker
         finally:
@@ -117,8 +126,9 @@ def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], 
     from producer.submit import submit_records
 
     start = time.perf_counter()
-    report = submit_records(engine, app, (Record(text=t) for t in texts), task=task, model=model,
-                            batch_size=batch_size, sources=["bench"])
+    report = submit_records(
+        engine, app, (Record(text=t) for t in texts), task=task, model=model, batch_size=batch_size, sources=["bench"]
+    )
     submitted = time.perf_counter()
     wait_done(engine, report.job_id, worker)
     elapsed = time.perf_counter() - start
@@ -153,26 +163,55 @@ def delete_job(engine, job_id: str) -> None:
 
 
 @click.command()
-@click.option("--docs", "-n", type=click.IntRange(min=1), default=20_000, show_default=True,
-              help="Documents for (a) and (b).")
-@click.option("--single-docs", type=click.IntRange(min=1), default=2_000, show_default=True,
-              help="Documents for (c), one per message (a rate, so fewer suffice).")
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False),
-              help="Texts to use (JSONL/CSV/TXT) instead of generated AG-News-like ones.")
-@click.option("--task", type=click.Choice(["classify", "render"]), default="classify", show_default=True,
-              help="render: images/s of an image generator, PNG files and rows included end to end.")
+@click.option(
+    "--docs", "-n", type=click.IntRange(min=1), default=20_000, show_default=True, help="Documents for (a) and (b)."
+)
+@click.option(
+    "--single-docs",
+    type=click.IntRange(min=1),
+    default=2_000,
+    show_default=True,
+    help="Documents for (c), one per message (a rate, so fewer suffice).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Texts to use (JSONL/CSV/TXT) instead of generated AG-News-like ones.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["classify", "render"]),
+    default="classify",
+    show_default=True,
+    help="render: images/s of an image generator, PNG files and rows included end to end.",
+)
 @click.option("--model", help="Model to run  [default: news for classify, shapes for render]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_DOCS, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads, here and in the worker.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="The worker's --concurrency (processes on CPU); (a) stays one process.")
-@click.option("--redis-url", default=lambda: os.environ.get("LSTMQ_BROKER_URL") or DEFAULT_REDIS,
-              show_default=DEFAULT_REDIS, help="Broker (no other worker should consume it meanwhile).")
-@click.option("--database-url", default=lambda: os.environ.get("LSTMQ_DATABASE_URL") or DEFAULT_DATABASE,
-              show_default=DEFAULT_DATABASE, help="Database (schema upgraded; bench jobs deleted after).")
-def bench(docs, single_docs, input_path, task, model, batch_size, device, threads, concurrency, redis_url,
-          database_url) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The worker's --concurrency (processes on CPU); (a) stays one process.",
+)
+@click.option(
+    "--redis-url",
+    default=lambda: os.environ.get("LSTMQ_BROKER_URL") or DEFAULT_REDIS,
+    show_default=DEFAULT_REDIS,
+    help="Broker (no other worker should consume it meanwhile).",
+)
+@click.option(
+    "--database-url",
+    default=lambda: os.environ.get("LSTMQ_DATABASE_URL") or DEFAULT_DATABASE,
+    show_default=DEFAULT_DATABASE,
+    help="Database (schema upgraded; bench jobs deleted after).",
+)
+def bench(
+    docs, single_docs, input_path, task, model, batch_size, device, threads, concurrency, redis_url, database_url
+) -> None:
     """Throughput: model alone vs. through Redis + worker + database, batched vs. one per message."""
     model = model or ("shapes" if task == "render" else "news")
     unit = "images/s" if task == "render" else "docs/s"
@@ -181,15 +220,19 @@ def bench(docs, single_docs, input_path, task, model, batch_size, device, thread
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads, below
         worker_args.append(f"--threads={threads}")
     texts = bench_texts(task, docs, input_path)
-    click.echo(f"{len(texts)} documents, task {task}, model {model}, batch {batch_size}, device {device},"
-               f" worker concurrency {concurrency}")
+    click.echo(
+        f"{len(texts)} documents, task {task}, model {model}, batch {batch_size}, device {device},"
+        f" worker concurrency {concurrency}"
+    )
     a = inprocess_rate(task, model, texts, batch_size, device)
     click.echo(f"(a) model in-process, batched:     {a:10.0f} {unit}")
     with pipeline(redis_url, database_url, worker_args) as (engine, app, worker):
         pipeline_rate(engine, app, worker, task, model, texts[:batch_size], batch_size)  # warm-up: load the model
         b, b_submit = pipeline_rate(engine, app, worker, task, model, texts, batch_size)
-        click.echo(f"(b) end to end, {batch_size} docs/message: {b:10.0f} {unit}  (the submit returned after"
-                   f" {b_submit:.1f} s of {len(texts) / b:.1f})")
+        click.echo(
+            f"(b) end to end, {batch_size} docs/message: {b:10.0f} {unit}  (the submit returned after"
+            f" {b_submit:.1f} s of {len(texts) / b:.1f})"
+        )
         c, _ = pipeline_rate(engine, app, worker, task, model, texts[:single_docs], 1)
         click.echo(f"(c) end to end, 1 doc/message:     {c:10.0f} {unit}  ({min(single_docs, len(texts))} docs)")
     click.echo(f"b/a = {b / a:.2f} (target >= 0.7)   b/c = {b / c:.1f} (target >= 5)")

@@ -86,8 +86,14 @@ def write_outcome(engine: Engine, batch: BatchPayload, classifier, outcome: Outc
     register = classifier is not None and bool(outcome.rows) and classifier.version not in known
     with session_scope(engine) as session:
         if register:
-            register_model_version(session, classifier.version, batch.model, "classifier",
-                                   classifier.labels, {"max_tokens": classifier.max_tokens})
+            register_model_version(
+                session,
+                classifier.version,
+                batch.model,
+                "classifier",
+                classifier.labels,
+                {"max_tokens": classifier.max_tokens},
+            )
         record_outcome(session, outcome)
     if register:
         known.add(classifier.version)

@@ -44,25 +44,52 @@ def parse_queues(value: str | None) -> list[str]:
 
 
 def celery_argv(queues: list[str], pool: str, concurrency: int, loglevel: str, hostname: str | None) -> list[str]:
-    argv = ["worker", f"--queues={','.join(queues)}", f"--pool={pool}", f"--concurrency={concurrency}",
-            f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     return argv + ([f"--hostname={hostname}"] if hostname else [])
 
 
 @click.command()
 @click.option("--queues", "-Q", help=f"Comma-separated queues to consume [default: {','.join(ALL_QUEUES)}].")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where models run; auto picks CUDA when present (CPU for prefork children).")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Batches processed at once (processes on CPU, threads on CUDA).")
-@click.option("--loglevel", "-l", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
-@click.option("--threads", type=click.IntRange(min=1),
-              help="torch CPU threads per process [default: cores / concurrency]. On a busy "
-                   "shared host, 1 avoids threads spinning against each other.")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where models run; auto picks CUDA when present (CPU for prefork children).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Batches processed at once (processes on CPU, threads on CUDA).",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch CPU threads per process [default: cores / concurrency]. On a busy "
+    "shared host, 1 avoids threads spinning against each other.",
+)
 @click.option("--hostname", "-n", help="Worker node name (Celery's -n), e.g. gpu0@%h.")
-def worker(queues: str | None, device: str, concurrency: int, loglevel: str, threads: int | None,
-           hostname: str | None) -> None:
+def worker(
+    queues: str | None, device: str, concurrency: int, loglevel: str, threads: int | None, hostname: str | None
+) -> None:
     """Run a worker: load models lazily, classify/render batches, write results to the database."""
     queue_list = parse_queues(queues)
     pool = choose_pool(device, concurrency)

@@ -19,9 +19,9 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import Image, utcnow
 from lstmq.errors import UserError
 from lstmq.settings import get_settings
+from worker.batches import Outcome, register_model_version, set_document_status
 from worker.classify import docs_to_process, fail_all
 from worker.images import store_image
-from worker.batches import Outcome, register_model_version, set_document_status
 
 log = logging.getLogger("lstmq.worker")
 IMAGE_COLUMNS = ("path", "width", "height", "sha256", "flags", "updated_at")
@@ -32,8 +32,10 @@ def upsert_images(session: Session, rows: list[dict]) -> None:
         return
     now = utcnow()
     stmt = dialect_insert(session, Image.__table__)
-    stmt = stmt.on_conflict_do_update(index_elements=["document_id", "model", "model_version"],
-                                      set_={col: stmt.excluded[col] for col in IMAGE_COLUMNS})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["document_id", "model", "model_version"],
+        set_={col: stmt.excluded[col] for col in IMAGE_COLUMNS},
+    )
     # executemany of one cached statement (as for classifications), in document order
     params = sorted(({**row, "created_at": now, "updated_at": now} for row in rows), key=lambda r: r["document_id"])
     session.execute(stmt, params)
@@ -51,9 +53,18 @@ def store_all(root: Path, model: str, version: str, docs: list[DocIn], rendered)
         except OSError as exc:
             outcome.failed[doc.id] = f"image write failed: {exc}"
             continue
-        outcome.rows.append({"document_id": doc.id, "model": model, "model_version": version,
-                             "path": stored.path, "width": stored.width, "height": stored.height,
-                             "sha256": stored.sha256, "flags": list(result.flags)})
+        outcome.rows.append(
+            {
+                "document_id": doc.id,
+                "model": model,
+                "model_version": version,
+                "path": stored.path,
+                "width": stored.width,
+                "height": stored.height,
+                "sha256": stored.sha256,
+                "flags": list(result.flags),
+            }
+        )
     return outcome
 
 
@@ -78,8 +89,9 @@ def write_outcome(engine: Engine, batch: BatchPayload, generator, outcome: Outco
     classifications, no job row is touched; a job's end is derived from its documents)."""
     with session_scope(engine) as session:
         if generator is not None and outcome.rows:
-            register_model_version(session, generator.version, batch.model, "generator", [],
-                                   {"max_tokens": generator.max_tokens})
+            register_model_version(
+                session, generator.version, batch.model, "generator", [], {"max_tokens": generator.max_tokens}
+            )
         upsert_images(session, outcome.rows)
         set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
 

@@ -28,9 +28,7 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-        )
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"LSTMQ_DATABASE_URL={mask_url(url)} is not usable: {exc}") from None
 
@@ -89,9 +87,7 @@ def require_current_schema(engine: Engine) -> None:
     have, want = current_revision(engine), head_revision()
     if have != want:
         state = "empty" if have is None else f"at revision {have}"
-        raise SchemaOutdated(
-            f"database schema is {state}, this lstmq needs {want}: run `lstmq db upgrade`"
-        )
+        raise SchemaOutdated(f"database schema is {state}, this lstmq needs {want}: run `lstmq db upgrade`")
 
 
 def ready_engine(settings: Settings | None = None) -> Engine:

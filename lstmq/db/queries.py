@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -102,14 +102,25 @@ def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | 
         if job.finished_at is None:
             _mark_finished(session, job)
     started = _utc(job.submitted_at or job.created_at)
-    until = _utc(job.finished_at) if job.finished_at else (now or datetime.now(timezone.utc))
+    until = _utc(job.finished_at) if job.finished_at else (now or datetime.now(UTC))
     rate = (done + failed) / max((until - started).total_seconds(), MIN_ELAPSED_S) if done + failed else None
     eta = 0.0 if state == JOB_FINISHED else (pending / rate if rate and state != JOB_CANCELLED else None)
     return JobStatus(
-        id=job.id, state=state, task=job.task, model=job.model, total=done + failed + pending,
-        done=done, failed=failed, pending=pending, rejected=job.rejected, docs_per_s=rate, eta_s=eta,
-        created_at=_utc(job.created_at), submitted_at=_utc(job.submitted_at),
-        finished_at=_utc(job.finished_at), schedule=_schedule_name(session, job.schedule_id),
+        id=job.id,
+        state=state,
+        task=job.task,
+        model=job.model,
+        total=done + failed + pending,
+        done=done,
+        failed=failed,
+        pending=pending,
+        rejected=job.rejected,
+        docs_per_s=rate,
+        eta_s=eta,
+        created_at=_utc(job.created_at),
+        submitted_at=_utc(job.submitted_at),
+        finished_at=_utc(job.finished_at),
+        schedule=_schedule_name(session, job.schedule_id),
     )
 
 
@@ -128,7 +139,7 @@ def _mark_finished(session: Session, job: Job) -> None:
 def _utc(moment: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything we store is UTC.
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment
 
 

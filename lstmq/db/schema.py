@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -34,7 +34,7 @@ JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -98,9 +98,7 @@ class ModelVersion(Base):
 class Classification(Base):
     __tablename__ = "classifications"
 
-    document_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
-    )
+    document_id: Mapped[int] = mapped_column(BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
     label: Mapped[str] = mapped_column(String(128))
@@ -119,9 +117,7 @@ class Classification(Base):
 class Image(Base):
     __tablename__ = "images"
 
-    document_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
-    )
+    document_id: Mapped[int] = mapped_column(BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
     model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
     path: Mapped[str] = mapped_column(Text)  # relative to LSTMQ_IMAGE_DIR
@@ -187,9 +183,7 @@ class CorpusFile(Base):
 
     __tablename__ = "corpus_files"
 
-    schedule_id: Mapped[int] = mapped_column(
-        ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
-    )
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -207,9 +201,7 @@ class CorpusDoc(Base):
 
     __tablename__ = "corpus_docs"
 
-    schedule_id: Mapped[int] = mapped_column(
-        ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True
-    )
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
     doc_key: Mapped[str] = mapped_column(String(600), primary_key=True)  # id:<id> | sha256:<hash>
     content_hash: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))

@@ -101,7 +101,7 @@ def _csv_header(reader, name: str, fields: Fields) -> list[str]:
 def _csv_record(row: list[str], header: list[str], name: str, line_no: int, record_no: int, fields: Fields) -> Item:
     if len(row) != len(header):
         return Rejected(name, line_no, f"{len(row)} fields, the header has {len(header)}")
-    values = dict(zip(header, row))
+    values = dict(zip(header, row, strict=True))
     return _record(values[fields.text], values.get(fields.id) or None, name, line_no, record_no, fields)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery import Celery, beat, bootsteps
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
@@ -57,24 +57,36 @@ def make_scheduler_app(settings: Settings) -> Celery:
 
 def run_task(task, schedule_id: int) -> None:
     """What beat fires: one run. A lost message only waits for the next firing."""
-    from producer.schedules.timing import ScheduleNotFound
     from producer.schedules.run import run_schedule
+    from producer.schedules.timing import ScheduleNotFound
 
     try:
         report = run_schedule(get_engine(), task.app, schedule_id, trigger="beat")
     except ScheduleNotFound:
         log.info("schedule %s was removed; nothing to run", schedule_id)
         return
-    log.info("schedule %s: %s, %d queued%s", report.schedule, report.state, report.scan.queued,
-             f" ({report.error})" if report.error else "")
+    log.info(
+        "schedule %s: %s, %d queued%s",
+        report.schedule,
+        report.state,
+        report.scan.queued,
+        f" ({report.error})" if report.error else "",
+    )
 
 
 def desired_entries(app: Celery) -> dict[str, RedBeatSchedulerEntry]:
     """One RedBeat entry per active schedule, by Redis key."""
-    last_beat = (select(ScheduleRun.schedule_id, func.max(ScheduleRun.started_at).label("at"))
-                 .where(ScheduleRun.trigger == "beat").group_by(ScheduleRun.schedule_id).subquery())
-    query = (select(Schedule.id, Schedule.name, Schedule.every_s, Schedule.cron, Schedule.created_at, last_beat.c.at)
-             .outerjoin(last_beat, last_beat.c.schedule_id == Schedule.id).where(Schedule.paused.is_(False)))
+    last_beat = (
+        select(ScheduleRun.schedule_id, func.max(ScheduleRun.started_at).label("at"))
+        .where(ScheduleRun.trigger == "beat")
+        .group_by(ScheduleRun.schedule_id)
+        .subquery()
+    )
+    query = (
+        select(Schedule.id, Schedule.name, Schedule.every_s, Schedule.cron, Schedule.created_at, last_beat.c.at)
+        .outerjoin(last_beat, last_beat.c.schedule_id == Schedule.id)
+        .where(Schedule.paused.is_(False))
+    )
     with get_engine().connect() as conn:
         rows = conn.execute(query).all()
     entries = (_entry(app, *row) for row in rows)
@@ -84,8 +96,12 @@ def desired_entries(app: Celery) -> dict[str, RedBeatSchedulerEntry]:
 def _entry(app: Celery, sched_id: int, name: str, every_s, cron, created_at, last_run) -> RedBeatSchedulerEntry:
     timing = Timing(every_s=every_s, cron=cron)
     entry = RedBeatSchedulerEntry(
-        name=ENTRY_PREFIX + name, task=RUN_TASK, schedule=timing.celery_schedule(), args=[sched_id],
-        options={"queue": SCHEDULE_QUEUE, "expires": timing.message_expiry_s()}, app=app,
+        name=ENTRY_PREFIX + name,
+        task=RUN_TASK,
+        schedule=timing.celery_schedule(),
+        args=[sched_id],
+        options={"queue": SCHEDULE_QUEUE, "expires": timing.message_expiry_s()},
+        app=app,
     )
     # Used only when Redis lacks the entry (new, or Redis lost its data): the database knows
     # when beat last ran it, so a missed entry fires once and a new one waits one period.
@@ -94,7 +110,7 @@ def _entry(app: Celery, sched_id: int, name: str, every_s, cron, created_at, las
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def sync_entries(app: Celery) -> None:

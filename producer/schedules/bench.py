@@ -28,9 +28,9 @@ from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import upgrade
 from lstmq.queue import make_celery
 from lstmq.settings import get_settings
-from producer.schedules.timing import Timing
 from producer.schedules.run import run_schedule
 from producer.schedules.store import NewSchedule, add_schedule
+from producer.schedules.timing import Timing
 
 
 def make_corpus(folder: Path, docs: int, files: int) -> None:
@@ -96,7 +96,9 @@ def _bench(root: Path, docs: int, files: int, runs: int) -> None:
     counter = Counter(engine)
     run = lambda: run_schedule(engine, app, sched_id)  # noqa: E731
     base_s = min(measure(counter, lambda: [os.stat(p) for p in glob.glob(pattern)])[0] for _ in range(5))
-    click.echo(f"corpus: {docs} documents in {files} files; database {engine.dialect.name}; broker {app.conf.broker_url.split(':')[0]}")
+    click.echo(
+        f"corpus: {docs} documents in {files} files; database {engine.dialect.name}; broker {app.conf.broker_url.split(':')[0]}"
+    )
     click.echo(f"baseline glob+stat of {files} files: {base_s * 1000:.2f} ms")
     _report("first run", *measure(counter, run), base_s)
     for n in range(runs):
@@ -108,8 +110,10 @@ def _bench(root: Path, docs: int, files: int, runs: int) -> None:
 
 def _report(label: str, seconds: float, statements: int, report, base_s: float) -> None:
     scan = report.scan
-    click.echo(f"{label:<28} {seconds * 1000:9.1f} ms  {statements:4d} SQL statements  "
-               f"{seconds / base_s:8.1f}x baseline  files read {scan.files_read:4d}  queued {scan.queued}")
+    click.echo(
+        f"{label:<28} {seconds * 1000:9.1f} ms  {statements:4d} SQL statements  "
+        f"{seconds / base_s:8.1f}x baseline  files read {scan.files_read:4d}  queued {scan.queued}"
+    )
 
 
 if __name__ == "__main__":

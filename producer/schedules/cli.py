@@ -45,13 +45,25 @@ def schedule() -> None:
 @click.option("--cron", help="5-field crontab in UTC, e.g. '0 * * * *'.")
 @click.option("--format", "fmt", help="jsonl, csv or txt; default from each file's extension.")
 @click.option("--text-field", default="text", show_default=True, help="JSON key or CSV column of the text.")
-@click.option("--id-field", default="id", show_default=True,
-              help="JSON key or CSV column of a document id (unique across the corpus); without one a "
-                   "document is known by its text's hash.")
+@click.option(
+    "--id-field",
+    default="id",
+    show_default=True,
+    help="JSON key or CSV column of a document id (unique across the corpus); without one a "
+    "document is known by its text's hash.",
+)
 def add(name, path, task, model, every, cron, fmt, text_field, id_field) -> None:
     """Add schedule NAME; files are checked now, read by `lstmq scheduler` (or `schedule run`)."""
-    new = NewSchedule(name=name, path=path, task=task, model=model, timing=Timing.parse(every, cron),
-                      format=fmt, text_field=text_field, id_field=id_field)
+    new = NewSchedule(
+        name=name,
+        path=path,
+        task=task,
+        model=model,
+        timing=Timing.parse(every, cron),
+        format=fmt,
+        text_field=text_field,
+        id_field=id_field,
+    )
     with session_scope(ready_engine()) as session:
         row = add_schedule(session, new)
     click.echo(f"schedule {row.name}: {row.task} with {row.model}, {new.timing.describe()}, files {row.path_glob}")
@@ -100,8 +112,11 @@ def _set_paused(name: str, paused: bool) -> None:
 
 @schedule.command("run")
 @click.argument("name")
-@click.option("--reprocess", is_flag=True,
-              help="Read every file again and queue documents not yet processed by the current model version.")
+@click.option(
+    "--reprocess",
+    is_flag=True,
+    help="Read every file again and queue documents not yet processed by the current model version.",
+)
 def run(name, reprocess) -> None:
     """Run NAME once, now, in this process; prints what it queued."""
     from lstmq.queue import make_celery, ping_broker
@@ -134,8 +149,13 @@ def history_(name, limit, as_json) -> None:
 
 
 @click.command()
-@click.option("--loglevel", "-l", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option(
+    "--loglevel",
+    "-l",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
 def scheduler(loglevel) -> None:
     """Fire schedules (Celery beat + RedBeat lock: safe to start several) and run them."""
     import os
@@ -154,9 +174,15 @@ def scheduler(loglevel) -> None:
     ready_engine(settings).dispose()
     app = make_scheduler_app(settings)
     ping_broker(app)
-    worker = app.Worker(queues=[SCHEDULE_QUEUE], pool="solo", concurrency=1, loglevel=loglevel.upper(),
-                        hostname=f"scheduler-{os.getpid()}@{socket.gethostname()}",
-                        without_gossip=True, without_mingle=True)
+    worker = app.Worker(
+        queues=[SCHEDULE_QUEUE],
+        pool="solo",
+        concurrency=1,
+        loglevel=loglevel.upper(),
+        hostname=f"scheduler-{os.getpid()}@{socket.gethostname()}",
+        without_gossip=True,
+        without_mingle=True,
+    )
     worker.start()
     raise SystemExit(worker.exitcode or 0)
 

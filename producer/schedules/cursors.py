@@ -67,12 +67,18 @@ UNCHANGED = ReadPlan("unchanged")
 
 def unchanged(cursor: Cursor | None, stat: FileStat) -> bool:
     """Fully read and not touched since: decided from ``stat`` alone, the file stays closed."""
-    return (cursor is not None and stat.inode == cursor.inode and stat.size == cursor.size
-            and stat.mtime_ns == cursor.mtime_ns and cursor.offset == stat.size)
+    return (
+        cursor is not None
+        and stat.inode == cursor.inode
+        and stat.size == cursor.size
+        and stat.mtime_ns == cursor.mtime_ns
+        and cursor.offset == stat.size
+    )
 
 
-def plan_read(cursor: Cursor | None, stat: FileStat, head_hash_of: Callable[[int], str],
-              whole_file: bool = False) -> ReadPlan:
+def plan_read(
+    cursor: Cursor | None, stat: FileStat, head_hash_of: Callable[[int], str], whole_file: bool = False
+) -> ReadPlan:
     """What to read of a file now, given its cursor (``head_hash_of(n)`` hashes its first n bytes)."""
     if cursor is None:
         return ReadPlan("new", include_tail=whole_file)

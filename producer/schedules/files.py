@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
+from lstmq.readers.records import Record, Rejected
+from lstmq.readers.sources import READERS, Fields, _format_from_name, open_text_stream
 from producer.schedules.cursors import (
     UNCHANGED,
     Cursor,
@@ -27,8 +29,6 @@ from producer.schedules.cursors import (
     plan_read,
     unchanged,
 )
-from lstmq.readers.sources import READERS, Fields, _format_from_name, open_text_stream
-from lstmq.readers.records import Record, Rejected
 
 
 @dataclass
@@ -52,8 +52,9 @@ def file_format(path: str, fmt: str | None) -> str:
     return fmt or _format_from_name(Path(path))
 
 
-def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields, fresh: bool = False,
-              max_lines: int | None = None) -> FileScan:
+def scan_file(
+    path: str, cursor: Cursor | None, fmt: str | None, fields: Fields, fresh: bool = False, max_lines: int | None = None
+) -> FileScan:
     """Read what is new in ``path`` (at most ``max_lines``, the rest is left for the next
     run; gzip files are read whole); ``fresh`` ignores the cursor (reprocessing)."""
     try:
@@ -70,8 +71,9 @@ def scan_file(path: str, cursor: Cursor | None, fmt: str | None, fields: Fields,
         return FileScan(path, ReadPlan("unreadable"), problem=f"{path}: cannot read ({exc.strerror or exc})")
 
 
-def _scan_open(fh: BinaryIO, path: str, stat: FileStat, cursor: Cursor | None, fmt: str, fields: Fields,
-               max_lines: int | None) -> FileScan:
+def _scan_open(
+    fh: BinaryIO, path: str, stat: FileStat, cursor: Cursor | None, fmt: str, fields: Fields, max_lines: int | None
+) -> FileScan:
     whole = is_gzip(fh)
     plan = plan_read(cursor, stat, lambda n: head_hash(fh, n), whole_file=whole)
     scan = FileScan(path, plan)
@@ -96,8 +98,9 @@ def _read_whole(fh: BinaryIO, path: str, fmt: str, fields: Fields, scan: FileSca
     return len(lines)
 
 
-def _parse(fh: BinaryIO, path: str, fmt: str, fields: Fields, plan: ReadPlan, lines: list[bytes],
-           scan: FileScan) -> None:
+def _parse(
+    fh: BinaryIO, path: str, fmt: str, fields: Fields, plan: ReadPlan, lines: list[bytes], scan: FileScan
+) -> None:
     if not lines:
         return
     shift = plan.start_line

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import dialect_insert
 from lstmq.db.schema import CorpusDoc, CorpusFile, utcnow
-from producer.schedules.cursors import Cursor
 from lstmq.readers.records import Record
+from producer.schedules.cursors import Cursor
 
 LEDGER_CHUNK = 500  # keys per IN (...) lookup
 
@@ -46,8 +46,9 @@ def newest_by_key(records: Iterable[Record]) -> dict[str, Candidate]:
     return found
 
 
-def unprocessed(session: Session, schedule_id: int, candidates: dict[str, Candidate], version: str,
-                reprocess: bool) -> list[Candidate]:
+def unprocessed(
+    session: Session, schedule_id: int, candidates: dict[str, Candidate], version: str, reprocess: bool
+) -> list[Candidate]:
     """Candidates whose text this schedule has not queued before (for ``version`` if reprocessing)."""
     keys = list(candidates)
     done: set[str] = set()
@@ -59,15 +60,24 @@ def unprocessed(session: Session, schedule_id: int, candidates: dict[str, Candid
                 CorpusDoc.schedule_id == schedule_id, CorpusDoc.doc_key.in_(keys[start : start + LEDGER_CHUNK])
             )
         )
-        done.update(key for key, digest, ver in rows
-                    if digest == candidates[key].content_hash and (not reprocess or ver == version))
+        done.update(
+            key
+            for key, digest, ver in rows
+            if digest == candidates[key].content_hash and (not reprocess or ver == version)
+        )
     return [item for key, item in candidates.items() if key not in done]
 
 
 def record_ledger(session: Session, schedule_id: int, queued: list[tuple[Candidate, int]], version: str) -> None:
     rows = [
-        {"schedule_id": schedule_id, "doc_key": item.key, "content_hash": item.content_hash,
-         "model_version": version, "document_id": doc_id, "updated_at": utcnow()}
+        {
+            "schedule_id": schedule_id,
+            "doc_key": item.key,
+            "content_hash": item.content_hash,
+            "model_version": version,
+            "document_id": doc_id,
+            "updated_at": utcnow(),
+        }
         for item, doc_id in queued
     ]
     upsert(session, CorpusDoc, rows, ("schedule_id", "doc_key"))

@@ -45,4 +45,6 @@ def check_glob(pattern: str, files: list[str]) -> None:
     roots = corpus_roots()
     outside = [p for p in [literal_prefix(pattern), *files] if not within(p, roots)]
     if outside:
-        raise ScheduleError(f"--path {pattern!r} reaches {outside[0]}, outside LSTMQ_CORPUS_ROOTS ({os.pathsep.join(roots)})")
+        raise ScheduleError(
+            f"--path {pattern!r} reaches {outside[0]}, outside LSTMQ_CORPUS_ROOTS ({os.pathsep.join(roots)})"
+        )

@@ -27,8 +27,8 @@ from sqlalchemy import Engine, or_, update
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun, utcnow
 from lstmq.errors import LstmqError, TransientError
-from producer.schedules.scan import ScanResult, scan_and_record
 from producer.schedules.enqueue import publish_pending
+from producer.schedules.scan import ScanResult, scan_and_record
 
 log = logging.getLogger("lstmq.schedule")
 
@@ -52,8 +52,9 @@ class RunReport:
     error: str | None = None
 
 
-def run_schedule(engine: Engine, app: Celery, schedule_id: int, trigger: str = "manual",
-                 reprocess: bool = False) -> RunReport:
+def run_schedule(
+    engine: Engine, app: Celery, schedule_id: int, trigger: str = "manual", reprocess: bool = False
+) -> RunReport:
     """Run a schedule once now. Raises only for a missing schedule or a service failure."""
     token = uuid.uuid4().hex
     sched, run_id = claim(engine, schedule_id, token, trigger)
@@ -85,17 +86,26 @@ def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[S
     with session_scope(engine) as session:
         # The write comes first: SQLite then waits for the write lock instead of failing a
         # read transaction that another run's commit made stale.
-        taken = session.execute(
-            update(Schedule).where(*free)
-            .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_S))
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        taken = (
+            session.execute(
+                update(Schedule)
+                .where(*free)
+                .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_S))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
         sched = get_schedule(session, schedule_id)
         if not taken and trigger == "beat" and sched.paused:
             return sched, None
-        run = ScheduleRun(schedule_id=schedule_id, trigger=trigger, state=RUNNING if taken else SKIPPED,
-                          problems=[] if taken else ["another run of this schedule was in progress"],
-                          started_at=now, finished_at=None if taken else now)
+        run = ScheduleRun(
+            schedule_id=schedule_id,
+            trigger=trigger,
+            state=RUNNING if taken else SKIPPED,
+            problems=[] if taken else ["another run of this schedule was in progress"],
+            started_at=now,
+            finished_at=None if taken else now,
+        )
         session.add(run)
         session.flush()
         return sched, run.id if taken else None
@@ -118,10 +128,20 @@ def _finish(engine: Engine, schedule_id: int, run_id: int, token: str, report: R
         problems = problems[:PROBLEMS_KEPT] + [f"... and {len(problems) - PROBLEMS_KEPT} more"]
     try:
         with session_scope(engine) as session:
-            session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(
-                state=report.state if report.state != RUNNING else FAILED, finished_at=utcnow(),
-                problems=problems, **report.scan.counts()))
-            session.execute(update(Schedule).where(Schedule.id == schedule_id, Schedule.lease_token == token)
-                            .values(lease_token=None, lease_until=None))
+            session.execute(
+                update(ScheduleRun)
+                .where(ScheduleRun.id == run_id)
+                .values(
+                    state=report.state if report.state != RUNNING else FAILED,
+                    finished_at=utcnow(),
+                    problems=problems,
+                    **report.scan.counts(),
+                )
+            )
+            session.execute(
+                update(Schedule)
+                .where(Schedule.id == schedule_id, Schedule.lease_token == token)
+                .values(lease_token=None, lease_until=None)
+            )
     except Exception:  # noqa: BLE001 - the lease runs out by itself; don't hide the first error
         log.exception("schedule run %s: could not record its end", run_id)

@@ -10,11 +10,11 @@ from sqlalchemy import Engine, insert, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
+from lstmq.readers.sources import Fields
 from producer.schedules.cursors import ReadPlan
+from producer.schedules.files import FileScan, match_files, scan_file
 from producer.schedules.ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
 from producer.schedules.roots import corpus_roots, within
-from producer.schedules.files import FileScan, match_files, scan_file
-from lstmq.readers.sources import Fields
 
 MAX_EXTERNAL_ID_CHARS = 512
 # New lines one run reads at most: bounds its memory, its transaction and so its duration
@@ -34,8 +34,14 @@ class ScanResult:
     job_id: str | None = None
 
     def counts(self) -> dict:
-        return {"files": self.files, "files_read": self.files_read, "queued": self.queued,
-                "skipped": self.skipped, "rejected": self.rejected, "job_id": self.job_id}
+        return {
+            "files": self.files,
+            "files_read": self.files_read,
+            "queued": self.queued,
+            "skipped": self.skipped,
+            "rejected": self.rejected,
+            "job_id": self.job_id,
+        }
 
 
 def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, reprocess: bool) -> ScanResult:
@@ -62,8 +68,15 @@ def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, re
     return result
 
 
-def _record_new(session, sched: Schedule, run_id: int, candidates: dict[str, Candidate], version: str,
-                reprocess: bool, result: ScanResult) -> None:
+def _record_new(
+    session,
+    sched: Schedule,
+    run_id: int,
+    candidates: dict[str, Candidate],
+    version: str,
+    reprocess: bool,
+    result: ScanResult,
+) -> None:
     fresh = unprocessed(session, sched.id, candidates, version, reprocess) if candidates else []
     result.skipped = len(candidates) - len(fresh)
     if fresh:
@@ -100,19 +113,28 @@ def _summarise(scans: list[FileScan], gone: list[str], matched: int) -> ScanResu
     return result
 
 
-def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], version: str,
-                result: ScanResult) -> str:
+def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], version: str, result: ScanResult) -> str:
     job_id = uuid.uuid4().hex
     sources = sorted({item.record.source for item in fresh})
-    session.add(Job(id=job_id, task=sched.task, model=sched.model, state=JOB_SUBMITTING, total=len(fresh),
-                    rejected=result.rejected, sources=sources, schedule_id=sched.id,
-                    options={"schedule": sched.name, "run_id": run_id, "model_version": version}))
+    session.add(
+        Job(
+            id=job_id,
+            task=sched.task,
+            model=sched.model,
+            state=JOB_SUBMITTING,
+            total=len(fresh),
+            rejected=result.rejected,
+            sources=sources,
+            schedule_id=sched.id,
+            options={"schedule": sched.name, "run_id": run_id, "model_version": version},
+        )
+    )
     session.flush()
     rows = [_document_row(job_id, n, item) for n, item in enumerate(fresh)]
     session.execute(insert(Document), rows)
     # Plain executemany then one SELECT: ~3x faster on PostgreSQL than INSERT ... RETURNING.
     ids = dict(session.execute(select(Document.external_id, Document.id).where(Document.job_id == job_id)).all())
-    record_ledger(session, sched.id, [(item, ids[row["external_id"]]) for item, row in zip(fresh, rows)], version)
+    record_ledger(session, sched.id, [(item, ids[row["external_id"]]) for item, row in zip(fresh, rows, strict=True)], version)
     result.queued = len(fresh)
     return job_id
 
@@ -120,5 +142,12 @@ def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], v
 def _document_row(job_id: str, record_no: int, item: Candidate) -> dict:
     record = item.record
     external = record.external_id or f"{record.source}:{record.line_no}"[-MAX_EXTERNAL_ID_CHARS:]
-    return {"job_id": job_id, "external_id": external, "source": record.source, "record_no": record_no,
-            "line_no": record.line_no, "content_hash": item.content_hash, "text": record.text}
+    return {
+        "job_id": job_id,
+        "external_id": external,
+        "source": record.source,
+        "record_no": record_no,
+        "line_no": record.line_no,
+        "content_hash": item.content_hash,
+        "text": record.text,
+    }

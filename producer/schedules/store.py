@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job, Schedule, ScheduleRun
-from producer.schedules.roots import check_glob
-from producer.schedules.files import file_format, match_files
 from lstmq.readers.sources import FORMATS
+from producer.schedules.files import file_format, match_files
+from producer.schedules.roots import check_glob
 from producer.schedules.timing import ScheduleError, ScheduleNotFound, Timing, check_name
 from producer.submit import check_model, check_task
 
@@ -41,13 +41,24 @@ def validate(new: NewSchedule) -> Schedule:
     pattern = os.path.abspath(os.path.expanduser(new.path))
     files = match_files(pattern)
     if not files:
-        raise ScheduleError(f"--path {new.path!r} matches no file (a glob such as 'corpus/*.jsonl' or 'corpus/**/*.jsonl')")
+        raise ScheduleError(
+            f"--path {new.path!r} matches no file (a glob such as 'corpus/*.jsonl' or 'corpus/**/*.jsonl')"
+        )
     check_glob(pattern, files)
     for path in files:
         file_format(path, new.format)  # InputError when the format cannot be told
     check_model(new.task, new.model)
-    return Schedule(name=new.name, path_glob=pattern, task=new.task, model=new.model, every_s=new.timing.every_s,
-                    cron=new.timing.cron, format=new.format, text_field=new.text_field, id_field=new.id_field)
+    return Schedule(
+        name=new.name,
+        path_glob=pattern,
+        task=new.task,
+        model=new.model,
+        every_s=new.timing.every_s,
+        cron=new.timing.cron,
+        format=new.format,
+        text_field=new.text_field,
+        id_field=new.id_field,
+    )
 
 
 def add_schedule(session: Session, new: NewSchedule) -> Schedule:
@@ -76,8 +87,11 @@ def timing_of(sched: Schedule) -> Timing:
 
 def list_schedules(session: Session) -> list[tuple[Schedule, ScheduleRun | None]]:
     """Every schedule with its latest run (or None)."""
-    latest = (select(ScheduleRun.schedule_id, func.max(ScheduleRun.id).label("run_id"))
-              .group_by(ScheduleRun.schedule_id).subquery())
+    latest = (
+        select(ScheduleRun.schedule_id, func.max(ScheduleRun.id).label("run_id"))
+        .group_by(ScheduleRun.schedule_id)
+        .subquery()
+    )
     rows = session.execute(
         select(Schedule, ScheduleRun)
         .outerjoin(latest, latest.c.schedule_id == Schedule.id)
@@ -103,13 +117,17 @@ def remove_schedule(session: Session, name: str) -> None:
 def history(session: Session, name: str, limit: int) -> tuple[Schedule, list[tuple[ScheduleRun, dict]]]:
     """The latest runs, newest first, each with its job's document counts by status."""
     sched = get_schedule(session, name)
-    runs = session.scalars(select(ScheduleRun).where(ScheduleRun.schedule_id == sched.id)
-                           .order_by(ScheduleRun.id.desc()).limit(limit)).all()
+    runs = session.scalars(
+        select(ScheduleRun).where(ScheduleRun.schedule_id == sched.id).order_by(ScheduleRun.id.desc()).limit(limit)
+    ).all()
     job_ids = [run.job_id for run in runs if run.job_id]
     counts: dict[str, dict] = {job_id: {DOC_PENDING: 0, DOC_DONE: 0, DOC_FAILED: 0} for job_id in job_ids}
     if job_ids:
-        rows = session.execute(select(Document.job_id, Document.status, func.count())
-                               .where(Document.job_id.in_(job_ids)).group_by(Document.job_id, Document.status))
+        rows = session.execute(
+            select(Document.job_id, Document.status, func.count())
+            .where(Document.job_id.in_(job_ids))
+            .group_by(Document.job_id, Document.status)
+        )
         for job_id, status, count in rows:
             counts[job_id][status] = count
     return sched, [(run, counts.get(run.job_id, {})) for run in runs]
@@ -120,4 +138,3 @@ def schedule_names(session: Session, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(session.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(set(ids)))).all())
-

@@ -63,7 +63,7 @@ def parse_cron(text: str) -> crontab:
             f"invalid cron expression {text!r}: expected 5 fields (minute hour day-of-month month day-of-week)"
         )
     try:
-        return crontab(**dict(zip(CRON_FIELDS, fields)))
+        return crontab(**dict(zip(CRON_FIELDS, fields, strict=True)))
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ScheduleError(f"invalid cron expression {text!r}: {exc}") from None
 

@@ -35,8 +35,9 @@ def plan_batches(lengths: Sequence[int], max_docs: int, max_cells: int | None = 
     return batches
 
 
-def shuffled_buckets(lengths: Sequence[int], batch_docs: int, rng: random.Random,
-                     pool_batches: int = 50) -> list[list[int]]:
+def shuffled_buckets(
+    lengths: Sequence[int], batch_docs: int, rng: random.Random, pool_batches: int = 50
+) -> list[list[int]]:
     """Training batches: shuffle, sort within pools of ``pool_batches`` batches, shuffle batches.
 
     Keeps batches length-homogeneous (cheap padding) while every epoch still sees a new mix.
@@ -46,8 +47,8 @@ def shuffled_buckets(lengths: Sequence[int], batch_docs: int, rng: random.Random
     pool = batch_docs * pool_batches
     batches = []
     for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[j:j + batch_docs] for j in range(0, len(chunk), batch_docs))
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[j : j + batch_docs] for j in range(0, len(chunk), batch_docs))
     rng.shuffle(batches)
     return batches
 
@@ -61,7 +62,7 @@ def pad(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> list[list[int]]:
 def scatter(batches: Sequence[Sequence[int]], results: Sequence[Sequence], size: int) -> list:
     """Put each batch's results back at their original positions."""
     out: list = [None] * size
-    for indices, values in zip(batches, results):
-        for i, value in zip(indices, values):
+    for indices, values in zip(batches, results, strict=True):
+        for i, value in zip(indices, values, strict=True):
             out[i] = value
     return out

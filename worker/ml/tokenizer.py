@@ -29,21 +29,27 @@ def _normalizer() -> normalizers.Normalizer:
     return normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
 
 
-def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 20000,
-                    min_frequency: int = 2) -> Tokenizer:
+def train_tokenizer(
+    texts: Iterable[str], kind: str = "word", vocab_size: int = 20000, min_frequency: int = 2
+) -> Tokenizer:
     """Learn a vocabulary from ``texts``; special tokens get ids 0 and 1."""
     if kind == "word":
         tok = Tokenizer(models.WordLevel(unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=[PAD, UNK], show_progress=False)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
+        )
     elif kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                      special_tokens=[PAD, UNK], show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=[PAD, UNK],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
     else:
         raise ValueError(f"tokenizer kind must be one of {KINDS}, not {kind!r}")
     tok.normalizer = _normalizer()
@@ -82,7 +88,7 @@ def encode_batch(tok: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[
     char_cap = max_tokens * CHARS_PER_TOKEN_BOUND
     clipped = [t[:char_cap] for t in texts]
     out = []
-    for text, clip, enc in zip(texts, clipped, tok.encode_batch(clipped, add_special_tokens=False)):
+    for text, clip, enc in zip(texts, clipped, tok.encode_batch(clipped, add_special_tokens=False), strict=True):
         ids = enc.ids
         out.append(Encoded(ids[:max_tokens], len(ids) > max_tokens or len(clip) < len(text)))
     return out

@@ -64,8 +64,9 @@ def phrase(spec: ObjSpec) -> str:
 def one_object(rng: random.Random, pair: tuple[str, str], p_size: float, p_pos: float) -> Scene:
     size, row, col = rng.choice(list(SIZES)), rng.randrange(3), rng.randrange(3)
     stated_size, stated_pos = rng.random() < p_size, rng.random() < p_pos
-    spec = ObjSpec(pair[0], pair[1], size if stated_size else None,
-                   row if stated_pos else None, col if stated_pos else None)
+    spec = ObjSpec(
+        pair[0], pair[1], size if stated_size else None, row if stated_pos else None, col if stated_pos else None
+    )
     caption = phrase(spec) + (f" {POSITION_PHRASES[(row, col)]}" if stated_pos else "")
     return Scene(caption, Spec((spec,)), (Obj(pair[0], pair[1], size, row, col),))
 
@@ -74,7 +75,7 @@ def two_objects(rng: random.Random, pairs: tuple[tuple[str, str], tuple[str, str
     relation = rng.choice(RELATIONS)
     shared = rng.randrange(3)  # the unnamed row (left/right) or column (above/below)
     specs, objs = [], []
-    for (colour, shape), (row, col) in zip(pairs, RELATION_CELLS[relation]):
+    for (colour, shape), (row, col) in zip(pairs, RELATION_CELLS[relation], strict=True):
         size = rng.choice(list(SIZES))
         specs.append(ObjSpec(colour, shape, size if rng.random() < p_size else None, row, col))
         objs.append(Obj(colour, shape, size, shared if row is None else row, shared if col is None else col))
@@ -82,8 +83,9 @@ def two_objects(rng: random.Random, pairs: tuple[tuple[str, str], tuple[str, str
     return Scene(caption, Spec(tuple(specs), relation), tuple(objs))
 
 
-def sample_scene(rng: random.Random, n_objects: int, held_out: bool | None = False,
-                 p_size: float = 0.5, p_pos: float = 0.5) -> Scene:
+def sample_scene(
+    rng: random.Random, n_objects: int, held_out: bool | None = False, p_size: float = 0.5, p_pos: float = 0.5
+) -> Scene:
     """One random scene. held_out=False: training pairs only; True: (one of) the objects is a
     held-out colour-shape pair; None: any pair."""
     train, any_pairs = all_pairs(False), all_pairs(None)
@@ -120,7 +122,12 @@ def realise(spec: Spec, rng: random.Random) -> tuple[Obj, ...]:
     one = len(spec.objects) == 1
     cell = (rng.randrange(3), rng.randrange(3)) if one else (shared, shared)
     return tuple(
-        Obj(o.colour, o.shape, o.size or rng.choice(list(SIZES)),
-            cell[0] if o.row is None else o.row, cell[1] if o.col is None else o.col)
+        Obj(
+            o.colour,
+            o.shape,
+            o.size or rng.choice(list(SIZES)),
+            cell[0] if o.row is None else o.row,
+            cell[1] if o.col is None else o.col,
+        )
         for o in spec.objects
     )

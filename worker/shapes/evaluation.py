@@ -34,7 +34,7 @@ def eval_sets(n: int, seed: int = EVAL_SEED) -> dict[str, list[Scene]]:
 def score_set(generate: Generate, scenes: list[Scene], seed: int) -> dict:
     tally = Tally()
     images = generate([s.caption for s in scenes], seed)
-    for scene, image in zip(scenes, images):
+    for scene, image in zip(scenes, images, strict=True):
         score(scene.spec, parse(image), tally)
     rates = tally.rates()
     return {"n": len(scenes), "exact": rates.pop("exact"), "attributes": rates}
@@ -54,12 +54,19 @@ def diversity(generate: Generate, scenes: list[Scene], seed: int, k: int = DIVER
     for attribute, m in OPEN_VALUES.items():
         chosen = [s for s in scenes if attribute in s.spec.unspecified][:25]
         images = generate([s.caption for s in chosen for _ in range(k)], seed)
-        distinct = [len({open_value(s.spec, attribute, im) for im in images[i * k:(i + 1) * k]} - {None})
-                    for i, s in enumerate(chosen)]
+        distinct = [
+            len({open_value(s.spec, attribute, im) for im in images[i * k : (i + 1) * k]} - {None})
+            for i, s in enumerate(chosen)
+        ]
         expected = m * (1 - (1 - 1 / m) ** k)
         mean = sum(distinct) / max(1, len(distinct))
-        report[attribute] = {"captions": len(chosen), "samples": k, "mean_distinct": round(mean, 3),
-                             "world_expected": round(expected, 3), "ratio": round(mean / expected, 3)}
+        report[attribute] = {
+            "captions": len(chosen),
+            "samples": k,
+            "mean_distinct": round(mean, 3),
+            "world_expected": round(expected, 3),
+            "ratio": round(mean / expected, 3),
+        }
     return report
 
 
@@ -72,7 +79,9 @@ def evaluate(generate: Generate, n: int = 200, seed: int = EVAL_SEED) -> dict:
 
 def ground_truth_generator(specs_by_caption: dict[str, Spec]) -> Generate:
     """Renders each caption exactly (open attributes drawn at random): the oracle's own check."""
+
     def generate(captions: Sequence[str], seed: int) -> list:
         rng = random.Random(seed)
         return [render(realise(specs_by_caption[c], rng)) for c in captions]
+
     return generate

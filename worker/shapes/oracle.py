@@ -36,8 +36,13 @@ class Found:
 @lru_cache(maxsize=1)
 def templates() -> tuple[list[Obj], np.ndarray]:
     """Every single-object drawing and its mask: (72,) objects, (72, 4096) bool."""
-    objs = [Obj("white", shape, size, row, col)
-            for shape in SHAPES for size in SIZES for row in range(3) for col in range(3)]
+    objs = [
+        Obj("white", shape, size, row, col)
+        for shape in SHAPES
+        for size in SIZES
+        for row in range(3)
+        for col in range(3)
+    ]
     masks = np.stack([np.asarray(render([o])).max(axis=2).reshape(-1) > 0 for o in objs])
     return objs, masks
 
@@ -55,8 +60,9 @@ def components(foreground: np.ndarray) -> np.ndarray:
     labels = np.where(foreground, np.arange(1, h * w + 1).reshape(h, w), big)
     while True:
         padded = np.pad(labels, 1, constant_values=big)
-        neighbours = np.minimum.reduce([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2],
-                                        padded[1:-1, 2:], labels])
+        neighbours = np.minimum.reduce(
+            [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:], labels]
+        )
         new = np.where(foreground, neighbours, big)
         if np.array_equal(new, labels):
             return np.where(foreground, labels, 0)
@@ -82,5 +88,5 @@ def parse(image) -> list[Found]:
     colour_labels = palette_labels(array)
     labels = components(colour_labels > 0)
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
-    blobs = [labels == i for i, n in sorted(zip(ids, counts), key=lambda t: -t[1]) if n >= MIN_OBJECT_PIXELS]
+    blobs = [labels == i for i, n in sorted(zip(ids, counts, strict=True), key=lambda t: -t[1]) if n >= MIN_OBJECT_PIXELS]
     return [classify_blob(mask, colour_labels) for mask in blobs]

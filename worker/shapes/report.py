@@ -17,12 +17,19 @@ def print_report(report: dict) -> None:
         table.add_column(column, justify="left" if column == "caption set" else "right")
     for s in SETS:
         row = report[s]
-        table.add_row(s, str(row["n"]), f"{row['exact']:.1%}", f"{TARGETS[s]:.0%}",
-                      *[f"{row['attributes'][a]:.1%}" if a in row["attributes"] else "-" for a in attributes])
+        table.add_row(
+            s,
+            str(row["n"]),
+            f"{row['exact']:.1%}",
+            f"{TARGETS[s]:.0%}",
+            *[f"{row['attributes'][a]:.1%}" if a in row["attributes"] else "-" for a in attributes],
+        )
     console.print(table)
     for attribute, d in report["diversity"].items():
-        console.print(f"diversity of open {attribute}: {d['mean_distinct']} distinct values in {d['samples']} "
-                      f"samples per caption (the world itself: {d['world_expected']}; ratio {d['ratio']})")
+        console.print(
+            f"diversity of open {attribute}: {d['mean_distinct']} distinct values in {d['samples']} "
+            f"samples per caption (the world itself: {d['world_expected']}; ratio {d['ratio']})"
+        )
 
 
 def markdown_table(report: dict) -> str:
@@ -33,8 +40,10 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| {s} | {row['n']} | **{row['exact']:.1%}** | {TARGETS[s]:.0%} | {attrs} |")
     lines.append("")
     for attribute, d in report["diversity"].items():
-        lines.append(f"- open {attribute}: {d['mean_distinct']} distinct values per {d['samples']} samples "
-                     f"(uniform world: {d['world_expected']}, ratio {d['ratio']}) over {d['captions']} captions")
+        lines.append(
+            f"- open {attribute}: {d['mean_distinct']} distinct values per {d['samples']} samples "
+            f"(uniform world: {d['world_expected']}, ratio {d['ratio']}) over {d['captions']} captions"
+        )
     return "\n".join(lines)
 
 
@@ -70,5 +79,4 @@ green circle, cyan triangle, blue square, purple diamond, white circle).
 def write_card(path, name: str, training: dict, report: dict | None) -> None:
     lines = "\n".join(f"- {k}: `{v}`" for k, v in training.items())
     evaluation = markdown_table(report) if report else "Not evaluated (no oracle for user data)."
-    (path / "MODEL_CARD.md").write_text(CARD.format(name=name, training=lines, evaluation=evaluation),
-                                        encoding="utf-8")
+    (path / "MODEL_CARD.md").write_text(CARD.format(name=name, training=lines, evaluation=evaluation), encoding="utf-8")

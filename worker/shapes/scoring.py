@@ -33,13 +33,16 @@ class Tally:
 
 def object_checks(spec_obj, found: Found | None) -> dict[str, bool]:
     """attribute -> right?, for the attributes this object's caption states."""
-    checks = {"colour": found is not None and found.colour == spec_obj.colour,
-              "shape": found is not None and found.shape == spec_obj.shape}
+    checks = {
+        "colour": found is not None and found.colour == spec_obj.colour,
+        "shape": found is not None and found.shape == spec_obj.shape,
+    }
     if spec_obj.size is not None:
         checks["size"] = found is not None and found.size == spec_obj.size
     if spec_obj.row is not None or spec_obj.col is not None:
         checks["position"] = found is not None and all(
-            want is None or want == got for want, got in ((spec_obj.row, found.row), (spec_obj.col, found.col)))
+            want is None or want == got for want, got in ((spec_obj.row, found.row), (spec_obj.col, found.col))
+        )
     return checks
 
 
@@ -57,8 +60,10 @@ def best_assignment(spec: Spec, found: list[Found]) -> tuple[Found | None, ...]:
     """The found objects (in caption order) that agree with the caption on most attributes."""
     n = len(spec.objects)
     pool: list[Found | None] = list(found[: n + 2]) + [None] * n
+
     def agreement(combo):
-        return sum(sum(object_checks(s, f).values()) for s, f in zip(spec.objects, combo))
+        return sum(sum(object_checks(s, f).values()) for s, f in zip(spec.objects, combo, strict=True))
+
     return max(permutations(pool, n), key=agreement)
 
 
@@ -68,7 +73,7 @@ def score(spec: Spec, found: list[Found], tally: Tally | None = None) -> bool:
     ok = len(found) == len(spec.objects)
     if tally is not None:
         tally.add("count", ok)
-    for spec_obj, f in zip(spec.objects, combo):
+    for spec_obj, f in zip(spec.objects, combo, strict=True):
         for attribute, right in object_checks(spec_obj, f).items():
             ok &= right
             if tally is not None:

@@ -39,10 +39,18 @@ POSITION_PHRASES: dict[tuple[int, int], str] = {  # (row, column) -> phrase
 }
 RELATIONS = ("to the left of", "to the right of", "above", "below")
 # Never in a training caption; the model must still draw them (compositional generalisation).
-HELD_OUT_PAIRS = frozenset({
-    ("red", "triangle"), ("orange", "square"), ("yellow", "diamond"), ("green", "circle"),
-    ("cyan", "triangle"), ("blue", "square"), ("purple", "diamond"), ("white", "circle"),
-})
+HELD_OUT_PAIRS = frozenset(
+    {
+        ("red", "triangle"),
+        ("orange", "square"),
+        ("yellow", "diamond"),
+        ("green", "circle"),
+        ("cyan", "triangle"),
+        ("blue", "square"),
+        ("purple", "diamond"),
+        ("white", "circle"),
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -75,16 +75,33 @@ def stored_state(model: torch.nn.Module, dtype: str) -> dict[str, torch.Tensor]:
 
 def loaded_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """What ``stored_state`` wrote, back as float32 tensors."""
-    return {name: dequantize_rows(t, state[name + SCALE_SUFFIX]) if name + SCALE_SUFFIX in state else t.float()
-            for name, t in state.items() if not name.endswith(SCALE_SUFFIX)}
+    return {
+        name: dequantize_rows(t, state[name + SCALE_SUFFIX]) if name + SCALE_SUFFIX in state else t.float()
+        for name, t in state.items()
+        if not name.endswith(SCALE_SUFFIX)
+    }
 
 
-def save_artifact(path: Path, model: Ensemble, tokenizer: Tokenizer, labels: list[str], max_tokens: int,
-                  extra: dict | None = None, dtype: str = "float16") -> Path:
+def save_artifact(
+    path: Path,
+    model: Ensemble,
+    tokenizer: Tokenizer,
+    labels: list[str],
+    max_tokens: int,
+    extra: dict | None = None,
+    dtype: str = "float16",
+) -> Path:
     """Write the artifact into ``path`` (replaced atomically if it exists)."""
     round_to_dtype(model, dtype)
-    config = {"format": FORMAT_VERSION, "kind": "classifier", "labels": list(labels), "max_tokens": max_tokens,
-              "architecture": model.cfg.to_dict(), "weights_dtype": dtype, **(extra or {})}
+    config = {
+        "format": FORMAT_VERSION,
+        "kind": "classifier",
+        "labels": list(labels),
+        "max_tokens": max_tokens,
+        "architecture": model.cfg.to_dict(),
+        "weights_dtype": dtype,
+        **(extra or {}),
+    }
     state = stored_state(model, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -42,13 +42,21 @@ def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS, rounds: int
     for _ in range(rounds):
         singles.append(_docs_per_s(lambda ts: [clf.predict([t]) for t in ts], texts[: single_docs // rounds]))
         batched.append(_docs_per_s(clf.predict, texts))
-    return {"model": clf.name, "version": clf.version, "device": str(clf.device), "docs": len(texts),
-            "batch": clf.batch_docs, "batch1_docs_s": max(singles), "batched_docs_s": max(batched),
-            "ratio": max(batched) / max(singles)}
+    return {
+        "model": clf.name,
+        "version": clf.version,
+        "device": str(clf.device),
+        "docs": len(texts),
+        "batch": clf.batch_docs,
+        "batch1_docs_s": max(singles),
+        "batched_docs_s": max(batched),
+        "ratio": max(batched) / max(singles),
+    }
 
 
-def bench_models(names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None,
-                 device: str = "auto") -> list[dict]:
+def bench_models(
+    names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None, device: str = "auto"
+) -> list[dict]:
     from lstmq.modelstore import installed_models
     from worker.ml.classifier.inference import load_classifier
     from worker.ml.readers import read_records
@@ -68,11 +76,26 @@ def print_bench(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("model", "device", "docs", "batch 1 docs/s", "batched docs/s", "batch", "ratio",
-                  title=f"classifier speed (torch threads {torch.get_num_threads()})")
+    table = Table(
+        "model",
+        "device",
+        "docs",
+        "batch 1 docs/s",
+        "batched docs/s",
+        "batch",
+        "ratio",
+        title=f"classifier speed (torch threads {torch.get_num_threads()})",
+    )
     for r in rows:
-        table.add_row(r["model"], r["device"], str(r["docs"]), f"{r['batch1_docs_s']:.0f}",
-                      f"{r['batched_docs_s']:.0f}", str(r["batch"]), f"{r['ratio']:.1f}x")
+        table.add_row(
+            r["model"],
+            r["device"],
+            str(r["docs"]),
+            f"{r['batch1_docs_s']:.0f}",
+            f"{r['batched_docs_s']:.0f}",
+            str(r["batch"]),
+            f"{r['ratio']:.1f}x",
+        )
     Console().print(table)
 
 

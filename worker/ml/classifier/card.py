@@ -25,7 +25,7 @@ def _metrics_table(report: dict) -> list[str]:
 def _confusion_table(report: dict) -> list[str]:
     labels = report["labels"]
     lines = ["| gold \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    for label, row in zip(labels, report["confusion"]):
+    for label, row in zip(labels, report["confusion"], strict=True):
         lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
     return lines
 
@@ -42,7 +42,10 @@ def render_card(name: str, version: str, config: dict, report: dict, member_acc:
         "",
         "## How it was made",
         "",
-        "```", t["command"], "```", "",
+        "```",
+        t["command"],
+        "```",
+        "",
         f"- Train: `{t['train_file']}`, {t['train_rows']} rows {t['train_counts']}, fingerprint `{t['data_fingerprint']}`",
         f"- Dev: `{t['dev_file']}`, {t['dev_rows']} rows {t['dev_counts']}",
         f"- Hyper-parameters: {hp}",

@@ -26,8 +26,14 @@ def _train_options(func):
     for f in reversed(train_fields()):
         kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
         default = None if f.default is MISSING else f.default
-        func = click.option("--" + f.name.replace("_", "-"), f.name, type=kind, default=default,
-                            show_default=True, help=HELP.get(f.name))(func)
+        func = click.option(
+            "--" + f.name.replace("_", "-"),
+            f.name,
+            type=kind,
+            default=default,
+            show_default=True,
+            help=HELP.get(f.name),
+        )(func)
     return func
 
 
@@ -37,8 +43,11 @@ def _train_options(func):
 @click.option("--dev", "dev_file", type=FILE, required=True, help="dev split: early stopping and metrics")
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="artifact directory "
-              "(default: LSTMQ_MODEL_DIR/NAME, which shadows a shipped model of that name)")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="artifact directory (default: LSTMQ_MODEL_DIR/NAME, which shadows a shipped model of that name)",
+)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 @_train_options
@@ -52,8 +61,17 @@ def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, o
     set_threads(threads)
     out = out or get_settings().user_model_dir / name
     with TrainProgress() as progress:
-        report = train_and_save(name, train_file, dev_file, out, TrainConfig(**hp), device,
-                                (text_field, label_field), progress, _command_line(ctx))
+        report = train_and_save(
+            name,
+            train_file,
+            dev_file,
+            out,
+            TrainConfig(**hp),
+            device,
+            (text_field, label_field),
+            progress,
+            _command_line(ctx),
+        )
     click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
 
 
@@ -115,8 +133,17 @@ def models(as_json):
 
     good, broken = scan_models()
     if as_json:
-        rows = [{"name": m.name, "version": m.version, "kind": m.kind, "labels": m.labels,
-                 "metrics": m.metrics, "path": str(m.path)} for m in good]
+        rows = [
+            {
+                "name": m.name,
+                "version": m.version,
+                "kind": m.kind,
+                "labels": m.labels,
+                "metrics": m.metrics,
+                "path": str(m.path),
+            }
+            for m in good
+        ]
         click.echo(json.dumps({"models": rows, "broken": [dict(name=n, error=e) for n, e in broken]}, indent=2))
     else:
         print_models(good, broken)

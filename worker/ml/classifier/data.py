@@ -25,7 +25,7 @@ class Labelled:
     def fingerprint(self) -> str:
         """sha256 (16 hex) over (text, label) rows in order: identifies the training data."""
         digest = hashlib.sha256()
-        for text, label in zip(self.texts, self.labels):
+        for text, label in zip(self.texts, self.labels, strict=True):
             digest.update(json.dumps([text, label]).encode())
             digest.update(b"\n")
         return digest.hexdigest()[:16]

@@ -20,8 +20,8 @@ import torch
 
 from lstmq.errors import ConfigError
 from lstmq.modelstore import find_model
-from worker.ml.classifier.artifact import load_artifact
 from worker.ml.batching import pad, plan_batches, scatter
+from worker.ml.classifier.artifact import load_artifact
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
 BATCH_DOCS = 256  # documents per forward pass
@@ -63,8 +63,17 @@ def resolve_autocast(autocast: str, device: torch.device) -> torch.dtype | None:
 
 
 class Classifier:
-    def __init__(self, name: str, version: str, model, tokenizer, labels: list[str], max_tokens: int,
-                 device: torch.device, autocast_dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        model,
+        tokenizer,
+        labels: list[str],
+        max_tokens: int,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None = None,
+    ):
         self.name, self.version, self.labels, self.max_tokens = name, version, list(labels), max_tokens
         self.device, self.autocast_dtype = device, autocast_dtype
         self.model = model.to(device).eval()
@@ -78,7 +87,7 @@ class Classifier:
         encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
         ids = [e.ids or [UNK_ID] for e in encoded]
         probs = self._probs(ids)
-        for i, enc, p in zip(todo, encoded, probs):
+        for i, enc, p in zip(todo, encoded, probs, strict=True):
             results[i] = self._prediction(p, _flags(enc))
         return results
 
@@ -89,8 +98,11 @@ class Classifier:
     def _forward(self, ids: list[list[int]]) -> list[list[float]]:
         lengths = torch.tensor([len(x) for x in ids])
         batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
-        amp = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
-               else contextlib.nullcontext())
+        amp = (
+            torch.autocast(self.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), amp:
             return self.model(batch, lengths).float().cpu().tolist()  # (B, C)
 
@@ -124,8 +136,16 @@ def load_classifier(name: str, device: str = "auto", autocast: str = "auto") -> 
     if key not in _CACHE:
         info = find_model(name)
         model, tokenizer, config = load_artifact(info.path)
-        _CACHE[key] = Classifier(info.name, info.version, model, tokenizer, info.labels, info.max_tokens,
-                                 dev, resolve_autocast(autocast, dev))
+        _CACHE[key] = Classifier(
+            info.name,
+            info.version,
+            model,
+            tokenizer,
+            info.labels,
+            info.max_tokens,
+            dev,
+            resolve_autocast(autocast, dev),
+        )
     return _CACHE[key]
 
 

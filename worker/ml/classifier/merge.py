@@ -27,7 +27,7 @@ def _compatible(paths: list[Path]) -> list[tuple]:
     loaded = [load_artifact(p) for p in paths]
     first_tok = (paths[0] / "tokenizer.json").read_bytes()
     base = {**loaded[0][2]["architecture"], "members": 0}
-    for path, (_, _, config) in zip(paths, loaded):
+    for path, (_, _, config) in zip(paths, loaded, strict=True):
         if (path / "tokenizer.json").read_bytes() != first_tok:
             raise ArtifactError(f"{path}: tokenizer differs from {paths[0]}'s; cannot merge")
         if {**config["architecture"], "members": 0} != base or config["labels"] != loaded[0][2]["labels"]:
@@ -35,16 +35,22 @@ def _compatible(paths: list[Path]) -> list[tuple]:
     return loaded
 
 
-def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_dtype: str | None = None,
-          vocab_size: int | None = None) -> dict:
+def merge(
+    out: Path,
+    sources: list[Path],
+    dev_file: Path,
+    command: str,
+    weights_dtype: str | None = None,
+    vocab_size: int | None = None,
+) -> dict:
     import torch
 
     from lstmq.modelstore import version_id
     from worker.ml.classifier.artifact import round_to_dtype, save_artifact
+    from worker.ml.classifier.card import render_card
     from worker.ml.classifier.data import read_labelled
     from worker.ml.classifier.metrics import classification_report, summary
     from worker.ml.classifier.model import Ensemble
-    from worker.ml.classifier.card import render_card
     from worker.ml.classifier.train import _argmax_labels, encode_ids, predict_probs
 
     loaded = _compatible(sources)
@@ -54,7 +60,7 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_
     if vocab_size is not None and vocab_size < arch.vocab_size:
         tokenizer, arch = _cut(tokenizer, vocab_size), replace(arch, vocab_size=vocab_size)
     ensemble = Ensemble(arch)
-    for slot, member in zip(ensemble.members, members):
+    for slot, member in zip(ensemble.members, members, strict=True):
         state = member.state_dict()
         state["embed.weight"] = state["embed.weight"][: arch.vocab_size]  # the kept words' rows
         slot.load_state_dict(state)
@@ -65,14 +71,19 @@ def merge(out: Path, sources: list[Path], dev_file: Path, command: str, weights_
     report = classification_report(dev.labels, _argmax_labels(probs, config0["labels"]), config0["labels"])
     trainings = [cfg["training"] for _, _, cfg in loaded]
     accs = [a for t in trainings for a in t["member_dev_accuracy"]]
-    training = {**trainings[0], "command": "\n".join([t["command"] for t in trainings] + [command]),
-                "seconds": sum(t["seconds"] for t in trainings), "member_dev_accuracy": accs,
-                "merged_from": [str(s) for s in sources]}
+    training = {
+        **trainings[0],
+        "command": "\n".join([t["command"] for t in trainings] + [command]),
+        "seconds": sum(t["seconds"] for t in trainings),
+        "member_dev_accuracy": accs,
+        "merged_from": [str(s) for s in sources],
+    }
     extra = {"name": config0.get("name", out.name), "training": training, "metrics": {"dev": summary(report)}}
     save_artifact(out, ensemble, tokenizer, config0["labels"], config0["max_tokens"], extra, dtype)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    (out / "MODEL_CARD.md").write_text(render_card(extra["name"], version_id(out), config, report, accs),
-                                       encoding="utf-8")
+    (out / "MODEL_CARD.md").write_text(
+        render_card(extra["name"], version_id(out), config, report, accs), encoding="utf-8"
+    )
     return report
 
 
@@ -88,10 +99,16 @@ def _cut(tokenizer, size: int):
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--dev", "dev_file", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@click.option("--weights-dtype", help="Stored precision of the ensemble (default: the first source's): "
-              "float16 | float32 | int8-embeddings | int8.")
-@click.option("--vocab-size", type=click.IntRange(min=3), help="Keep only the N most frequent words of a "
-              "word-level vocabulary (the others read as [UNK]); shrinks every member's embedding table.")
+@click.option(
+    "--weights-dtype",
+    help="Stored precision of the ensemble (default: the first source's): float16 | float32 | int8-embeddings | int8.",
+)
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=3),
+    help="Keep only the N most frequent words of a "
+    "word-level vocabulary (the others read as [UNK]); shrinks every member's embedding table.",
+)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
 def main(out, dev_file, weights_dtype, vocab_size, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""

@@ -9,7 +9,7 @@ def confusion(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[
     """matrix[i][j] = rows with gold labels[i] predicted labels[j]; unpredicted rows count nowhere."""
     index = {label: i for i, label in enumerate(labels)}
     matrix = [[0] * len(labels) for _ in labels]
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=True):
         if g in index and p in index:
             matrix[index[g]][index[p]] += 1
     return matrix
@@ -28,9 +28,13 @@ def classification_report(gold: Sequence[str], pred: Sequence[str | None], label
         predicted = sum(row[i] for row in matrix)
         support = sum(1 for g in gold if g == label)
         precision, recall = _ratio(tp, predicted), _ratio(tp, support)
-        per_class[label] = {"precision": precision, "recall": recall,
-                            "f1": _ratio(2 * precision * recall, precision + recall), "support": support}
-    correct = sum(1 for g, p in zip(gold, pred) if g == p)
+        per_class[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": _ratio(2 * precision * recall, precision + recall),
+            "support": support,
+        }
+    correct = sum(1 for g, p in zip(gold, pred, strict=True) if g == p)
     return {
         "rows": len(gold),
         "accuracy": _ratio(correct, len(gold)),
@@ -45,7 +49,6 @@ def classification_report(gold: Sequence[str], pred: Sequence[str | None], label
 
 def summary(report: dict) -> dict:
     """The few numbers stored in config.json metrics."""
-    out = {"accuracy": round(report["accuracy"], 5), "macro_f1": round(report["macro_f1"], 5),
-           "rows": report["rows"]}
+    out = {"accuracy": round(report["accuracy"], 5), "macro_f1": round(report["macro_f1"], 5), "rows": report["rows"]}
     out["f1"] = {k: round(v["f1"], 5) for k, v in report["per_class"].items()}
     return out

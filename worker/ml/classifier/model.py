@@ -47,8 +47,14 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.pad_id)
-        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden_dim, num_layers=cfg.num_layers, batch_first=True,
-                            bidirectional=True, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            num_layers=cfg.num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
         width = 2 * cfg.hidden_dim
         pooled = 2 * width if cfg.pooling == "maxmean" else width
         self.attn = nn.Linear(width, 1) if cfg.pooling == "attention" else None
@@ -61,7 +67,7 @@ class LSTMClassifier(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])  # (B, T, 2H)
-        mask = (torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None])
+        mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
         return self.head(self.drop(self._pool(h, mask.unsqueeze(-1))))  # (B, C)
 
     def _pool(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -11,34 +11,54 @@ import torch
 from lstmq.errors import InputError
 from lstmq.modelstore import valid_name, version_id
 from worker.ml.classifier.artifact import check_dtype, save_artifact
+from worker.ml.classifier.card import hardware, render_card
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import read_labelled
 from worker.ml.classifier.inference import load_classifier, resolve_device
 from worker.ml.classifier.metrics import classification_report, summary
-from worker.ml.classifier.card import hardware, render_card
-from worker.ml.readers import read_records
 from worker.ml.classifier.train import Progress, train_classifier
+from worker.ml.readers import read_records
 
 PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
 
 
-def train_and_save(name: str, train_file: Path, dev_file: Path, out: Path, cfg: TrainConfig, device: str,
-                   fields: tuple[str, str] = ("text", "label"), progress: Progress = lambda e: None,
-                   command: str = "") -> dict:
+def train_and_save(
+    name: str,
+    train_file: Path,
+    dev_file: Path,
+    out: Path,
+    cfg: TrainConfig,
+    device: str,
+    fields: tuple[str, str] = ("text", "label"),
+    progress: Progress = lambda e: None,
+    command: str = "",
+) -> dict:
     """Train, write the artifact and its MODEL_CARD.md into ``out``; returns the dev report."""
     if not valid_name(name):
         raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
     check_dtype(cfg.weights_dtype)  # before training, not after an hour of it
     train, dev = read_labelled(train_file, *fields), read_labelled(dev_file, *fields)
     run_device = resolve_device(device)
-    base = {"command": command, "train_file": str(train_file), "dev_file": str(dev_file), "train_rows": min(len(train), cfg.max_train_rows or len(train)),
-            "dev_rows": len(dev), "train_counts": train.counts(), "dev_counts": dev.counts(),
-            "data_fingerprint": train.fingerprint(), "hyperparameters": cfg.to_dict(),
-            "hardware": hardware(run_device)}
+    base = {
+        "command": command,
+        "train_file": str(train_file),
+        "dev_file": str(dev_file),
+        "train_rows": min(len(train), cfg.max_train_rows or len(train)),
+        "dev_rows": len(dev),
+        "train_counts": train.counts(),
+        "dev_counts": dev.counts(),
+        "data_fingerprint": train.fingerprint(),
+        "hyperparameters": cfg.to_dict(),
+        "hardware": hardware(run_device),
+    }
 
     def save(result) -> None:  # after every ensemble member, so a long run has a usable model early
-        training = {**base, "seconds": round(result.seconds, 1), "member_dev_accuracy": result.member_dev_accuracy,
-                    "members_trained": len(result.member_dev_accuracy)}
+        training = {
+            **base,
+            "seconds": round(result.seconds, 1),
+            "member_dev_accuracy": result.member_dev_accuracy,
+            "members_trained": len(result.member_dev_accuracy),
+        }
         extra = {"name": name, "training": training, "metrics": {"dev": summary(result.dev_report)}}
         save_artifact(out, result.model, result.tokenizer, result.labels, cfg.max_tokens, extra, cfg.weights_dtype)
         config = json.loads((out / "config.json").read_text(encoding="utf-8"))
@@ -71,7 +91,7 @@ def predict_lines(model: str, file: Path, device: str = "auto") -> Iterator[str]
 
 def _predict_chunk(clf, records) -> Iterator[str]:
     texts = [r.text if r.error is None else "" for r in records]
-    for record, pred in zip(records, clf.predict(texts)):
+    for record, pred in zip(records, clf.predict(texts), strict=True):
         out = {"id": record.id, "label": pred.label, "score": None if pred.score is None else round(pred.score, 6)}
         if pred.flags:
             out["flags"] = pred.flags

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from lstmq.errors import InputError
-from worker.ml.classifier.artifact import round_to_dtype
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
+from worker.ml.classifier.artifact import round_to_dtype
 from worker.ml.classifier.config import CLASS_WEIGHTS, TrainConfig
 from worker.ml.classifier.data import Labelled
 from worker.ml.classifier.metrics import classification_report
@@ -80,8 +80,15 @@ def _word_dropout(batch: torch.Tensor, p: float, gen: torch.Generator) -> torch.
     return batch.masked_fill(drop.to(batch.device), UNK_ID)
 
 
-def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: int, device: torch.device,
-                 progress: Progress, deadline: float | None) -> tuple[LSTMClassifier, float, list[dict], bool]:
+def train_member(
+    arch: ClassifierConfig,
+    cfg: TrainConfig,
+    data: tuple,
+    member: int,
+    device: torch.device,
+    progress: Progress,
+    deadline: float | None,
+) -> tuple[LSTMClassifier, float, list[dict], bool]:
     """One classifier, early-stopped on dev accuracy -> (best model, best acc, history, finished).
 
     ``finished`` is False when ``deadline`` (a perf_counter time) cut training short.
@@ -94,8 +101,9 @@ def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_y, arch.num_labels, cfg.class_weight, device),
-                                  label_smoothing=cfg.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=class_weights(train_y, arch.num_labels, cfg.class_weight, device), label_smoothing=cfg.label_smoothing
+    )
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     lengths = [len(x) for x in train_ids]
     tracker = _Best(cfg.patience)
@@ -105,8 +113,10 @@ def train_member(arch: ClassifierConfig, cfg: TrainConfig, data: tuple, member: 
             seqs = [train_ids[i] for i in idx]
             model.train()
             batch = _word_dropout(torch.tensor(pad(seqs)), cfg.word_dropout, gen).to(device)
-            loss = loss_fn(model(batch, torch.tensor([len(s) for s in seqs])),
-                           torch.tensor([train_y[i] for i in idx], device=device))
+            loss = loss_fn(
+                model(batch, torch.tensor([len(s) for s in seqs])),
+                torch.tensor([train_y[i] for i in idx], device=device),
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -151,7 +161,7 @@ class _Best:
 
 def _accuracy(model, ids, y, device) -> float:
     probs = predict_probs(model, ids, device)
-    return sum(1 for p, g in zip(probs, y) if max(range(len(p)), key=p.__getitem__) == g) / len(y)
+    return sum(1 for p, g in zip(probs, y, strict=True) if max(range(len(p)), key=p.__getitem__) == g) / len(y)
 
 
 def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
@@ -164,22 +174,32 @@ def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
     labels = sorted(set(train.labels))
     unknown = sorted(set(dev.labels) - set(labels))
     if len(labels) < 2 or unknown:
-        raise InputError(f"need >= 2 training labels covering dev; dev has unseen labels {unknown}"
-                         if unknown else "training data needs at least 2 distinct labels")
+        raise InputError(
+            f"need >= 2 training labels covering dev; dev has unseen labels {unknown}"
+            if unknown
+            else "training data needs at least 2 distinct labels"
+        )
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = train_tokenizer(train.texts, cfg.tokenizer, cfg.vocab_size, cfg.min_frequency)
     train_ids, dev_ids = (encode_ids(tokenizer, d.texts, cfg.max_tokens) for d in (train, dev))
     data = (train_ids, [index[x] for x in train.labels], dev_ids, [index[x] for x in dev.labels])
-    arch = ClassifierConfig(vocab_size=tokenizer.get_vocab_size(), num_labels=len(labels), embed_dim=cfg.embed_dim,
-                            hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers, dropout=cfg.dropout,
-                            pooling=cfg.pooling, members=cfg.members)
+    arch = ClassifierConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        num_labels=len(labels),
+        embed_dim=cfg.embed_dim,
+        hidden_dim=cfg.hidden_dim,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
+        pooling=cfg.pooling,
+        members=cfg.members,
+    )
     return labels, tokenizer, arch, data
 
 
 def _assemble(arch, members, cfg, labels, tokenizer, dev: Labelled, dev_ids, device) -> TrainResult:
     """The finished members as one Ensemble, rounded to the stored dtype, with its dev report."""
     ensemble = Ensemble(replace(arch, members=len(members)))
-    for slot, member in zip(ensemble.members, members):
+    for slot, member in zip(ensemble.members, members, strict=True):
         slot.load_state_dict(member.state_dict())
     round_to_dtype(ensemble, cfg.weights_dtype)
     ensemble = ensemble.to(device).eval()
@@ -187,9 +207,14 @@ def _assemble(arch, members, cfg, labels, tokenizer, dev: Labelled, dev_ids, dev
     return TrainResult(ensemble.cpu(), tokenizer, labels, classification_report(dev.labels, preds, labels), [])
 
 
-def train_classifier(train: Labelled, dev: Labelled, cfg: TrainConfig, device: torch.device,
-                     progress: Progress = lambda event: None,
-                     on_member: Callable[[TrainResult], None] = lambda result: None) -> TrainResult:
+def train_classifier(
+    train: Labelled,
+    dev: Labelled,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: Progress = lambda event: None,
+    on_member: Callable[[TrainResult], None] = lambda result: None,
+) -> TrainResult:
     """Train ``cfg.members`` classifiers; ``on_member`` gets the ensemble so far after each one.
 
     With ``cfg.max_minutes``, training stops at that wall-clock budget: a first member keeps its

@@ -25,12 +25,25 @@ FORMAT_VERSION = 1
 TRAINING_ONLY = "posterior."  # state-dict prefix left out of the artifact
 
 
-def save_generator(path: Path, model: Generator, tokenizer: Tokenizer, max_tokens: int,
-                   extra: dict | None = None, dtype: str = "float16") -> Path:
+def save_generator(
+    path: Path,
+    model: Generator,
+    tokenizer: Tokenizer,
+    max_tokens: int,
+    extra: dict | None = None,
+    dtype: str = "float16",
+) -> Path:
     """Write the artifact into ``path`` (replaced atomically if it exists)."""
     round_to_dtype(model, dtype)
-    config = {"format": FORMAT_VERSION, "kind": "generator", "labels": [], "max_tokens": max_tokens,
-              "architecture": model.cfg.to_dict(), "weights_dtype": dtype, **(extra or {})}
+    config = {
+        "format": FORMAT_VERSION,
+        "kind": "generator",
+        "labels": [],
+        "max_tokens": max_tokens,
+        "architecture": model.cfg.to_dict(),
+        "weights_dtype": dtype,
+        **(extra or {}),
+    }
     state = {k: v for k, v in stored_state(model, dtype).items() if not k.startswith(TRAINING_ONLY)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -62,7 +75,7 @@ def load_generator_artifact(path: Path) -> tuple[Generator, Tokenizer, dict]:
     return model.eval(), tokenizer, config
 
 
-def to_uint8(images: torch.Tensor) -> "list":
+def to_uint8(images: torch.Tensor) -> list:
     """(B, 3, H, W) in [0, 1] -> list of (H, W, 3) uint8 numpy arrays."""
     arrays = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
     return list(arrays)

@@ -22,8 +22,9 @@ def bench_captions(n: int, seed: int = 0) -> list[str]:
     return [sample_scene(rng, 1 + i % 2, held_out=None).caption for i in range(n)]
 
 
-def inprocess_images_per_second(model: str = "shapes", n: int = 1024, device: str = "auto",
-                                png: bool = False, seed: int = 0) -> dict:
+def inprocess_images_per_second(
+    model: str = "shapes", n: int = 1024, device: str = "auto", png: bool = False, seed: int = 0
+) -> dict:
     """Captions -> tokenize -> generate (-> PNG bytes when ``png``), timed after a warm-up.
 
     Returns {"images", "seconds", "images_per_s", "device", "png"}.
@@ -37,5 +38,10 @@ def inprocess_images_per_second(model: str = "shapes", n: int = 1024, device: st
         for r in rendered:
             encode_png(r.image)
     seconds = time.perf_counter() - start
-    return {"images": n, "seconds": round(seconds, 4), "images_per_s": round(n / seconds, 1),
-            "device": str(generator.device), "png": png}
+    return {
+        "images": n,
+        "seconds": round(seconds, 4),
+        "images_per_s": round(n / seconds, 1),
+        "device": str(generator.device),
+        "png": png,
+    }

@@ -32,8 +32,9 @@ def mean_exact(report: dict) -> float:
     return sum(report[s]["exact"] for s in ("one_object", "two_object", "held_out")) / 3
 
 
-def calibrate_generation(path: Path, n: int = 150, temperatures=TEMPERATURES, sharpness=SHARPNESS,
-                         min_cover=MIN_COVER_PIXELS) -> tuple:
+def calibrate_generation(
+    path: Path, n: int = 150, temperatures=TEMPERATURES, sharpness=SHARPNESS, min_cover=MIN_COVER_PIXELS
+) -> tuple:
     """Pick (temperature, sharpness), then the redraw threshold, each by the best mean exact
     match among settings that keep variety; store them in the artifact's architecture (so they
     are part of the version id)."""
@@ -55,15 +56,20 @@ def calibrate_generation(path: Path, n: int = 150, temperatures=TEMPERATURES, sh
         eligible = [key for key, score in options.items() if score["varied"]] or [next(iter(options))]
         return max(eligible, key=lambda key: options[key]["mean_exact"])
 
-    t, k = best_of({(t, k): trial(f"temperature {t}, sharpness {k}", t, k, 0)
-                    for t in temperatures for k in sharpness})
+    t, k = best_of({(t, k): trial(f"temperature {t}, sharpness {k}", t, k, 0) for t in temperatures for k in sharpness})
     base = f"temperature {t}, sharpness {k}"
     redraw = {c: trial(f"{base}, redraw below {c} px", t, k, c) for c in min_cover}
     cover = best_of(redraw) if redraw else 0
     if cover and redraw[cover]["mean_exact"] <= scores[base]["mean_exact"]:
         cover = 0  # redrawing did not help on the validation captions
-    architecture = {**cfg.to_dict(), "temperature": t, "mask_sharpness": k,
-                    "redraws": REDRAWS if cover else 0, "min_cover_pixels": cover}
-    update_config(path, architecture=architecture, calibration={
-        "validation_seed": VALIDATION_SEED, "n": n, "scores": scores})
+    architecture = {
+        **cfg.to_dict(),
+        "temperature": t,
+        "mask_sharpness": k,
+        "redraws": REDRAWS if cover else 0,
+        "min_cover_pixels": cover,
+    }
+    update_config(
+        path, architecture=architecture, calibration={"validation_seed": VALIDATION_SEED, "n": n, "scores": scores}
+    )
     return (t, k, cover), scores

@@ -31,7 +31,9 @@ def _generator(model: str, device: str):
 @click.option("--model", default="shapes", show_default=True, help="An installed generator.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--seed", default=0, show_default=True, help="Noise seed: vary it to see what the caption leaves open.")
-@click.option("--samples", default=1, show_default=True, help="More than 1: a sheet of samples with seeds seed, seed+1, ...")
+@click.option(
+    "--samples", default=1, show_default=True, help="More than 1: a sheet of samples with seeds seed, seed+1, ..."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 def render(caption, model, output, seed, samples, device) -> None:
     """Draw CAPTION with a generator model, in this process, into OUTPUT."""
@@ -89,39 +91,88 @@ def contact_sheet(job_id, output, limit, columns) -> None:
 
 @click.command("generator")
 @click.option("--name", required=True, help="Model name (a folder under LSTMQ_MODEL_DIR).")
-@click.option("--data", type=click.Path(exists=True, dir_okay=False),
-              help='JSONL of {"text", "image"} (image paths relative to the file); default: the shapes world.')
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSONL of {"text", "image"} (image paths relative to the file); default: the shapes world.',
+)
 @click.option("--steps", default=5000, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--slots", default=2, show_default=True, help="Objects an image can hold.")
-@click.option("--latent", default="gaussian", show_default=True,
-              help="Noise for what captions leave open: gaussian (z-dim dims) or categorical (z-dim codes).")
+@click.option(
+    "--latent",
+    default="gaussian",
+    show_default=True,
+    help="Noise for what captions leave open: gaussian (z-dim dims) or categorical (z-dim codes).",
+)
 @click.option("--z-dim", default=4, show_default=True)
 @click.option("--hidden-dim", default=64, show_default=True, help="Caption LSTM units per direction.")
 @click.option("--decoder-dim", default=256, show_default=True, help="Width of the mask decoder's MLP.")
 @click.option("--rank", default=6, show_default=True, help="Separable terms of each mask's logit field.")
-@click.option("--eval-n", default=300, show_default=True, help="Captions per set in the final oracle evaluation (world data).")
-@click.option("--prior-weight", default=0.03, show_default=True,
-              help="Weight of the loss on images drawn from prior noise (keeps stated attributes out of the noise).")
-@click.option("--recon-weight", default=0.05, show_default=True,
-              help="Pixel-error weight against the KL term: lower makes the noise carry less (fewer empty samples).")
+@click.option(
+    "--eval-n", default=300, show_default=True, help="Captions per set in the final oracle evaluation (world data)."
+)
+@click.option(
+    "--prior-weight",
+    default=0.03,
+    show_default=True,
+    help="Weight of the loss on images drawn from prior noise (keeps stated attributes out of the noise).",
+)
+@click.option(
+    "--recon-weight",
+    default=0.05,
+    show_default=True,
+    help="Pixel-error weight against the KL term: lower makes the noise carry less (fewer empty samples).",
+)
 @click.option("--eval-every", default=0, show_default=True, help="Log a quick oracle score every N steps (world data).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @click.option("--out", type=click.Path(file_okay=False), help="Artifact folder (default LSTMQ_MODEL_DIR/NAME).")
-def train_generator(name, data, steps, batch_size, lr, seed, slots, latent, z_dim, hidden_dim, decoder_dim, rank,
-                    prior_weight, recon_weight, eval_every, eval_n, threads, out) -> None:
+def train_generator(
+    name,
+    data,
+    steps,
+    batch_size,
+    lr,
+    seed,
+    slots,
+    latent,
+    z_dim,
+    hidden_dim,
+    decoder_dim,
+    rank,
+    prior_weight,
+    recon_weight,
+    eval_every,
+    eval_n,
+    threads,
+    out,
+) -> None:
     """Train a text-to-image generator on the shapes world (held-out pairs excluded) or on
     your own captioned images; writes the artifact and its MODEL_CARD.md."""
     from worker.ml.generator.fit import run_training
 
-    path = run_training(name=name, data=Path(data) if data else None, steps=_positive(steps, "--steps"),
-                        batch_size=_positive(batch_size, "--batch-size"), lr=lr, seed=seed,
-                        arch={"slots": _positive(slots, "--slots"), "latent": latent,
-                              "z_dim": _positive(z_dim, "--z-dim"), "hidden_dim": _positive(hidden_dim, "--hidden-dim"),
-                              "decoder_dim": _positive(decoder_dim, "--decoder-dim"), "rank": _positive(rank, "--rank")},
-                        eval_n=eval_n, threads=_positive(threads, "--threads"),
-                        out=Path(out) if out else get_settings().user_model_dir / name,
-                        prior_weight=prior_weight, recon_weight=recon_weight, eval_every=eval_every)
+    path = run_training(
+        name=name,
+        data=Path(data) if data else None,
+        steps=_positive(steps, "--steps"),
+        batch_size=_positive(batch_size, "--batch-size"),
+        lr=lr,
+        seed=seed,
+        arch={
+            "slots": _positive(slots, "--slots"),
+            "latent": latent,
+            "z_dim": _positive(z_dim, "--z-dim"),
+            "hidden_dim": _positive(hidden_dim, "--hidden-dim"),
+            "decoder_dim": _positive(decoder_dim, "--decoder-dim"),
+            "rank": _positive(rank, "--rank"),
+        },
+        eval_n=eval_n,
+        threads=_positive(threads, "--threads"),
+        out=Path(out) if out else get_settings().user_model_dir / name,
+        prior_weight=prior_weight,
+        recon_weight=recon_weight,
+        eval_every=eval_every,
+    )
     click.echo(f"wrote {path}")

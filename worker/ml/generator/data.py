@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ def to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def object_pixels(obj: Obj) -> np.ndarray:
     """One object's exact render, cached: a scene is the sum of its (never overlapping) objects."""
     return np.asarray(render([obj]))
@@ -79,9 +79,12 @@ def parse_record(jsonl: Path, line_no: int, line: str) -> tuple[str, str]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputError(f"{jsonl}:{line_no}: not JSON ({exc.msg})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str) \
-            or not isinstance(record.get("image"), str):
-        raise InputError(f"{jsonl}:{line_no}: expected {{\"text\": str, \"image\": str}}")
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("text"), str)
+        or not isinstance(record.get("image"), str)
+    ):
+        raise InputError(f'{jsonl}:{line_no}: expected {{"text": str, "image": str}}')
     if not record["text"].strip():
         raise InputError(f"{jsonl}:{line_no}: empty text")
     return record["text"], record["image"]

@@ -24,9 +24,9 @@ import torch
 
 from lstmq.modelstore import find_model
 from worker.ml.batching import pad, plan_batches, scatter
-from worker.ml.generator.model import sample_prior
-from worker.ml.generator.artifact import load_generator_artifact, to_uint8
 from worker.ml.classifier.inference import resolve_device
+from worker.ml.generator.artifact import load_generator_artifact, to_uint8
+from worker.ml.generator.model import sample_prior
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
 # Captions per forward pass. On CPU 64 was fastest per image (4,300 images/s against 2,950 at
@@ -64,8 +64,9 @@ def redraw_seed(seed: int, attempt: int) -> int:
 
 
 class ImageGenerator:
-    def __init__(self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device,
-                 temperature: float = 1.0):
+    def __init__(
+        self, name: str, version: str, model, tokenizer, max_tokens: int, device: torch.device, temperature: float = 1.0
+    ):
         self.name, self.version, self.max_tokens, self.device = name, version, max_tokens, device
         self.temperature = temperature  # scales the prior noise; < 1 trades variety for typical samples
         self.model, self.tokenizer = model.to(device).eval(), tokenizer
@@ -73,12 +74,13 @@ class ImageGenerator:
 
     def render(self, texts: Sequence[str], seeds: Sequence[int]) -> list[Rendered]:
         """One Rendered per text, in input order."""
-        out: list[Rendered | None] = [None if isinstance(t, str) and t.strip() else
-                                      Rendered(None, error="empty text") for t in texts]
+        out: list[Rendered | None] = [
+            None if isinstance(t, str) and t.strip() else Rendered(None, error="empty text") for t in texts
+        ]
         todo = [i for i, r in enumerate(out) if r is None]
         encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
         images = self.draw([e.ids or [UNK_ID] for e in encoded], [seeds[i] for i in todo])
-        for i, enc, image in zip(todo, encoded, images):
+        for i, enc, image in zip(todo, encoded, images, strict=True):
             out[i] = Rendered(image, flags_of(enc))
         return out
 
@@ -109,8 +111,15 @@ class ImageGenerator:
 
 def from_artifact(path, name: str = "", version: str = "", device: str = "cpu") -> ImageGenerator:
     model, tokenizer, config = load_generator_artifact(path)
-    return ImageGenerator(name or path.name, version, model, tokenizer, config["max_tokens"], resolve_device(device),
-                          model.cfg.temperature)
+    return ImageGenerator(
+        name or path.name,
+        version,
+        model,
+        tokenizer,
+        config["max_tokens"],
+        resolve_device(device),
+        model.cfg.temperature,
+    )
 
 
 _CACHE: dict[tuple[str, str, str], ImageGenerator] = {}

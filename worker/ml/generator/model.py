@@ -117,8 +117,10 @@ class MaskDecoder(nn.Module):
         super().__init__()
         self.rank, self.canvas = cfg.rank, cfg.canvas
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.slot_dim * (1 + int(cfg.scene_path)) + cfg.z_dim + cfg.slots, cfg.decoder_dim), nn.ReLU(),
-            nn.Linear(cfg.decoder_dim, cfg.decoder_dim), nn.ReLU(),
+            nn.Linear(cfg.slot_dim * (1 + int(cfg.scene_path)) + cfg.z_dim + cfg.slots, cfg.decoder_dim),
+            nn.ReLU(),
+            nn.Linear(cfg.decoder_dim, cfg.decoder_dim),
+            nn.ReLU(),
             nn.Linear(cfg.decoder_dim, 2 * cfg.rank * cfg.canvas),
         )
         self.bias = nn.Parameter(torch.tensor(-4.0))  # empty canvas until told otherwise
@@ -134,8 +136,11 @@ class Posterior(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(cfg.pool)
-        self.mlp = nn.Sequential(nn.Linear(3 * cfg.pool**2 + 2 * cfg.hidden_dim, cfg.decoder_dim), nn.ReLU(),
-                                 nn.Linear(cfg.decoder_dim, 2 * cfg.z_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(3 * cfg.pool**2 + 2 * cfg.hidden_dim, cfg.decoder_dim),
+            nn.ReLU(),
+            nn.Linear(cfg.decoder_dim, 2 * cfg.z_dim),
+        )
 
     def forward(self, image: torch.Tensor, summary: torch.Tensor):
         mu, logvar = self.mlp(torch.cat([self.pool(image).flatten(1), summary], 1)).chunk(2, dim=1)
@@ -203,8 +208,13 @@ class Generator(nn.Module):
         return recon, prior, kl, gates
 
     @torch.no_grad()
-    def generate(self, ids: torch.Tensor, lengths: torch.Tensor, z: torch.Tensor,
-                 redraw_noise: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    def generate(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        z: torch.Tensor,
+        redraw_noise: Callable[[torch.Tensor, int], torch.Tensor],
+    ) -> torch.Tensor:
         """ids (B, T), z (B, Z) drawn from the prior N(0, I) -> images (B, 3, canvas, canvas) in [0, 1].
 
         With ``cfg.redraws``, rows whose drawing is (nearly) empty are drawn again with

@@ -70,9 +70,13 @@ def learning_rate(step: int, opts: TrainOptions) -> float:
     return opts.min_lr + 0.5 * (opts.lr - opts.min_lr) * (1 + np.cos(np.pi * progress))
 
 
-def train(pairs, opts: TrainOptions, arch: dict | None = None,
-          on_step: Callable[[int, dict], None] | None = None,
-          on_eval: Callable[[int, Generator, object], None] | None = None):
+def train(
+    pairs,
+    opts: TrainOptions,
+    arch: dict | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+    on_eval: Callable[[int, Generator, object], None] | None = None,
+):
     """Train on ``pairs`` (WorldPairs or FilePairs); returns (model, tokenizer)."""
     seed_everything(opts.seed)
     tokenizer = train_tokenizer(pairs.captions_for_vocabulary(), kind="word", min_frequency=1)
