@@ -45,9 +45,34 @@ class JobNotFound(UserError):
     """No job has the given id."""
 
 
+class ScheduleError(UserError):
+    """A schedule definition is invalid (name, interval, cron, path)."""
+
+
+class ScheduleNotFound(UserError):
+    """No schedule has the given name."""
+
+
 class TransientError(LstmqError):
     """A temporary failure of a service; retry with backoff."""
 
 
 class ServiceUnavailable(TransientError):
     """The database or broker cannot be reached."""
+
+
+class LeaseLost(TransientError):
+    """Another run took over this schedule's lease (this one ran past LEASE_S)."""
+
+
+# Outcomes a command reports through its exit code, not failures of lstmq itself.
+
+
+class JobIncomplete(LstmqError):
+    """``--wait``/``--watch`` saw the job end with failed documents, or cancelled."""
+
+    exit_code = 3
+
+
+class RunFailed(LstmqError):
+    """``schedule run`` recorded a failed run (its history says why)."""

@@ -13,7 +13,7 @@ import click
 
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
-from lstmq.errors import InputError, LstmqError
+from lstmq.errors import InputError, JobIncomplete
 from lstmq.queue import make_celery
 from lstmq.readers.sources import Fields, read_sources, resolve_sources
 from lstmq.settings import get_settings
@@ -22,12 +22,6 @@ from producer.batching import batch_size_for
 from producer.submit import check_model, check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")
-
-
-class JobIncomplete(LstmqError):
-    """``--wait``/``--watch`` saw the job end with failed documents, or cancelled."""
-
-    exit_code = 3
 
 
 @click.command()

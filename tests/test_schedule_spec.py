@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from producer.schedules.timing import ScheduleError, Timing, check_name, format_interval, parse_cron, parse_interval
+from lstmq.errors import ScheduleError
+from producer.schedules.timing import Timing, check_name, format_interval, parse_cron, parse_interval
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("15m", 900), ("6h", 21600), ("1d", 86400), (" 2s ", 2)])

@@ -94,7 +94,9 @@ def test_empty_drawings_are_redrawn_with_seeded_noise_and_stay_deterministic(tra
         # Every drawing counts as empty: each is redrawn twice, ending on its 2nd redraw's noise.
         model.cfg.redraws, model.cfg.min_cover_pixels = 2, 64 * 64 + 1
         redrawn = [r.image for r in generator.render(texts, seeds)]
-        assert all((a == b).all() for a, b in zip(redrawn, [r.image for r in generator.render(texts, seeds)], strict=True))
+        assert all(
+            (a == b).all() for a, b in zip(redrawn, [r.image for r in generator.render(texts, seeds)], strict=True)
+        )
         alone = generator.render(texts[1:], seeds[1:])[0].image
         assert (alone == redrawn[1]).all()  # still independent of the batch it is drawn in
         model.cfg.redraws, model.cfg.min_cover_pixels = 0, 0

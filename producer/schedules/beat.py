@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 
 from lstmq.db.engine import get_engine
 from lstmq.db.schema import Schedule, ScheduleRun
+from lstmq.errors import ScheduleNotFound
 from lstmq.queue import make_celery
 from lstmq.settings import Settings
 from producer.schedules.timing import Timing
@@ -58,7 +59,6 @@ def make_scheduler_app(settings: Settings) -> Celery:
 def run_task(task, schedule_id: int) -> None:
     """What beat fires: one run. A lost message only waits for the next firing."""
     from producer.schedules.run import run_schedule
-    from producer.schedules.timing import ScheduleNotFound
 
     try:
         report = run_schedule(get_engine(), task.app, schedule_id, trigger="beat")

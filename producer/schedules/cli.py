@@ -11,7 +11,7 @@ import json
 import click
 
 from lstmq.db.engine import ready_engine, session_scope
-from lstmq.errors import ConfigError, InputError, LstmqError
+from lstmq.errors import ConfigError, InputError, RunFailed
 from producer.schedules import output as show
 from producer.schedules.store import (
     NewSchedule,
@@ -25,10 +25,6 @@ from producer.schedules.store import (
 from producer.schedules.timing import Timing
 
 REDIS_SCHEMES = ("redis://", "rediss://")
-
-
-class RunFailed(LstmqError):
-    """``schedule run`` recorded a failed run (its history says why)."""
 
 
 @click.group()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import glob
 import os
 
+from lstmq.errors import ScheduleError
 from lstmq.settings import get_settings
-from producer.schedules.timing import ScheduleError
 
 
 def corpus_roots() -> list[str] | None:

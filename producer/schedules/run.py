@@ -26,7 +26,7 @@ from sqlalchemy import Engine, or_, update
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun, utcnow
-from lstmq.errors import LstmqError, TransientError
+from lstmq.errors import LeaseLost, LstmqError, TransientError
 from producer.schedules.enqueue import publish_pending
 from producer.schedules.scan import ScanResult, scan_and_record
 
@@ -36,10 +36,6 @@ LEASE_S = 300  # a crashed run blocks its schedule this long; live runs are boun
 PROBLEMS_KEPT = 200  # per run; the count says how many more there were
 
 RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"
-
-
-class LeaseLost(TransientError):
-    """Another run took over this schedule's lease (this one ran past LEASE_S)."""
 
 
 @dataclass

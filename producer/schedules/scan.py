@@ -134,7 +134,9 @@ def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], v
     session.execute(insert(Document), rows)
     # Plain executemany then one SELECT: ~3x faster on PostgreSQL than INSERT ... RETURNING.
     ids = dict(session.execute(select(Document.external_id, Document.id).where(Document.job_id == job_id)).all())
-    record_ledger(session, sched.id, [(item, ids[row["external_id"]]) for item, row in zip(fresh, rows, strict=True)], version)
+    record_ledger(
+        session, sched.id, [(item, ids[row["external_id"]]) for item, row in zip(fresh, rows, strict=True)], version
+    )
     result.queued = len(fresh)
     return job_id
 

@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job, Schedule, ScheduleRun
+from lstmq.errors import ScheduleError, ScheduleNotFound
 from lstmq.readers.sources import FORMATS
 from producer.schedules.files import file_format, match_files
 from producer.schedules.roots import check_glob
-from producer.schedules.timing import ScheduleError, ScheduleNotFound, Timing, check_name
+from producer.schedules.timing import Timing, check_name
 from producer.submit import check_model, check_task
 
 

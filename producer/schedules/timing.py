@@ -14,7 +14,7 @@ from datetime import timedelta
 from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
 
-from lstmq.errors import UserError
+from lstmq.errors import ScheduleError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INTERVAL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -26,14 +26,6 @@ CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 # gets to it) is dropped unread: a busy scheduler never works off a backlog of stale firings.
 CRON_MESSAGE_EXPIRY_S = 60
 MIN_MESSAGE_EXPIRY_S = 10
-
-
-class ScheduleError(UserError):
-    """A schedule definition is invalid (name, interval, cron, path)."""
-
-
-class ScheduleNotFound(UserError):
-    """No schedule has the given name."""
 
 
 def check_name(name: str) -> str:

@@ -88,5 +88,7 @@ def parse(image) -> list[Found]:
     colour_labels = palette_labels(array)
     labels = components(colour_labels > 0)
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
-    blobs = [labels == i for i, n in sorted(zip(ids, counts, strict=True), key=lambda t: -t[1]) if n >= MIN_OBJECT_PIXELS]
+    blobs = [
+        labels == i for i, n in sorted(zip(ids, counts, strict=True), key=lambda t: -t[1]) if n >= MIN_OBJECT_PIXELS
+    ]
     return [classify_blob(mask, colour_labels) for mask in blobs]
