@@ -11,6 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lstmq.db.migrate import head_revision
 from lstmq.errors import ConfigError, SchemaOutdated, ServiceUnavailable
 from lstmq.settings import Settings, get_settings, mask_url
 
@@ -81,8 +82,6 @@ def current_revision(engine: Engine) -> str | None:
 
 def require_current_schema(engine: Engine) -> None:
     """Workers and producers refuse a database whose schema is not at this code's head."""
-    from lstmq.db.migrate import head_revision
-
     ping(engine)
     have, want = current_revision(engine), head_revision()
     if have != want:
