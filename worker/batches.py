@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import dialect_insert
+from lstmq.db.dialects import dialect_insert, upsert
 from lstmq.db.schema import (
     DOC_DONE,
     DOC_FAILED,
@@ -22,6 +22,7 @@ from lstmq.db.schema import (
     utcnow,
 )
 
+RESULT_KEY = ("document_id", "model", "model_version")  # one result per document and model version
 MAX_ERROR_CHARS = 2000  # an error message is for people; a traceback does not belong in a row
 
 
@@ -34,18 +35,7 @@ class Outcome:
 
 
 def upsert_classifications(session: Session, rows: list[dict]) -> None:
-    if not rows:
-        return
-    now = utcnow()
-    stmt = dialect_insert(session, Classification.__table__)  # Core: skips the ORM bulk-insert layer
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["document_id", "model", "model_version"],
-        set_={col: stmt.excluded[col] for col in ("label", "score", "probs", "flags", "updated_at")},
-    )
-    # executemany: one cached statement, sent as multi-row VALUES pages by SQLAlchemy. Rows in
-    # document order: concurrent copies of a batch lock rows in the same order (no deadlock).
-    params = sorted(({**row, "created_at": now, "updated_at": now} for row in rows), key=lambda r: r["document_id"])
-    session.execute(stmt, params)
+    upsert(session, Classification, rows, RESULT_KEY, ("label", "score", "probs", "flags"))
 
 
 def register_model_version(session: Session, version: str, name: str, kind: str, labels, config) -> None:

@@ -14,31 +14,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from lstmq.contract import BatchPayload, DocIn
-from lstmq.db.dialects import dialect_insert
+from lstmq.db.dialects import upsert
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Image, utcnow
+from lstmq.db.schema import Image
 from lstmq.errors import UserError
 from lstmq.settings import get_settings
-from worker.batches import Outcome, register_model_version, set_document_status
+from worker.batches import RESULT_KEY, Outcome, register_model_version, set_document_status
 from worker.classify import docs_to_process, fail_all
 from worker.images import store_image
 
 log = logging.getLogger("lstmq.worker")
-IMAGE_COLUMNS = ("path", "width", "height", "sha256", "flags", "updated_at")
 
 
 def upsert_images(session: Session, rows: list[dict]) -> None:
-    if not rows:
-        return
-    now = utcnow()
-    stmt = dialect_insert(session, Image.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["document_id", "model", "model_version"],
-        set_={col: stmt.excluded[col] for col in IMAGE_COLUMNS},
-    )
-    # executemany of one cached statement (as for classifications), in document order
-    params = sorted(({**row, "created_at": now, "updated_at": now} for row in rows), key=lambda r: r["document_id"])
-    session.execute(stmt, params)
+    upsert(session, Image, rows, RESULT_KEY, ("path", "width", "height", "sha256", "flags"))
 
 
 def store_all(root: Path, model: str, version: str, docs: list[DocIn], rendered) -> Outcome:
