@@ -11,7 +11,7 @@ Exactly once, across schedulers and restarts, rests on the database, not on the 
 3. *Queue*: batches of the schedule's jobs still ``submitting`` are sent, then marked
    ``queued``. A run that died between 2 and 3 is completed by the next run, which holds the
    lease; a worker rewrites results idempotently if a batch went out twice.
-4. *Release* the lease; a crashed run's lease runs out after ``LEASE_S``.
+4. *Release* the lease (``producer.schedules.lease``); a crashed run's lease runs out.
 """
 
 from __future__ import annotations
@@ -19,20 +19,20 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, update
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun, utcnow
-from lstmq.errors import LeaseLost, LstmqError, TransientError
+from lstmq.errors import LstmqError, TransientError
+from producer.schedules import lease
 from producer.schedules.enqueue import publish_pending
 from producer.schedules.scan import ScanResult, scan_and_record
+from producer.schedules.store import get_schedule
 
 log = logging.getLogger("lstmq.schedule")
 
-LEASE_S = 300  # a crashed run blocks its schedule this long; live runs are bounded by MAX_RUN_LINES
 PROBLEMS_KEPT = 200  # per run; the count says how many more there were
 
 RUNNING, OK, FAILED, SKIPPED = "running", "ok", "failed", "skipped"
@@ -73,24 +73,11 @@ def run_schedule(
 
 def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[Schedule, int | None]:
     """(schedule, run id), or (schedule, None) when paused (beat) or another run holds the lease."""
-    from producer.schedules.store import get_schedule
-
     now = utcnow()
-    free = [Schedule.id == schedule_id, or_(Schedule.lease_until.is_(None), Schedule.lease_until < now)]
-    if trigger == "beat":
-        free.append(Schedule.paused.is_(False))
     with session_scope(engine) as session:
         # The write comes first: SQLite then waits for the write lock instead of failing a
         # read transaction that another run's commit made stale.
-        taken = (
-            session.execute(
-                update(Schedule)
-                .where(*free)
-                .values(lease_token=token, lease_until=now + timedelta(seconds=LEASE_S))
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
-        )
+        taken = lease.take(session, schedule_id, token, now, beat=trigger == "beat")
         sched = get_schedule(session, schedule_id)
         if not taken and trigger == "beat" and sched.paused:
             return sched, None
@@ -105,17 +92,6 @@ def claim(engine: Engine, schedule_id: int, token: str, trigger: str) -> tuple[S
         session.add(run)
         session.flush()
         return sched, run.id if taken else None
-
-
-def fence(session, schedule_id: int, token: str) -> None:
-    """First statement of the recording transaction: still ours? (and row-lock it till commit)."""
-    renewed = session.execute(
-        update(Schedule)
-        .where(Schedule.id == schedule_id, Schedule.lease_token == token)
-        .values(lease_until=utcnow() + timedelta(seconds=LEASE_S))
-    ).rowcount
-    if renewed != 1:
-        raise LeaseLost(f"schedule {schedule_id}: lease lost to another run; nothing recorded")
 
 
 def _finish(engine: Engine, schedule_id: int, run_id: int, token: str, report: RunReport) -> None:
@@ -134,10 +110,6 @@ def _finish(engine: Engine, schedule_id: int, run_id: int, token: str, report: R
                     **report.scan.counts(),
                 )
             )
-            session.execute(
-                update(Schedule)
-                .where(Schedule.id == schedule_id, Schedule.lease_token == token)
-                .values(lease_token=None, lease_until=None)
-            )
+            lease.release(session, schedule_id, token)
     except Exception:  # noqa: BLE001 - the lease runs out by itself; don't hide the first error
         log.exception("schedule run %s: could not record its end", run_id)

@@ -13,6 +13,7 @@ from lstmq.modelstore import find_model
 from lstmq.readers.sources import Fields
 from producer.schedules.cursors import ReadPlan
 from producer.schedules.files import FileScan, match_files, scan_file
+from producer.schedules.lease import fence
 from producer.schedules.ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
 from producer.schedules.roots import corpus_roots, within
 
@@ -47,8 +48,6 @@ class ScanResult:
 def scan_and_record(engine: Engine, sched: Schedule, run_id: int, token: str, reprocess: bool) -> ScanResult:
     """Read outside any transaction (the lease keeps other runs off the cursors), then write
     documents, ledger and cursors in one short transaction fenced by the lease token."""
-    from producer.schedules.run import fence
-
     with session_scope(engine) as session:
         cursors = load_cursors(session, sched.id)
     paths = match_files(sched.path_glob)
