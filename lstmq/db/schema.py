@@ -207,3 +207,50 @@ class CorpusDoc(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     document_id: Mapped[int] = mapped_column(BigId)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- The HTTP API (api/) ------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API. The token itself is never stored: ``lstmq_<id>_<secret>``
+    is shown once, and only a salted SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # public part of the token
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))  # read | submit | admin
+    salt: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class JobRejection(Base):
+    """A record an API submission rejected (the CLI prints them instead), kept for
+    ``GET /api/v1/jobs/{id}/rejected``."""
+
+    __tablename__ = "job_rejections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_job_rejections_job", "job_id", "id"),)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a token sent with a submission: a retry gets the first answer.
+    ``job_id`` is None while the first request is still being recorded."""
+
+    __tablename__ = "idempotency_keys"
+
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the query and body
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True)
+    response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
