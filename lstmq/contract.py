@@ -6,11 +6,7 @@ the whole interface. Payloads are JSON; one message carries a batch of documents
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
-
-TaskKind = Literal["classify", "render"]
 
 TASK_NAMES: dict[str, str] = {"classify": "lstmq.classify", "render": "lstmq.render"}
 QUEUES: dict[str, str] = {"classify": "lstmq.classify", "render": "lstmq.render"}
