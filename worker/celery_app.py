@@ -12,8 +12,10 @@ import sys
 
 from celery import signals
 
+from lstmq.db.engine import engine_for, make_engine, require_current_schema
 from lstmq.errors import LstmqError
-from lstmq.queue import make_celery
+from lstmq.queue import make_celery, ping_broker
+from lstmq.settings import get_settings
 
 log = logging.getLogger("lstmq.worker")
 
@@ -26,10 +28,6 @@ app.conf.lstmq_checked = False  # `lstmq worker` runs the start-up checks itself
 
 def startup_checks() -> None:
     """Schema current and broker reachable, or one clear line (raises LstmqError)."""
-    from lstmq.db.engine import make_engine, require_current_schema
-    from lstmq.queue import ping_broker
-    from lstmq.settings import get_settings
-
     # A throwaway engine: pooled connections must not be inherited by forked children.
     engine = make_engine(get_settings().database)
     try:
@@ -54,6 +52,4 @@ def _check_before_consuming(**_kwargs) -> None:
 @signals.worker_process_init.connect
 def _fresh_engines_in_child(**_kwargs) -> None:
     """A forked child must open its own database connections, never reuse the parent's."""
-    from lstmq.db.engine import engine_for
-
     engine_for.cache_clear()

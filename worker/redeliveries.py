@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import redis
+
 from lstmq.errors import ServiceUnavailable
 
 MAX_REDELIVERIES = 3  # deliveries after a crash, per attempt, before the batch is given up
@@ -19,9 +21,7 @@ COUNTER_PREFIX = "lstmq:redeliveries"
 
 
 @lru_cache(maxsize=4)
-def _redis(url: str):
-    import redis
-
+def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5)
 
 
@@ -31,8 +31,6 @@ def count_redelivery(broker_url: str, request) -> int:
         return 0
     if not broker_url.startswith(("redis://", "rediss://")):
         return 0
-    import redis
-
     key = f"{COUNTER_PREFIX}:{request.id}:{request.retries}"
     client = _redis(broker_url)
     try:
