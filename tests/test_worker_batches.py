@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import select
 
+import worker.classify
 from lstmq.db.schema import JOB_CANCELLED, Classification, Document, ModelVersion
-from tests.helpers_worker import add_job, batch_of, results_per_document, status_counts
-from worker.classify import classify_batch, give_up
+from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
+from worker.batches import give_up
+from worker.classify import classify_batch
 
 
 @dataclass
@@ -47,10 +49,8 @@ class FakeClassifier:
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    import worker.ml.classifier.inference as inference
-
     model = FakeClassifier()
-    monkeypatch.setattr(inference, "load_classifier", lambda name, device="auto", **_: model)
+    monkeypatch.setattr(worker.classify, "load_classifier", lambda name, device="auto", **_: model)
     return model
 
 

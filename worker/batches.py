@@ -1,47 +1,134 @@
-"""Idempotent writes of a batch's outcome, all inside the caller's transaction.
+"""The batch's database code, shared by both tasks: what is left to do, and one write of the outcome.
 
-Results are keyed by (document, model, model version) and written with the dialect's
-``INSERT ... ON CONFLICT DO UPDATE``: a redelivered or retried batch rewrites the same rows and
-never adds a second one. Works on PostgreSQL and SQLite (both support ON CONFLICT).
+Reading the batch's state and writing its outcome are two short transactions; the model runs
+between them with no transaction open, so a slow batch never holds locks (SQLite included).
+Results are keyed by (document, model, model version) and upserted: a redelivered or retried
+batch rewrites the same rows and never adds a second one.
 """
 
 from __future__ import annotations
 
+import logging
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.dialects import dialect_insert, upsert
-from lstmq.db.schema import (
-    DOC_DONE,
-    DOC_FAILED,
-    Classification,
-    Document,
-    ModelVersion,
-    utcnow,
-)
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
+
+log = logging.getLogger("lstmq.worker")
 
 RESULT_KEY = ("document_id", "model", "model_version")  # one result per document and model version
 MAX_ERROR_CHARS = 2000  # an error message is for people; a traceback does not belong in a row
+# Model versions this process has recorded, per engine: one INSERT per version, not per batch.
+_registered: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Results:
+    """Where a task's result rows go: its table and the columns a rewrite replaces."""
+
+    table: type
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What a model version id means, recorded in ``model_versions`` with its first results."""
+
+    version: str
+    name: str
+    kind: str
+    labels: list[str]
+    config: dict
 
 
 @dataclass
 class Outcome:
     """What a batch produced: result rows for the done documents, an error for each failed one."""
 
-    rows: list[dict] = field(default_factory=list)  # Classification columns
+    rows: list[dict] = field(default_factory=list)  # columns of the task's results table
     failed: dict[int, str] = field(default_factory=dict)  # document id -> error
+    version: VersionInfo | None = None  # the model that made the rows
 
 
-def upsert_classifications(session: Session, rows: list[dict]) -> None:
-    upsert(session, Classification, rows, RESULT_KEY, ("label", "score", "probs", "flags"))
+def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
+    """The batch's documents that still need a result: none if the job is cancelled or gone;
+    documents already done (a redelivered batch) and ids not in this job are skipped."""
+    stmt = (
+        select(Document.id, Document.status, Job.state)
+        .join(Job, Job.id == Document.job_id)
+        .where(Document.id.in_([doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    if rows and rows[0].state == JOB_CANCELLED:
+        log.info("job %s is cancelled: batch skipped", batch.job_id)
+        return []
+    open_ids = {row.id for row in rows if row.status != DOC_DONE}
+    return [doc for doc in batch.docs if doc.id in open_ids]
 
 
-def register_model_version(session: Session, version: str, name: str, kind: str, labels, config) -> None:
+def fail_all(docs: list[DocIn], error: str) -> Outcome:
+    return Outcome(failed={doc.id: error for doc in docs})
+
+
+def report(batch: BatchPayload, docs: list[DocIn], outcome: Outcome) -> dict:
+    """Counts for the task log; documents not processed were skipped."""
+    return {"done": len(outcome.rows), "failed": len(outcome.failed), "skipped": len(batch.docs) - len(docs)}
+
+
+def process_batch(
+    engine: Engine, batch: BatchPayload, results: Results, work: Callable[[list[DocIn]], Outcome]
+) -> dict:
+    """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts."""
+    docs = docs_to_process(engine, batch)
+    if not docs:
+        return report(batch, docs, Outcome())
+    outcome = work(docs)
+    write_outcome(engine, outcome, results)
+    return report(batch, docs, outcome)
+
+
+def give_up(engine: Engine, batch: BatchPayload, error: str) -> dict:
+    """Record every unfinished document of the batch as failed with ``error`` (poison batch)."""
+    docs = docs_to_process(engine, batch)
+    outcome = fail_all(docs, error)
+    with session_scope(engine) as session:
+        set_document_status(session, [], outcome.failed)
+    return report(batch, docs, outcome)
+
+
+def write_outcome(engine: Engine, outcome: Outcome, results: Results) -> None:
+    """Result rows, document statuses and the model version: one transaction, all-or-nothing.
+
+    No job row is touched: batches of one job never wait for each other, and a job's
+    ``finished_at`` is derived by the status queries from its documents' ``updated_at``."""
+    known = _registered.setdefault(engine, set())
+    version = outcome.version if outcome.rows and outcome.version else None
+    with session_scope(engine) as session:
+        if version and version.version not in known:
+            register_model_version(session, version)
+        upsert(session, results.table, outcome.rows, RESULT_KEY, results.columns)
+        set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
+    if version:
+        known.add(version.version)
+
+
+def register_model_version(session: Session, info: VersionInfo) -> None:
     """Record what a version id means, once (the first writer wins; versions are content hashes)."""
     stmt = dialect_insert(session, ModelVersion).values(
-        version=version, name=name, kind=kind, labels=list(labels), config=dict(config), first_seen=utcnow()
+        version=info.version,
+        name=info.name,
+        kind=info.kind,
+        labels=list(info.labels),
+        config=dict(info.config),
+        first_seen=utcnow(),
     )
     session.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
 
@@ -61,12 +148,3 @@ def set_document_status(session: Session, done: list[int], failed: dict[int, str
             for doc_id, error in failed.items()
         ]
         session.execute(update(Document), params)  # ORM bulk UPDATE by primary key
-
-
-def record_outcome(session: Session, outcome: Outcome) -> None:
-    """Write one batch's outcome; the caller's transaction makes it all-or-nothing.
-
-    No job row is touched: batches of one job never wait for each other, and a job's
-    ``finished_at`` is derived by the status queries from its documents' ``updated_at``."""
-    upsert_classifications(session, outcome.rows)
-    set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)

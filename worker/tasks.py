@@ -17,6 +17,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from lstmq.contract import MAX_TASK_RETRIES, TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
+from worker.batches import give_up
 from worker.celery_app import app
 from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
 
@@ -57,8 +58,6 @@ def crashed_too_often(task, batch: BatchPayload) -> dict | None:
     count = count_redelivery(task.app.conf.broker_url, task.request)
     if count < MAX_REDELIVERIES:
         return None
-    from worker.classify import give_up
-
     log.error("job %s: %s", batch.job_id, poison_error(count))
     return give_up(get_engine(), batch, poison_error(count))
 
@@ -75,14 +74,14 @@ def run_batch(task, payload: dict, batch_fn) -> dict | None:
 @app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
 def classify(self, payload: dict) -> dict | None:
     """Classify one batch of documents with the named model and record the results."""
-    from worker.classify import classify_batch
+    from worker.classify import classify_batch  # loads torch: in the process running tasks, never a prefork parent
 
     return run_batch(self, payload, classify_batch)
 
 
 @app.task(name=TASK_NAMES["render"], **RETRY_POLICY)
 def render(self, payload: dict) -> dict | None:
-    """Render one batch of captions to images (the render module is imported only here)."""
-    from worker.render import render_batch
+    """Render one batch of captions to images and record them."""
+    from worker.render import render_batch  # loads torch: in the process running tasks, never a prefork parent
 
     return run_batch(self, payload, render_batch)
