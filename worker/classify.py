@@ -14,6 +14,7 @@ from lstmq.db.schema import Classification
 from lstmq.errors import UserError
 from worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
 from worker.ml.classifier.inference import load_classifier
+from worker.oom import run_in_halves
 
 log = logging.getLogger("lstmq.worker")
 CLASSIFICATIONS = Results(Classification, ("label", "score", "probs", "flags"))
@@ -43,13 +44,14 @@ def outcome_of(model_name: str, classifier, docs: list[DocIn], predictions) -> O
 
 
 def predict(batch: BatchPayload, docs: list[DocIn], device: str) -> Outcome:
-    """A model that cannot load fails the batch, no retry."""
+    """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
+    runs the batch in halves (``worker.oom``)."""
     try:
         classifier = load_classifier(batch.model, device=device)
     except UserError as exc:
         return fail_all(docs, str(exc))
     try:
-        predictions = classifier.predict([doc.text for doc in docs])
+        predictions = run_in_halves(lambda part: classifier.predict([doc.text for doc in part]), docs)
     except Exception as exc:  # noqa: BLE001 - record it on the documents rather than lose them
         log.exception("inference failed for a batch of job %s", batch.job_id)
         return fail_all(docs, f"inference failed: {type(exc).__name__}: {exc}")

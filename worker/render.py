@@ -20,6 +20,7 @@ from lstmq.settings import get_settings
 from worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
 from worker.images import store_image
 from worker.ml.generator.inference import load_image_generator
+from worker.oom import run_in_halves
 
 log = logging.getLogger("lstmq.worker")
 IMAGES = Results(Image, ("path", "width", "height", "sha256", "flags"))
@@ -55,13 +56,14 @@ def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) ->
 
 
 def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path) -> Outcome:
-    """A model that cannot load fails the batch, no retry."""
+    """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
+    draws the batch in halves (``worker.oom``)."""
     try:
         generator = load_image_generator(batch.model, device=device)
     except UserError as exc:
         return fail_all(docs, str(exc))
     try:
-        rendered = generator.render([d.text for d in docs], [d.id for d in docs])
+        rendered = run_in_halves(lambda part: generator.render([d.text for d in part], [d.id for d in part]), docs)
     except Exception as exc:  # noqa: BLE001 - record it on the documents rather than lose them
         log.exception("generation failed for a batch of job %s", batch.job_id)
         return fail_all(docs, f"generation failed: {type(exc).__name__}: {exc}")
