@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.helpers_worker import ROOT, worker_env
+from tests.support.processes import ROOT, worker_env
 
 
 def test_the_demo_classifies_the_samples_with_no_servers_and_stops_its_worker(lstmq_env):

@@ -16,16 +16,10 @@ from sqlalchemy import select
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
 from producer.sending import requeue
-from tests.helpers_worker import (
-    BACKENDS,
-    add_job,
-    batch_of,
-    corpus,
-    open_stack,
-    results_per_document,
-    status_counts,
-    wait_until,
-)
+from tests.support.inputs import corpus
+from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
+from tests.support.stacks import BACKENDS, open_stack
+from tests.support.waiting import wait_until
 from worker.redeliveries import MAX_REDELIVERIES
 
 
@@ -38,7 +32,9 @@ def stack(request, tmp_path):
 def test_a_worker_killed_mid_job_is_replaced_and_no_document_is_lost_or_doubled(stack, tmp_path):
     first = stack.start_worker()
     report = stack.submit(corpus(tmp_path / "in.jsonl", 200), batch_size=5)
-    wait_until(lambda: status_counts(stack.engine, report.job_id).get("done", 0) > 0, 60, 0.02, "first batch")
+    wait_until(
+        lambda: status_counts(stack.engine, report.job_id).get("done", 0) > 0, 60, "first batch", interval_s=0.02
+    )
     first.kill()  # SIGKILL: no ack, no clean-up
     assert status_counts(stack.engine, report.job_id).get("pending", 0) > 0, "killed too late to test recovery"
 

@@ -13,15 +13,9 @@ from sqlalchemy import Engine, func, select
 
 from lstmq.db.schema import Document, Job
 from lstmq.queue import send_batch
-from tests.helpers_worker import (
-    BACKENDS,
-    add_job,
-    batch_of,
-    corpus,
-    open_stack,
-    results_per_document,
-    status_counts,
-)
+from tests.support.inputs import corpus
+from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
+from tests.support.stacks import BACKENDS, open_stack
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -9,7 +9,6 @@ import random
 import pytest
 
 from lstmq.cli import main
-from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 WORDS = {"pos": "great lovely superb fun brilliant".split(), "neg": "awful boring dull bad terrible".split()}
 FILLER = "the film was a and it this movie plot acting".split()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 
 

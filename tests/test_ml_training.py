@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.ml_fixtures import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 from worker.ml.classifier.artifact import load_artifact, save_artifact
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import Labelled

@@ -13,6 +13,7 @@ from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_
 from lstmq.db.schema import Classification, Document, Image, Job
 from lstmq.errors import InputError, JobNotFound
 from producer.output import job_summary
+from tests.support.processes import run_lstmq
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 STATUS_KEYS = {
@@ -282,8 +283,6 @@ def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
     import io
     import json
 
-    from producer_fixtures import run_lstmq
-
     job_id, ids = make_job(migrated_db, 2)
     finish(migrated_db, ids[0], label="pos")
     status = json.loads(run_lstmq("status", job_id, "--json").stdout)
@@ -311,8 +310,6 @@ def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
     ],
 )
 def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
-    from producer_fixtures import run_lstmq
-
     job_id, _ = make_job(migrated_db, 1)
     cancelled, _ = make_job(migrated_db, 1)
     with session_scope(migrated_db) as session:
@@ -323,8 +320,6 @@ def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
 
 
 def test_cli_refuses_an_outdated_schema(lstmq_env, tmp_path):
-    from producer_fixtures import run_lstmq
-
     lstmq_env(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
     proc = run_lstmq("jobs")
     assert proc.returncode == 2

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 pytest.importorskip("torch")
 
 from lstmq.db.schema import DOC_PENDING, Document, Image, ModelVersion  # noqa: E402
-from tests.helpers_worker import add_job, batch_of, status_counts  # noqa: E402
-from tests.render_fixtures import TINY_NAME, make_tiny_generator  # noqa: E402
+from tests.support.jobs import add_job, batch_of, status_counts  # noqa: E402
+from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402
 from worker.render import render_batch  # noqa: E402
 
 CAPTIONS = [

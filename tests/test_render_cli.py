@@ -11,8 +11,8 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from lstmq.cli import main  # noqa: E402
-from tests.helpers_worker import add_job, batch_of  # noqa: E402
-from tests.render_fixtures import TINY_NAME, make_tiny_generator  # noqa: E402
+from tests.support.jobs import add_job, batch_of  # noqa: E402
+from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -12,16 +12,12 @@ from sqlalchemy import select
 pytest.importorskip("torch")
 
 from lstmq.db.schema import Document, Image  # noqa: E402
-from tests.helpers_worker import (  # noqa: E402
-    JOB_TIMEOUT_S,
-    WorkerProcess,
-    empty_postgres,
-    job_finished,
-    status_counts,
-    wait_until,
-    worker_env,
-)
-from tests.render_fixtures import TINY_NAME, make_tiny_generator  # noqa: E402
+from tests.support.jobs import job_finished, status_counts  # noqa: E402
+from tests.support.postgres import empty_postgres  # noqa: E402
+from tests.support.processes import WorkerProcess, worker_env  # noqa: E402
+from tests.support.stacks import JOB_TIMEOUT_S  # noqa: E402
+from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 CAPTIONS = [
     "a red circle",

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from producer_fixtures import celery_app, models  # noqa: F401
 
 from lstmq.cli import main
 

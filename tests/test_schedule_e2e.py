@@ -9,14 +9,17 @@ import os
 from pathlib import Path
 
 import pytest
-from schedule_helpers import beat_runs, start, wait_until, write  # noqa: F401
 from sqlalchemy import func, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Classification, Document, Job
 from producer.schedules.store import NewSchedule, add_schedule
 from producer.schedules.timing import Timing
-from tests.helpers_worker import WorkerProcess, worker_env
+from tests.support.inputs import write
+from tests.support.postgres import empty_postgres
+from tests.support.processes import WorkerProcess, worker_env
+from tests.support.schedules import beat_runs
+from tests.support.waiting import wait_until
 
 SAMPLES = Path(__file__).resolve().parents[1] / "lstmq" / "samples"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -30,7 +33,6 @@ def classifier(lstmq_env, pg_url, redis_url):
     from lstmq.db.engine import get_engine
     from lstmq.db.migrate import upgrade
     from lstmq.modelstore import installed_models
-    from tests.helpers_worker import empty_postgres
 
     redis.Redis.from_url(redis_url).flushdb()
     models = {"model_dir": os.environ["LSTMQ_TEST_MODEL_DIR"]} if os.environ.get("LSTMQ_TEST_MODEL_DIR") else {}

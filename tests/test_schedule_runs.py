@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from producer_fixtures import celery_app, install_fake_model, models, queued_payloads  # noqa: F401
 from sqlalchemy import select
 
 from lstmq.db.engine import session_scope
@@ -18,6 +17,8 @@ from lstmq.db.schema import Document, Job, ScheduleRun
 from producer.schedules.run import run_schedule
 from producer.schedules.store import NewSchedule, add_schedule, get_schedule
 from producer.schedules.timing import Timing
+from tests.support.models import install_fake_model
+from tests.support.queued import queued_payloads
 
 
 def write(path: Path, *texts: str, mode: str = "w", ids=None) -> None:

@@ -11,13 +11,15 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from producer_fixtures import celery_app, models  # noqa: F401
-from schedule_helpers import beat_runs, queued_texts, start, wait_until, write  # noqa: F401
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ScheduleRun, utcnow
 from producer.schedules.store import NewSchedule, add_schedule
 from producer.schedules.timing import Timing
+from tests.support.inputs import write
+from tests.support.queued import queued_texts
+from tests.support.schedules import beat_runs
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 

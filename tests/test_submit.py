@@ -9,7 +9,6 @@ import random
 import re
 
 import pytest
-from producer_fixtures import celery_app, models, queued_doc_ids, queued_payloads  # noqa: F401
 from sqlalchemy import func, select, update
 
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
@@ -22,6 +21,8 @@ from producer import submit as submit_module
 from producer.batching import batch_size_for, chunked
 from producer.sending import requeue, send_pending
 from producer.submit import submit_records
+from tests.support.processes import run_lstmq
+from tests.support.queued import queued_doc_ids, queued_payloads
 
 # --- chunking: a pure function ---------------------------------------------------------
 
@@ -287,8 +288,6 @@ sqlite_only = pytest.mark.parametrize(
 def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(
     migrated_db, celery_app, models, redis_url, tmp_path
 ):
-    from producer_fixtures import run_lstmq
-
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "good", "id": "a"}\n{"text": 1}\n{"text": "fine"}\n')
     proc = run_lstmq("submit", str(path), "--model", "tiny-clf", "--batch-size", "1")
@@ -303,8 +302,6 @@ def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(
 
 @sqlite_only
 def test_cli_reads_stdin(migrated_db, celery_app, models):
-    from producer_fixtures import run_lstmq
-
     proc = run_lstmq("submit", "-", "--model", "tiny-clf", "--format", "txt", stdin=b"one\ntwo\n")
     assert proc.returncode == 0, proc.stderr
     job_id = proc.stdout.decode().strip()
@@ -335,8 +332,6 @@ def test_cli_reads_stdin(migrated_db, celery_app, models):
     ],
 )
 def test_cli_mistakes_are_one_line_and_leave_nothing(migrated_db, celery_app, models, tmp_path, args, message):
-    from producer_fixtures import run_lstmq
-
     files = {"input": tmp_path / "in.jsonl", "binary": tmp_path / "model.bin.jsonl", "bad": tmp_path / "bad.jsonl"}
     files["input"].write_text('{"text": "x"}\n')
     files["binary"].write_bytes(b"\x00" * 64)
@@ -372,8 +367,6 @@ def _complete_when_recorded(engine, failed: int) -> None:
 @pytest.mark.parametrize("failed, code", [(0, 0), (1, 3)])
 def test_cli_wait_returns_when_the_job_is_finished(migrated_db, celery_app, models, tmp_path, failed, code):
     import threading
-
-    from producer_fixtures import run_lstmq
 
     path = tmp_path / "in.txt"
     path.write_text("a\nb\nc\n")

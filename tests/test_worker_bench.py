@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from lstmq.db.schema import Job
-from tests.helpers_worker import ROOT, empty_postgres, worker_env
+from tests.support.postgres import empty_postgres
+from tests.support.processes import ROOT, worker_env
 
 
 @pytest.mark.parametrize("task, unit", [("classify", "docs/s"), ("render", "images/s")])

@@ -9,7 +9,7 @@ import click
 import pytest
 
 from lstmq.contract import ALL_QUEUES
-from tests.helpers_worker import ROOT, worker_env
+from tests.support.processes import ROOT, worker_env
 from worker.cli import celery_argv, child_device, choose_pool, parse_queues, torch_threads
 
 

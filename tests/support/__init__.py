@@ -1,0 +1,1 @@
+"""Plain helpers for the tests, one module per concept; every fixture lives in tests/conftest.py."""
