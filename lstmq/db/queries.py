@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -25,6 +25,8 @@ from lstmq.db.schema import (
     Image,
     Job,
     Schedule,
+    as_utc,
+    utcnow,
 )
 from lstmq.errors import InputError, JobNotFound
 
@@ -101,8 +103,8 @@ def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | 
         state = JOB_FINISHED
         if job.finished_at is None:
             _mark_finished(session, job)
-    started = _utc(job.submitted_at or job.created_at)
-    until = _utc(job.finished_at) if job.finished_at else (now or datetime.now(UTC))
+    started = as_utc(job.submitted_at or job.created_at)
+    until = as_utc(job.finished_at) if job.finished_at else (now or utcnow())
     rate = (done + failed) / max((until - started).total_seconds(), MIN_ELAPSED_S) if done + failed else None
     eta = 0.0 if state == JOB_FINISHED else (pending / rate if rate and state != JOB_CANCELLED else None)
     return JobStatus(
@@ -117,9 +119,9 @@ def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | 
         rejected=job.rejected,
         docs_per_s=rate,
         eta_s=eta,
-        created_at=_utc(job.created_at),
-        submitted_at=_utc(job.submitted_at),
-        finished_at=_utc(job.finished_at),
+        created_at=as_utc(job.created_at),
+        submitted_at=as_utc(job.submitted_at),
+        finished_at=as_utc(job.finished_at),
         schedule=_schedule_name(session, job.schedule_id),
     )
 
@@ -134,13 +136,6 @@ def _mark_finished(session: Session, job: Job) -> None:
     """finished_at = when the last document got its result (not when someone looked)."""
     last = session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
     job.finished_at = last or job.submitted_at or job.created_at
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def cancel_job(session: Session, job_id: str) -> JobStatus:

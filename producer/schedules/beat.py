@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime
 
 from celery import Celery, beat, bootsteps
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
 from sqlalchemy import func, select
 
 from lstmq.db.engine import get_engine
-from lstmq.db.schema import Schedule, ScheduleRun
+from lstmq.db.schema import Schedule, ScheduleRun, as_utc
 from lstmq.errors import ScheduleNotFound
 from lstmq.queue import make_celery
 from lstmq.settings import Settings
@@ -105,12 +104,8 @@ def _entry(app: Celery, sched_id: int, name: str, every_s, cron, created_at, las
     )
     # Used only when Redis lacks the entry (new, or Redis lost its data): the database knows
     # when beat last ran it, so a missed entry fires once and a new one waits one period.
-    entry.last_run_at = _utc(last_run or created_at)
+    entry.last_run_at = as_utc(last_run or created_at)
     return entry
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def sync_entries(app: Celery) -> None:

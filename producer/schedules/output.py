@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
-from lstmq.db.schema import Schedule, ScheduleRun
+from lstmq.db.schema import Schedule, ScheduleRun, as_utc
 from producer.schedules.store import timing_of
 
 PROBLEMS_SHOWN = 5  # per run in the table; --json has them all
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return as_utc(moment).isoformat() if moment else None
 
 
 def _short(moment: datetime | None) -> str:

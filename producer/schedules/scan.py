@@ -10,6 +10,7 @@ from sqlalchemy import Engine, insert, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
+from lstmq.readers.records import MAX_EXTERNAL_ID_CHARS
 from lstmq.readers.sources import Fields
 from producer.schedules.cursors import ReadPlan
 from producer.schedules.files import FileScan, match_files, scan_file
@@ -17,7 +18,6 @@ from producer.schedules.lease import fence
 from producer.schedules.ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
 from producer.schedules.roots import corpus_roots, within
 
-MAX_EXTERNAL_ID_CHARS = 512
 # New lines one run reads at most: bounds its memory, its transaction and so its duration
 # (well inside the lease); the next run continues where this one stopped.
 MAX_RUN_LINES = 100_000

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job, Schedule, ScheduleRun
+from lstmq.db.queries import status_counts
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Job, Schedule, ScheduleRun
 from lstmq.errors import ScheduleError, ScheduleNotFound
 from lstmq.readers.sources import FORMATS
 from producer.schedules.files import file_format, match_files
@@ -121,21 +122,6 @@ def history(session: Session, name: str, limit: int) -> tuple[Schedule, list[tup
     runs = session.scalars(
         select(ScheduleRun).where(ScheduleRun.schedule_id == sched.id).order_by(ScheduleRun.id.desc()).limit(limit)
     ).all()
-    job_ids = [run.job_id for run in runs if run.job_id]
-    counts: dict[str, dict] = {job_id: {DOC_PENDING: 0, DOC_DONE: 0, DOC_FAILED: 0} for job_id in job_ids}
-    if job_ids:
-        rows = session.execute(
-            select(Document.job_id, Document.status, func.count())
-            .where(Document.job_id.in_(job_ids))
-            .group_by(Document.job_id, Document.status)
-        )
-        for job_id, status, count in rows:
-            counts[job_id][status] = count
-    return sched, [(run, counts.get(run.job_id, {})) for run in runs]
-
-
-def schedule_names(session: Session, ids: list[int]) -> dict[int, str]:
-    """schedule id -> name, for job listings (``lstmq jobs``)."""
-    if not ids:
-        return {}
-    return dict(session.execute(select(Schedule.id, Schedule.name).where(Schedule.id.in_(set(ids)))).all())
+    counts = status_counts(session, [run.job_id for run in runs if run.job_id])
+    zero = {DOC_PENDING: 0, DOC_DONE: 0, DOC_FAILED: 0}
+    return sched, [(run, {**zero, **counts[run.job_id]} if run.job_id else {}) for run in runs]

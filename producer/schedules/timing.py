@@ -15,8 +15,8 @@ from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
 
 from lstmq.errors import ScheduleError
+from lstmq.modelstore import valid_name
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INTERVAL_PATTERN = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL_S = 1
@@ -29,7 +29,8 @@ MIN_MESSAGE_EXPIRY_S = 10
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name) or ".." in name:
+    # The rule model names follow: short, plain, safe in a path, a Redis key or a shell.
+    if not valid_name(name):
         raise ScheduleError(
             f"invalid schedule name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
