@@ -19,7 +19,8 @@ from lstmq.readers.sources import Fields, read_sources, resolve_sources
 from lstmq.settings import get_settings
 from producer import output
 from producer.batching import batch_size_for
-from producer.submit import check_model, check_task, submit_records
+from producer.sending import requeue as requeue_job
+from producer.submit import check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")
 
@@ -48,7 +49,6 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         raise InputError("--model is required (see `lstmq models`)")
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
     sources = resolve_sources(inputs, fmt)
-    check_model(task, model)
     engine = ready_engine()
     items = read_sources(sources, Fields(text=text_field, id=id_field))
     report = submit_records(
@@ -130,8 +130,6 @@ def cancel(job_id) -> None:
 @click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
 def requeue(job_id, batch_size) -> None:
     """Send again every document of JOB without a result (safe to repeat)."""
-    from producer.sending import requeue as requeue_job
-
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
     sent = requeue_job(ready_engine(), make_celery(), job_id, size)
     click.echo(f"job {job_id}: {sent.docs} pending documents sent in {sent.batches} batches")

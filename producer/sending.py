@@ -23,6 +23,9 @@ from producer.batching import chunked, utf8_len
 PAGE_BATCHES = 4  # batches' worth of documents read per database round trip
 # In jobs.options while a submit is still reading its input: such a job's documents are an
 # incomplete input (a submit in progress, or one that was killed), so requeue refuses it.
+# This key is the one record of it: ``jobs.state`` says only whether the job was handed to
+# the broker (``submitting`` until then), and a recorded job whose sending failed is
+# ``submitting`` too, yet complete and safe to requeue.
 RECORDING = "recording"
 
 
@@ -37,14 +40,12 @@ class PendingSender:
 
     While a submit is still recording, ``send(final=False)`` sends only full batches, so
     workers start on the first documents while the rest of the input is being read;
-    ``send(final=True)`` sends the remainder.
+    ``finish()`` sends the remainder and marks the job queued.
     """
 
-    def __init__(self, engine: Engine, app: Celery, job_id: str, batch_size: int) -> None:
-        with session_scope(engine) as session:
-            job = get_job(session, job_id)
-            self.task, self.model = job.task, job.model
-        self.engine, self.app, self.job_id, self.batch_size = engine, app, job_id, batch_size
+    def __init__(self, engine: Engine, app: Celery, job: Job, batch_size: int) -> None:
+        self.engine, self.app, self.batch_size = engine, app, batch_size
+        self.job_id, self.task, self.model = job.id, job.task, job.model
         self.after_id = 0
         self.report = SendReport()
 
@@ -68,15 +69,23 @@ class PendingSender:
         self.report.batches += 1
         self.after_id = batch[-1].id
 
+    def finish(self) -> SendReport:
+        """Send the rest, then mark a submitting job queued; the report counts every send."""
+        self.send(final=True)
+        _mark_queued(self.engine, self.job_id)
+        return self.report
 
-def send_pending(
-    engine: Engine, app: Celery, job_id: str, batch_size: int, sender: PendingSender | None = None
-) -> SendReport:
-    """Publish every pending document of the job once (after what ``sender`` already sent),
-    then mark a submitting job queued."""
-    report = (sender or PendingSender(engine, app, job_id, batch_size)).send(final=True)
-    _mark_queued(engine, job_id)
-    return report
+
+def send_pending(engine: Engine, app: Celery, job: Job, batch_size: int) -> SendReport:
+    """Publish every pending document of the job once, then mark a submitting job queued."""
+    return PendingSender(engine, app, job, batch_size).finish()
+
+
+def mark_recorded(engine: Engine, job_id: str) -> None:
+    """The input is fully recorded: from now on its pending documents may be sent again."""
+    with session_scope(engine) as session:
+        job = get_job(session, job_id)
+        job.options = {key: value for key, value in job.options.items() if key != RECORDING}
 
 
 def _mark_queued(engine: Engine, job_id: str) -> None:
@@ -97,4 +106,4 @@ def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendRe
             raise UserError(f"job {job_id} is cancelled; not requeued")
         if job.options.get(RECORDING):
             raise UserError(f"job {job_id} is still being recorded, or its submit was interrupted; not requeued")
-    return send_pending(engine, app, job_id, batch_size)
+    return send_pending(engine, app, job, batch_size)

@@ -2,9 +2,10 @@
 
 Two phases, so that no document is ever lost or counted twice:
 
-1. *record*: documents are inserted in chunks (bounded memory) while the job is
-   ``submitting``. A failure here, a ``--strict`` refusal, or an input with no good record
-   deletes the job again, leaving nothing in the database.
+1. *record*: documents are inserted in chunks (bounded memory) while the job is marked as
+   recording (``producer.sending.RECORDING``; ``requeue`` refuses it). A failure here, a
+   ``--strict`` refusal, or an input with no good record deletes the job again, leaving
+   nothing in the database.
 2. *send*: pending documents are streamed back from the database and published in batches
    (``producer.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
@@ -32,11 +33,12 @@ from lstmq.db.dialects import dialect_insert
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
 from lstmq.errors import InputError, ModelNotFound, TransientError
+from lstmq.modelstore import find_model
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for, chunked, utf8_len
-from producer.sending import RECORDING, PendingSender, send_pending
+from producer.sending import RECORDING, PendingSender, mark_recorded
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
 INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
@@ -62,8 +64,6 @@ def check_task(task: str) -> None:
 
 def check_model(task: str, model: str) -> None:
     """The model is installed and of the kind the task needs (raises a one-line UserError)."""
-    from lstmq.modelstore import find_model
-
     info = find_model(model)
     wanted = MODEL_KIND_FOR_TASK[task]
     if info.kind != wanted:
@@ -79,7 +79,6 @@ def submit_records(
     model: str,
     batch_size: int | None = None,
     strict: bool = False,
-    schedule_id: int | None = None,
     sources: Sequence[str] = (),
     on_reject: Callable[[Rejected], None] | None = None,
 ) -> SubmitReport:
@@ -93,8 +92,9 @@ def submit_records(
     check_model(task, model)
     size = batch_size_for(batch_size, get_settings().batch_size)
     ping_broker(app)  # fail before reading a large input, not after
-    report = SubmitReport(job_id=_create_job(engine, task, model, sources, size, strict, schedule_id))
-    sender = PendingSender(engine, app, report.job_id, size)
+    job = _create_job(engine, task, model, sources, size, strict)
+    report = SubmitReport(job_id=job.id)
+    sender = PendingSender(engine, app, job, size)
     after_chunk = (lambda: None) if strict else (lambda: sender.send(final=False))
     try:
         _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk)
@@ -102,9 +102,9 @@ def submit_records(
     except BaseException:
         _delete_job(engine, report.job_id)
         raise
-    _mark_recorded(engine, report.job_id)
+    mark_recorded(engine, report.job_id)
     try:
-        report.batches = send_pending(engine, app, report.job_id, size, sender).batches
+        report.batches = sender.finish().batches
     except TransientError as exc:
         # Every document is safe in the database; only sending stopped.
         raise type(exc)(
@@ -113,27 +113,17 @@ def submit_records(
     return report
 
 
-def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool, schedule_id) -> str:
-    job_id = uuid.uuid4().hex
+def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool) -> Job:
+    job = Job(
+        id=uuid.uuid4().hex,
+        task=task,
+        model=model,
+        sources=list(sources),
+        options={"batch_size": size, "strict": strict, RECORDING: True},
+    )
     with session_scope(engine) as session:
-        session.add(
-            Job(
-                id=job_id,
-                task=task,
-                model=model,
-                sources=list(sources),
-                options={"batch_size": size, "strict": strict, RECORDING: True},
-                schedule_id=schedule_id,
-            )
-        )
-    return job_id
-
-
-def _mark_recorded(engine: Engine, job_id: str) -> None:
-    """The input is fully recorded: from now on its pending documents may be sent."""
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        job.options = {key: value for key, value in job.options.items() if key != RECORDING}
+        session.add(job)
+    return job
 
 
 def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:

@@ -265,7 +265,9 @@ def test_sending_pages_through_more_documents_than_one_page(migrated_db, celery_
     report = submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(50))), batch_size=3)
     assert report.batches == 17
     assert queued_doc_ids(redis_url) == [d.id for d in documents(migrated_db, report.job_id)]
-    again = send_pending(migrated_db, celery_app, report.job_id, batch_size=50)
+    with session_scope(migrated_db) as session:
+        job = session.get(Job, report.job_id)
+    again = send_pending(migrated_db, celery_app, job, batch_size=50)
     assert (again.docs, again.batches) == (50, 1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from sqlalchemy import Engine, select
 
+from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Job
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for
@@ -17,11 +18,11 @@ from producer.sending import send_pending
 
 def publish_pending(engine: Engine, app: Celery, schedule_id: int) -> list[str]:
     """Send the pending documents of the schedule's unqueued jobs; returns their ids."""
-    with engine.connect() as conn:
-        job_ids = conn.scalars(
-            select(Job.id).where(Job.schedule_id == schedule_id, Job.state == JOB_SUBMITTING).order_by(Job.created_at)
+    with session_scope(engine) as session:
+        jobs = session.scalars(
+            select(Job).where(Job.schedule_id == schedule_id, Job.state == JOB_SUBMITTING).order_by(Job.created_at)
         ).all()
     size = batch_size_for(None, get_settings().batch_size)
-    for job_id in job_ids:
-        send_pending(engine, app, job_id, size)
-    return list(job_ids)
+    for job in jobs:
+        send_pending(engine, app, job, size)
+    return [job.id for job in jobs]
