@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lstmq.errors import ArtifactError, ModelNotFound
+from lstmq.settings import get_settings
 
 ARTIFACT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 MODEL_KINDS = ("classifier", "generator")
@@ -137,8 +138,6 @@ def _candidates(settings) -> dict[str, Path]:
 
 def _search_path(settings) -> list[Path]:
     if settings is None:
-        from lstmq.settings import get_settings
-
         settings = get_settings()
     return list(settings.model_search_path)
 
@@ -158,9 +157,14 @@ def installed_models(settings=None) -> list[ModelInfo]:
     return scan_models(settings)[0]
 
 
+def locate_model(name: str, settings=None) -> Path:
+    """The folder ``find_model`` loads, found without reading it (a worker asks before each batch)."""
+    for root in _search_path(settings) if valid_name(name) else []:
+        if (root / name / "config.json").exists():
+            return root / name
+    names = ", ".join(info.name for info in installed_models(settings)) or "(none)"
+    raise ModelNotFound(f"unknown model {name!r}; installed: {names}")
+
+
 def find_model(name: str, settings=None) -> ModelInfo:
-    path = _candidates(settings).get(name) if valid_name(name) else None
-    if path is None:
-        names = ", ".join(info.name for info in installed_models(settings)) or "(none)"
-        raise ModelNotFound(f"unknown model {name!r}; installed: {names}")
-    return load_info(path)
+    return load_info(locate_model(name, settings))

@@ -139,7 +139,7 @@ def test_dev_labels_unseen_in_training_are_refused():
 
 def test_device_and_autocast_are_checked_once_at_load():
     from lstmq.errors import ConfigError
-    from worker.ml.classifier.inference import resolve_autocast, resolve_device
+    from worker.ml.device import resolve_autocast, resolve_device
 
     cpu = torch.device("cpu")
     assert resolve_device("cpu") == cpu and resolve_autocast("auto", cpu) is None
@@ -158,7 +158,7 @@ def test_device_and_autocast_are_checked_once_at_load():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("autocast", ["fp16", "bf16", "off"])
 def test_cuda_autocast_predicts_like_cpu(trained, autocast):
-    from worker.ml.classifier.inference import resolve_autocast
+    from worker.ml.device import resolve_autocast
 
     texts = synthetic(60, 6).texts
     cuda = torch.device("cuda")
@@ -203,7 +203,7 @@ def test_int8_dtypes_store_smaller_and_predict_identically_after_loading(trained
 
 
 def test_quantized_rows_round_trip_within_half_a_step_and_keep_zero_rows():
-    from worker.ml.classifier.artifact import dequantize_rows, quantize_rows
+    from worker.ml.weights import dequantize_rows, quantize_rows
 
     weight = torch.randn(50, 8) * torch.linspace(0.01, 3, 50)[:, None]
     weight[0] = 0.0  # the padding row

@@ -99,9 +99,11 @@ def worker(
     else:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
     if device == "cuda":  # refuse now rather than fail every batch; no fork follows (solo/threads)
-        from worker.ml.classifier.inference import resolve_device
+        from worker.ml.device import resolve_device  # torch: only when CUDA is asked for (solo/threads)
 
         resolve_device("cuda")
+    # Builds the Celery app from the settings: here, so `lstmq --help` (which imports this
+    # module) works whatever the environment holds.
     from worker.celery_app import app, startup_checks
 
     startup_checks()  # one line and a non-zero exit before Celery prints its banner

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lstmq.errors import ConfigError
-from lstmq.modelstore import find_model
+from lstmq.modelstore import ModelInfo
 from worker.ml.batching import pad, plan_batches, scatter
+from worker.ml.cache import ModelCache
 from worker.ml.classifier.artifact import load_artifact
+from worker.ml.device import resolve_autocast, resolve_device
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
 BATCH_DOCS = 256  # documents per forward pass
 BATCH_CELLS = 256 * 128  # documents x padded length per forward pass: bounds memory
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -36,30 +36,6 @@ class Prediction:
     probs: list[float] | None  # in Classifier.labels order
     flags: list[str] = field(default_factory=list)
     error: str | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ConfigError(f"device must be auto, cpu or cuda[:N], not {device!r}")
-    return torch.device(device)
-
-
-def resolve_autocast(autocast: str, device: torch.device) -> torch.dtype | None:
-    """fp16 on CUDA by default (cuDNN's LSTM kernels support it everywhere; bf16 RNNs depend on
-    the cuDNN version, so bf16 is opt-in); never on CPU (no speed-up for LSTMs there)."""
-    if autocast in ("off", "none"):
-        return None
-    if autocast not in ("auto", *AUTOCAST):
-        raise ConfigError(f"autocast must be auto, off, bf16 or fp16, not {autocast!r}")
-    if device.type != "cuda":
-        if autocast != "auto":
-            raise ConfigError(f"autocast {autocast} needs a CUDA device")
-        return None
-    return AUTOCAST["fp16" if autocast == "auto" else autocast]
 
 
 class Classifier:
@@ -126,28 +102,19 @@ def _flags(enc) -> list[str]:
     return flags
 
 
-_CACHE: dict[tuple[str, str], Classifier] = {}
+_MODELS = ModelCache()
 
 
 def load_classifier(name: str, device: str = "auto", autocast: str = "auto") -> Classifier:
-    """The named model, loaded once per process per (name, device)."""
+    """The named model, loaded once per process per (name, device), again when it is replaced."""
     dev = resolve_device(device)
-    key = (name, str(dev))
-    if key not in _CACHE:
-        info = find_model(name)
-        model, tokenizer, config = load_artifact(info.path)
-        _CACHE[key] = Classifier(
-            info.name,
-            info.version,
-            model,
-            tokenizer,
-            info.labels,
-            info.max_tokens,
-            dev,
-            resolve_autocast(autocast, dev),
-        )
-    return _CACHE[key]
+    return _MODELS.get(name, str(dev), lambda info: _from_info(info, dev, resolve_autocast(autocast, dev)))
+
+
+def _from_info(info: ModelInfo, device: torch.device, autocast_dtype: torch.dtype | None) -> Classifier:
+    model, tokenizer, _ = load_artifact(info.path)
+    return Classifier(info.name, info.version, model, tokenizer, info.labels, info.max_tokens, device, autocast_dtype)
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
+    _MODELS.clear()

@@ -17,13 +17,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+import torch
 
-from lstmq.errors import ArtifactError, InputError
+from lstmq.errors import ArtifactError, InputError, LstmqError
+from lstmq.modelstore import version_id
+from worker.ml.classifier.artifact import load_artifact, save_artifact
+from worker.ml.classifier.card import render_card
+from worker.ml.classifier.data import read_labelled
+from worker.ml.classifier.metrics import classification_report, summary
+from worker.ml.classifier.model import Ensemble
+from worker.ml.classifier.train import _argmax_labels, encode_ids, predict_probs
+from worker.ml.tokenizer import prune_vocab
+from worker.ml.weights import check_dtype, round_to_dtype
 
 
 def _compatible(paths: list[Path]) -> list[tuple]:
-    from worker.ml.classifier.artifact import load_artifact
-
     loaded = [load_artifact(p) for p in paths]
     first_tok = (paths[0] / "tokenizer.json").read_bytes()
     base = {**loaded[0][2]["architecture"], "members": 0}
@@ -43,16 +51,6 @@ def merge(
     weights_dtype: str | None = None,
     vocab_size: int | None = None,
 ) -> dict:
-    import torch
-
-    from lstmq.modelstore import version_id
-    from worker.ml.classifier.artifact import round_to_dtype, save_artifact
-    from worker.ml.classifier.card import render_card
-    from worker.ml.classifier.data import read_labelled
-    from worker.ml.classifier.metrics import classification_report, summary
-    from worker.ml.classifier.model import Ensemble
-    from worker.ml.classifier.train import _argmax_labels, encode_ids, predict_probs
-
     loaded = _compatible(sources)
     members = [m for model, _, _ in loaded for m in model.members]
     model0, tokenizer, config0 = loaded[0]
@@ -88,8 +86,6 @@ def merge(
 
 
 def _cut(tokenizer, size: int):
-    from worker.ml.tokenizer import prune_vocab
-
     try:
         return prune_vocab(tokenizer, size)
     except ValueError as exc:
@@ -114,16 +110,12 @@ def main(out, dev_file, weights_dtype, vocab_size, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
     command = "python -m worker.ml.classifier.merge " + shlex.join(sys.argv[1:])
     if weights_dtype:
-        from worker.ml.classifier.artifact import check_dtype
-
         check_dtype(weights_dtype)
     report = merge(out, list(sources), dev_file, command, weights_dtype, vocab_size)
     click.echo(f"merged {len(sources)} artifacts: dev accuracy {report['accuracy']:.4f} -> {out}")
 
 
 if __name__ == "__main__":
-    from lstmq.errors import LstmqError
-
     try:
         main(standalone_mode=False)
     except LstmqError as exc:

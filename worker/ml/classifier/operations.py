@@ -10,14 +10,16 @@ import torch
 
 from lstmq.errors import InputError
 from lstmq.modelstore import valid_name, version_id
-from worker.ml.classifier.artifact import check_dtype, save_artifact
+from worker.ml.classifier.artifact import save_artifact
 from worker.ml.classifier.card import hardware, render_card
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import read_labelled
-from worker.ml.classifier.inference import load_classifier, resolve_device
+from worker.ml.classifier.inference import load_classifier
 from worker.ml.classifier.metrics import classification_report, summary
 from worker.ml.classifier.train import Progress, train_classifier
+from worker.ml.device import resolve_device
 from worker.ml.readers import read_records
+from worker.ml.weights import check_dtype
 
 PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
 

@@ -18,12 +18,12 @@ from torch import nn
 
 from lstmq.errors import InputError
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
-from worker.ml.classifier.artifact import round_to_dtype
 from worker.ml.classifier.config import CLASS_WEIGHTS, TrainConfig
 from worker.ml.classifier.data import Labelled
 from worker.ml.classifier.metrics import classification_report
 from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 from worker.ml.tokenizer import UNK_ID, encode_batch, train_tokenizer
+from worker.ml.weights import round_to_dtype
 
 
 @dataclass

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.ml.classifier.artifact import update_config
+from worker.ml.artifacts import update_config
 from worker.ml.generator.inference import from_artifact
 from worker.shapes.evaluation import EVAL_SEED, evaluate
 

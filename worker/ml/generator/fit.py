@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -11,26 +12,23 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from lstmq.errors import InputError
 from lstmq.modelstore import valid_name
-from worker.ml.classifier.artifact import update_config
+from worker.ml.artifacts import update_config
 from worker.ml.generator.artifact import save_generator
 from worker.ml.generator.calibrate import calibrate_generation
 from worker.ml.generator.data import FilePairs, WorldPairs
 from worker.ml.generator.inference import ImageGenerator, from_artifact
 from worker.ml.generator.train import TrainOptions, train
+from worker.shapes.evaluation import evaluate
 from worker.shapes.report import write_card
 
 
 def world_report(model, tokenizer, max_tokens: int, n: int) -> dict:
-    from worker.shapes.evaluation import evaluate
-
     generator = ImageGenerator("", "", model, tokenizer, max_tokens, torch.device("cpu"))
     return evaluate(generator.images, n=n)
 
 
 def artifact_report(path: Path, n: int) -> dict:
     """The oracle evaluation of the artifact as stored (fp16 weights, calibrated temperature)."""
-    from worker.shapes.evaluation import evaluate
-
     return evaluate(from_artifact(path).images, n=n)
 
 
@@ -136,8 +134,6 @@ def command_line(name: str, data: Path | None, opts: TrainOptions, arch: dict, e
 
 def finish_world_artifact(path: Path, name: str, eval_n: int) -> Path:
     """Calibrate generation settings, evaluate the stored artifact, record metrics and card."""
-    import json
-
     calibrate_generation(path)
     report = artifact_report(path, eval_n)
     update_config(path, metrics=summary(report))

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lstmq.modelstore import find_model
 from worker.ml.batching import pad, plan_batches, scatter
-from worker.ml.classifier.inference import resolve_device
+from worker.ml.cache import ModelCache
+from worker.ml.device import resolve_device
 from worker.ml.generator.artifact import load_generator_artifact, to_uint8
 from worker.ml.generator.model import sample_prior
 from worker.ml.tokenizer import UNK_ID, encode_batch
@@ -122,13 +122,10 @@ def from_artifact(path, name: str = "", version: str = "", device: str = "cpu") 
     )
 
 
-_CACHE: dict[tuple[str, str, str], ImageGenerator] = {}
+_MODELS = ModelCache()
 
 
 def load_image_generator(name: str, device: str = "auto") -> ImageGenerator:
-    """The named generator, loaded once per process per (name, version, device)."""
-    info = find_model(name)
-    key = (name, info.version, str(resolve_device(device)))
-    if key not in _CACHE:
-        _CACHE[key] = from_artifact(info.path, info.name, info.version, device)
-    return _CACHE[key]
+    """The named generator, loaded once per process per (name, device), again when it is replaced."""
+    dev = str(resolve_device(device))
+    return _MODELS.get(name, dev, lambda info: from_artifact(info.path, info.name, info.version, dev))
