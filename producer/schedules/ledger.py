@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import dialect_insert
-from lstmq.db.schema import CorpusDoc, CorpusFile, utcnow
+from lstmq.db.dialects import upsert
+from lstmq.db.schema import CorpusDoc, CorpusFile
 from lstmq.readers.records import Record
 from producer.schedules.cursors import Cursor
 
@@ -76,7 +76,6 @@ def record_ledger(session: Session, schedule_id: int, queued: list[tuple[Candida
             "content_hash": item.content_hash,
             "model_version": version,
             "document_id": doc_id,
-            "updated_at": utcnow(),
         }
         for item, doc_id in queued
     ]
@@ -94,21 +93,9 @@ def load_cursors(session: Session, schedule_id: int) -> dict[str, Cursor]:
 def store_cursors(session: Session, schedule_id: int, cursors: dict[str, Cursor], gone: list[str]) -> None:
     if gone:
         session.execute(delete(CorpusFile).where(CorpusFile.schedule_id == schedule_id, CorpusFile.path.in_(gone)))
-    rows = [
-        {"schedule_id": schedule_id, "path": path, **vars_of(cursor), "updated_at": utcnow()}
-        for path, cursor in cursors.items()
-    ]
+    rows = [{"schedule_id": schedule_id, "path": path, **vars_of(cursor)} for path, cursor in cursors.items()]
     upsert(session, CorpusFile, rows, ("schedule_id", "path"))
 
 
 def vars_of(cursor: Cursor) -> dict:
     return {name: getattr(cursor, name) for name in Cursor.__dataclass_fields__}
-
-
-def upsert(session: Session, model, rows: list[dict], keys: tuple[str, ...]) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, on PostgreSQL and SQLite."""
-    if not rows:
-        return
-    stmt = dialect_insert(session, model)
-    changed = {name: stmt.excluded[name] for name in rows[0] if name not in keys}
-    session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=changed), rows)
