@@ -1,4 +1,4 @@
-"""`lstmq render`, `lstmq contact-sheet`, `lstmq train generator --data`, and the images/s probe."""
+"""`lstmq render`, `lstmq contact-sheet` and `lstmq train generator --data`."""
 
 from __future__ import annotations
 
@@ -96,10 +96,3 @@ def test_a_bad_dataset_line_is_one_error_with_file_and_line(models, capsys):
     data.write_text('{"text": "a", "image": "missing.png"}\n')
     code, _, err = run(capsys, "train", "generator", "--name", "x", "--data", str(data), "--steps", "1")
     assert code == 2 and err.startswith(f"error: {data}:1: image") and "not found" in err
-
-
-def test_inprocess_speed_probe_reports_images_per_second(models):
-    from worker.ml.generator.bench import inprocess_images_per_second
-
-    result = inprocess_images_per_second(TINY_NAME, n=64, device="cpu", png=True)
-    assert result["images"] == 64 and result["images_per_s"] > 0 and result["png"] is True

@@ -21,10 +21,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy import delete, func, select
 
 from lstmq.contract import QUEUES
+from lstmq.db.engine import make_engine
+from lstmq.db.migrate import upgrade
+from lstmq.db.schema import DOC_PENDING, Document, Job
 from lstmq.errors import InputError
-from lstmq.settings import DEFAULT_BATCH_DOCS
+from lstmq.queue import make_celery
+from lstmq.readers.records import Record
+from lstmq.readers.sources import read_sources, resolve_sources
+from lstmq.settings import DEFAULT_BATCH_DOCS, Settings, get_settings
+from producer.submit import submit_records
+from worker.shapes.captions import sample_scene
 
 SAMPLE = Path(__file__).resolve().parents[1] / "lstmq" / "samples" / "news.jsonl"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -40,9 +49,13 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.sample(sentences, rng.choice((1, 2, 3)))) + f" ({rng.randrange(10**6)})" for _ in range(n)]
 
 
-def read_texts(path: str, n: int) -> list[str]:
-    from lstmq.readers.sources import Record, read_sources, resolve_sources
+def generate_captions(n: int, seed: int = 0) -> list[str]:
+    """``n`` shapes-world captions, half one-object and half two-object, any colour-shape pair."""
+    rng = random.Random(seed)
+    return [sample_scene(rng, 1 + i % 2, held_out=None).caption for i in range(n)]
 
+
+def read_texts(path: str, n: int) -> list[str]:
     texts = [item.text for item in read_sources(resolve_sources([path])) if isinstance(item, Record)]
     return texts[:n]
 
@@ -54,21 +67,20 @@ def bench_texts(task: str, n: int, input_path: str | None) -> list[str]:
             raise InputError(f"{input_path}: no usable text records")
         return texts
     if task == "render":
-        from worker.ml.generator.bench import bench_captions
-
-        return bench_captions(n)
+        return generate_captions(n)
     return generate_texts(n)
 
 
 def inprocess_rate(task: str, model: str, texts: list[str], batch_size: int, device: str) -> float:
     """(a) per second, the model alone: load once, warm up, then run every batch."""
     if task == "render":
+        # torch: here, not at the top, so `lstmq --help` (it imports every command) runs without it
         from worker.ml.generator.inference import load_image_generator
 
         generator = load_image_generator(model, device=device)
         run = lambda part: generator.render(part, list(range(len(part))))  # noqa: E731
     else:
-        from worker.ml.classifier.inference import load_classifier
+        from worker.ml.classifier.inference import load_classifier  # torch: as above
 
         run = load_classifier(model, device=device).predict
     run(texts[:batch_size])  # warm-up: allocator, threads
@@ -81,11 +93,6 @@ def inprocess_rate(task: str, model: str, texts: list[str], batch_size: int, dev
 @contextmanager
 def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
     """Settings, a migrated database and one running worker process; cleaned up afterwards."""
-    from lstmq.db.engine import make_engine
-    from lstmq.db.migrate import upgrade
-    from lstmq.queue import make_celery
-    from lstmq.settings import Settings, get_settings
-
     # Under the data folder, not /tmp: images land on the disk that holds lstmq data
     # (file creation in /tmp here was 3x slower than on the data disk).
     data = get_settings().home_dir
@@ -122,9 +129,6 @@ def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], 
 
     The producer sends each recorded chunk's full batches while it reads on, so the worker
     starts before the submit returns."""
-    from lstmq.readers.records import Record
-    from producer.submit import submit_records
-
     start = time.perf_counter()
     report = submit_records(
         engine, app, (Record(text=t) for t in texts), task=task, model=model, batch_size=batch_size, sources=["bench"]
@@ -137,10 +141,6 @@ def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], 
 
 
 def wait_done(engine, job_id: str, worker) -> None:
-    from sqlalchemy import func, select
-
-    from lstmq.db.schema import DOC_PENDING, Document
-
     deadline = time.monotonic() + WAIT_TIMEOUT_S
     query = select(func.count()).where(Document.job_id == job_id, Document.status == DOC_PENDING)
     while time.monotonic() < deadline:
@@ -154,10 +154,6 @@ def wait_done(engine, job_id: str, worker) -> None:
 
 
 def delete_job(engine, job_id: str) -> None:
-    from sqlalchemy import delete
-
-    from lstmq.db.schema import Job
-
     with engine.begin() as conn:  # documents and results go with it (ON DELETE CASCADE)
         conn.execute(delete(Job).where(Job.id == job_id))
 

@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lstmq.settings import SHIPPED_MODEL_DIR
+
 console = Console(stderr=True)
 
 
@@ -70,8 +72,6 @@ def print_report(report: dict) -> None:
 
 def print_models(models, broken) -> None:
     out = Console()
-    from lstmq.settings import SHIPPED_MODEL_DIR
-
     table = Table("name", "kind", "labels", "dev accuracy", "dev macro-F1", "from")
     table.add_column("version", no_wrap=True, min_width=16)
     for m in models:

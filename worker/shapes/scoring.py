@@ -13,8 +13,6 @@ from itertools import permutations
 from worker.shapes.captions import Spec
 from worker.shapes.oracle import Found
 
-ATTRIBUTES = ("colour", "shape", "size", "position")
-
 
 @dataclass
 class Tally:

@@ -2,8 +2,8 @@
 
 Both paths run in the same process on the same texts, interleaved, best of three rounds each,
 so the ratio is a fair comparison even on a loaded machine.
-Run alone with ``python -m worker.ml.classifier.bench [--models news,spam] [--docs 2000]``; the lead's
-``lstmq bench`` calls :func:`bench_models` and :func:`print_bench`.
+Run alone with ``python -m worker.ml.classifier.bench [--models news,spam] [--docs 2000]``
+(``lstmq bench`` measures the whole pipeline instead).
 Texts come from ``--file`` (JSONL/CSV/txt with a text field) or, without one, are sampled
 from the model's own vocabulary (seeded), 10-60 words each.
 """
@@ -15,6 +15,14 @@ import time
 from pathlib import Path
 
 import click
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from lstmq.errors import LstmqError
+from lstmq.modelstore import installed_models
+from worker.ml.classifier.inference import load_classifier
+from worker.ml.readers import read_records
 
 DEFAULT_DOCS = 2000
 SINGLE_DOCS = 300  # batch-1 path is slow; fewer docs keep the run short
@@ -57,10 +65,6 @@ def bench_one(clf, texts: list[str], single_docs: int = SINGLE_DOCS, rounds: int
 def bench_models(
     names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None, device: str = "auto"
 ) -> list[dict]:
-    from lstmq.modelstore import installed_models
-    from worker.ml.classifier.inference import load_classifier
-    from worker.ml.readers import read_records
-
     names = names or [m.name for m in installed_models() if m.kind == "classifier"]
     given = [r.text for r in read_records(file) if r.text] if file else None
     rows = []
@@ -72,10 +76,6 @@ def bench_models(
 
 
 def print_bench(rows: list[dict]) -> None:
-    import torch
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(
         "model",
         "device",
@@ -107,16 +107,12 @@ def print_bench(rows: list[dict]) -> None:
 @click.option("--threads", type=int, help="torch CPU threads")
 def main(names, docs, file, device, threads):
     """Print docs/s per model at batch 1 and batched, and the ratio."""
-    import torch
-
     if threads:
         torch.set_num_threads(threads)
     print_bench(bench_models(names.split(",") if names else None, docs, file, device))
 
 
 if __name__ == "__main__":
-    from lstmq.errors import LstmqError
-
     try:
         main(standalone_mode=False)
     except LstmqError as exc:

@@ -9,9 +9,15 @@ import json
 from pathlib import Path
 
 import click
+from PIL import Image
 
+from lstmq.db.engine import ready_engine
 from lstmq.errors import InputError
 from lstmq.settings import get_settings
+from worker.images import encode_png
+from worker.shapes import sheet
+from worker.shapes.evaluation import EVAL_SEED, evaluate
+from worker.shapes.report import print_report
 
 
 def _positive(value: int, name: str) -> int:
@@ -21,7 +27,7 @@ def _positive(value: int, name: str) -> int:
 
 
 def _generator(model: str, device: str):
-    from worker.ml.generator.inference import load_image_generator
+    from worker.ml.generator.inference import load_image_generator  # torch: only commands that draw load it
 
     return load_image_generator(model, device=device)
 
@@ -37,11 +43,6 @@ def _generator(model: str, device: str):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 def render(caption, model, output, seed, samples, device) -> None:
     """Draw CAPTION with a generator model, in this process, into OUTPUT."""
-    from PIL import Image
-
-    from worker.images import encode_png
-    from worker.shapes.sheet import contact_sheet
-
     generator = _generator(model, device)
     results = generator.render([caption] * _positive(samples, "--samples"), [seed + i for i in range(samples)])
     if results[0].error:
@@ -49,8 +50,10 @@ def render(caption, model, output, seed, samples, device) -> None:
     if samples == 1:
         Path(output).write_bytes(encode_png(results[0].image))
     else:
-        sheet = contact_sheet([(f"seed {seed + i}", Image.fromarray(r.image)) for i, r in enumerate(results)], 8)
-        sheet.save(output)
+        samples_sheet = sheet.contact_sheet(
+            [(f"seed {seed + i}", Image.fromarray(r.image)) for i, r in enumerate(results)], 8
+        )
+        samples_sheet.save(output)
     flags = f" (flags: {', '.join(results[0].flags)})" if results[0].flags else ""
     click.echo(f"wrote {output}: {model} {generator.version}{flags}")
 
@@ -64,9 +67,6 @@ def render(caption, model, output, seed, samples, device) -> None:
 def eval_images(model, n, seed, device, as_json) -> None:
     """Score a generator with the shapes-world oracle: exact match per caption set, per-attribute
     accuracy, and how much what captions leave open varies."""
-    from worker.shapes.evaluation import EVAL_SEED, evaluate
-    from worker.shapes.report import print_report
-
     generator = _generator(model, device)
     report = evaluate(generator.images, n=_positive(n, "--n"), seed=EVAL_SEED if seed is None else seed)
     report["model"], report["version"] = model, generator.version
@@ -80,9 +80,6 @@ def eval_images(model, n, seed, device, as_json) -> None:
 @click.option("--columns", default=8, show_default=True)
 def contact_sheet(job_id, output, limit, columns) -> None:
     """A grid of JOB_ID's images with their captions."""
-    from lstmq.db.engine import ready_engine
-    from worker.shapes import sheet
-
     rows = sheet.job_images(ready_engine(), job_id, _positive(limit, "--limit"))
     image = sheet.contact_sheet(sheet.load_items(get_settings().images, rows), _positive(columns, "--columns"))
     image.save(output)
@@ -151,7 +148,7 @@ def train_generator(
 ) -> None:
     """Train a text-to-image generator on the shapes world (held-out pairs excluded) or on
     your own captioned images; writes the artifact and its MODEL_CARD.md."""
-    from worker.ml.generator.fit import run_training
+    from worker.ml.generator.fit import run_training  # torch: loaded by this command only
 
     path = run_training(
         name=name,
