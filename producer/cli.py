@@ -15,7 +15,8 @@ from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.queue import make_celery
-from lstmq.readers.sources import Fields, read_sources, resolve_sources
+from lstmq.readers.records import Fields
+from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.settings import get_settings
 from producer import output
 from producer.batching import batch_size_for

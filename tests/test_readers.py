@@ -10,8 +10,9 @@ import json
 import pytest
 
 from lstmq.errors import InputError
-from lstmq.readers.records import Record, Rejected
-from lstmq.readers.sources import Fields, read_jsonl, read_sources, resolve_sources
+from lstmq.readers.formats import read_records
+from lstmq.readers.records import Fields, Record, Rejected
+from lstmq.readers.sources import read_sources, resolve_sources
 
 
 def read(*inputs: str, fmt: str | None = None, fields: Fields = Fields(), stdin: bytes | None = None) -> list:
@@ -139,8 +140,12 @@ def test_stdin_format_can_be_given(tmp_path):
     "setup, fmt, message",
     [
         (lambda p: None, None, "no such file or directory"),
-        (lambda p: p.write_text("x"), None, "cannot tell the format from the name; pass --format (jsonl, csv, txt)"),
-        (lambda p: p.write_text("x"), "xml", "unknown format 'xml' (expected jsonl, csv, txt)"),
+        (
+            lambda p: p.write_text("x"),
+            None,
+            "cannot tell the format from the name; pass --format (jsonl, csv, tsv, txt)",
+        ),
+        (lambda p: p.write_text("x"), "xml", "unknown format 'xml' (expected jsonl, csv, tsv, txt)"),
         (lambda p: p.mkdir(), "csv", "a folder is read as .txt files, not as csv"),
     ],
 )
@@ -159,11 +164,45 @@ def test_binary_file_is_refused_with_one_line_before_any_input_is_read(tmp_path)
         resolve_sources([str(good), str(binary)])
 
 
-def test_a_json_array_file_needs_an_explicit_format(tmp_path):
+def test_a_json_file_of_objects_is_read_as_json_lines(tmp_path):
     path = tmp_path / "data.json"
-    path.write_text('[{"text": "a"}]')
-    with pytest.raises(InputError, match="cannot tell the format from the name"):
-        resolve_sources([str(path)])
+    path.write_text('\n{"text": "a", "id": 1}\n{"text": "b"}\n')
+    assert [(r.text, r.external_id, r.line_no) for r in read(path)] == [("a", "1", 2), ("b", None, 3)]
+
+
+@pytest.mark.parametrize("name, fmt", [("data.json", None), ("data.jsonl", None), ("data", "jsonl")])
+def test_a_json_array_is_refused_with_how_to_convert_it(tmp_path, name, fmt):
+    path = tmp_path / name
+    path.write_text('  [{"text": "a"},\n {"text": "b"}]\n')
+    message = f"{path}: a JSON array is not JSON Lines; convert it with: jq -c '.[]' {path}"
+    with pytest.raises(InputError) as refused:
+        resolve_sources([str(path)], fmt)
+    assert str(refused.value) == message
+
+
+def test_a_json_array_on_stdin_is_refused_when_read():
+    with pytest.raises(InputError, match=r"^<stdin>: a JSON array is not JSON Lines"):
+        read("-", stdin=b'\n[{"text": "a"}]\n')
+
+
+def test_tsv_is_told_by_extension_or_format_and_its_fields_may_hold_commas(tmp_path):
+    (tmp_path / "in.tsv").write_text("id\ttext\nt1\tone, two\n\nt2\tthree\n")
+    (tmp_path / "in.tab").write_text("text\tid\nfour\tt3\n")
+    items = read(tmp_path / "in.tsv") + read(tmp_path / "in.tab", fmt="tsv")
+    assert [(r.text, r.external_id, r.line_no) for r in items] == [
+        ("one, two", "t1", 2),
+        ("three", "t2", 4),
+        ("four", "t3", 2),
+    ]
+
+
+def test_a_bad_record_keeps_its_id_for_outputs_that_answer_per_record(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"id,text\nr1,\nr2,\xff bad\n")
+    assert [(r.external_id, r.reason) for r in read(path)] == [
+        ("r1", "empty text field 'text'"),
+        ("r2", "text is not valid UTF-8"),
+    ]
 
 
 def test_corrupt_gzip_midway_is_one_input_error(tmp_path):
@@ -181,5 +220,5 @@ def test_stdin_can_be_named_only_once():
 
 def test_readers_are_lazy_so_memory_is_bounded_by_one_record():
     endless = (b'{"text": "again"}\n' for _ in itertools.count())
-    first = list(itertools.islice(read_jsonl(endless, "endless"), 3))
+    first = list(itertools.islice(read_records(endless, "endless", "jsonl"), 3))
     assert texts(first) == ["again"] * 3

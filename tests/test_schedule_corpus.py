@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from lstmq.readers.sources import Fields
+from lstmq.readers.records import Fields
 from producer.schedules.cursors import HEAD_BYTES, UNCHANGED, Cursor, FileStat, plan_read
 from producer.schedules.files import scan_file
 

@@ -1,1 +1,1 @@
-"""The one reader of input files: sources, formats, records and byte streams."""
+"""The one reader of input files: sources, formats, rows, records and byte streams."""

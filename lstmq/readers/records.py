@@ -33,11 +33,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """One input record that cannot be used, and why."""
+    """One input record that cannot be used, and why. ``external_id`` is its id when that id
+    was usable, so an output with one answer per record (``predict``) can name it."""
 
     source: str
     line_no: int
     reason: str
+    external_id: str | None = None
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line_no}: {self.reason}"
@@ -51,7 +53,7 @@ def text_problem(text: object, field: str) -> str | None:
         return f"text field '{field}' is not a string"
     if not text.strip():
         return f"empty text field '{field}'"
-    return _storable_problem(text, "text")
+    return storable_problem(text, "text")
 
 
 def external_id_of(value: object, field: str) -> tuple[str | None, str | None]:
@@ -65,10 +67,11 @@ def external_id_of(value: object, field: str) -> tuple[str | None, str | None]:
         return None, f"empty id field '{field}'"
     if len(ext) > MAX_EXTERNAL_ID_CHARS:
         return None, f"id longer than {MAX_EXTERNAL_ID_CHARS} characters"
-    return ext, _storable_problem(ext, "id")
+    return ext, storable_problem(ext, "id")
 
 
-def _storable_problem(value: str, what: str) -> str | None:
+def storable_problem(value: str, what: str) -> str | None:
+    """Why ``value`` cannot be stored as text (in PostgreSQL, in a JSON file), or None."""
     # Readers decode with surrogateescape, so undecodable bytes surface here as lone
     # surrogates; PostgreSQL text can hold neither those nor NUL.
     if "\x00" in value:

@@ -1,9 +1,10 @@
 """Input readers: which inputs the user named, in which format, read as one record stream.
 
-Files (JSONL, CSV, text; gzip detected by magic bytes, not by name), folders of ``.txt``
-files, and ``-`` for stdin. ``read_sources`` yields ``Record`` or ``Rejected`` (see
+Files (JSON Lines, CSV, TSV, text; gzip detected by magic bytes, not by name), folders of
+``.txt`` files, and ``-`` for stdin. ``read_sources`` yields ``Record`` or ``Rejected`` (see
 ``lstmq.readers.records``) lazily; only problems with a whole input (missing, binary, unknown
-format, no text column) raise ``InputError``. The formats live in ``lstmq.readers.formats``.
+format, a JSON array, no text column) raise ``InputError``. The formats live in
+``lstmq.readers.formats`` and ``lstmq.readers.rows``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from lstmq.readers.formats import READERS, Item, read_csv, read_folder, read_jsonl, read_lines  # noqa: F401
-from lstmq.readers.records import STDIN_NAME, Fields, Record, Rejected  # noqa: F401
-from lstmq.readers.streams import open_text_stream  # noqa: F401
+from lstmq.readers.formats import Item, read_folder, read_records
+from lstmq.readers.records import STDIN_NAME, Fields, Rejected
+from lstmq.readers.rows import Row, read_rows, refuse_json_array
+from lstmq.readers.streams import open_text_stream
 
-FORMATS = ("jsonl", "csv", "txt")
-# Not ".json": a JSON array file is not JSON Lines, and per-line errors would only confuse.
-EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "txt"}
+FORMATS = ("jsonl", "csv", "tsv", "txt")
+# ".json" is read as JSON Lines; a JSON array is refused with how to convert it.
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,14 @@ def _resolve(name: str, fmt: str | None) -> Source:
         raise InputError(f"{name}: no such file or directory")
     if not path.is_file():
         raise InputError(f"{name}: not a regular file")
-    source = Source(name, path, fmt or _format_from_name(path))
+    source = Source(name, path, fmt or format_of(path))
     with _open_source(source, None):
-        pass  # unreadable or binary: refused now, not after reading the inputs before it
+        pass  # unreadable, binary or a JSON array: refused now, not after reading the inputs before it
     return source
 
 
-def _format_from_name(path: Path) -> str:
+def format_of(path: Path) -> str:
+    """The format a file's name says (``.gz`` aside: gzip is told by content), or InputError."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
@@ -80,17 +83,33 @@ def read_sources(sources: Sequence[Source], fields: Fields = Fields(), stdin: Bi
             yield from read_folder(source.path, source.name)
             continue
         with _open_source(source, stdin) as stream:
-            yield from READERS[source.format](stream, source.name, fields)
+            yield from read_records(stream, source.name, source.format, fields)
+
+
+def read_input_rows(name: str, fields: Sequence[str], fmt: str | None = None) -> Iterator[Row | Rejected]:
+    """The rows of one file (or ``-``), for readers that need more fields than a record's
+    (training data's label). ``fields`` must all be there, the text first."""
+    (source,) = resolve_sources([name], fmt)
+    if source.format == "folder":
+        raise InputError(f"{name}: a folder holds one document per file, not rows with fields")
+    with _open_source(source, None) as stream:
+        yield from read_rows(stream, source.name, source.format, fields)
 
 
 @contextmanager
 def _open_source(source: Source, stdin: BinaryIO | None) -> Iterator[BinaryIO]:
     if source.path is None:
-        yield open_text_stream(stdin or sys.stdin.buffer, source.name)
+        yield _checked(open_text_stream(stdin or sys.stdin.buffer, source.name), source)
         return
     try:
         raw = source.path.open("rb")
     except OSError as exc:
         raise InputError(f"{source.name}: cannot open ({exc.strerror})") from None
     with raw:
-        yield open_text_stream(raw, source.name)
+        yield _checked(open_text_stream(raw, source.name), source)
+
+
+def _checked(stream: BinaryIO, source: Source) -> BinaryIO:
+    if source.format == "jsonl":
+        refuse_json_array(stream.head, source.name)
+    return stream

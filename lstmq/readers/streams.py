@@ -16,7 +16,7 @@ SNIFF_BYTES = 8192  # a NUL in the first 8 KiB (after gunzip) means a binary fil
 READ_BUFFER_BYTES = 1 << 16
 
 
-def open_text_stream(raw: BinaryIO, name: str) -> BinaryIO:
+def open_text_stream(raw: BinaryIO, name: str) -> _GuardedStream:
     """``raw`` gunzipped when it starts with the gzip magic; refuses binary content."""
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw, READ_BUFFER_BYTES)
     if buffered.peek(2)[:2] == GZIP_MAGIC:
@@ -27,14 +27,15 @@ def open_text_stream(raw: BinaryIO, name: str) -> BinaryIO:
         raise InputError(f"{name}: unreadable ({exc})") from None
     if b"\x00" in head:
         raise InputError(f"{name}: binary file, not text")
-    return _GuardedStream(buffered, name)
+    return _GuardedStream(buffered, name, head)
 
 
 class _GuardedStream:
-    """Line iteration whose mid-stream failures (corrupt gzip, I/O) become one InputError."""
+    """Line iteration whose mid-stream failures (corrupt gzip, I/O) become one InputError.
+    ``head`` is the first bytes (gunzipped), for checks that must not consume the stream."""
 
-    def __init__(self, stream: BinaryIO, name: str):
-        self._stream, self._name = stream, name
+    def __init__(self, stream: BinaryIO, name: str, head: bytes):
+        self._stream, self._name, self.head = stream, name, head
 
     def __iter__(self) -> Iterator[bytes]:
         try:

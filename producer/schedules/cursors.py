@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from lstmq.readers.streams import GZIP_MAGIC
+
 HEAD_BYTES = 4096  # enough to tell one file from its replacement
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from lstmq.readers.records import Record, Rejected
-from lstmq.readers.sources import READERS, Fields, _format_from_name, open_text_stream
+from lstmq.readers.formats import read_records
+from lstmq.readers.records import Fields, Record, Rejected
+from lstmq.readers.sources import format_of
+from lstmq.readers.streams import open_text_stream
 from producer.schedules.cursors import (
     UNCHANGED,
     Cursor,
@@ -49,7 +51,7 @@ def match_files(pattern: str) -> list[str]:
 
 
 def file_format(path: str, fmt: str | None) -> str:
-    return fmt or _format_from_name(Path(path))
+    return fmt or format_of(Path(path))
 
 
 def scan_file(
@@ -94,7 +96,7 @@ def _scan_open(
 def _read_whole(fh: BinaryIO, path: str, fmt: str, fields: Fields, scan: FileScan) -> int:
     fh.seek(0)
     lines = list(open_text_stream(fh, path))
-    _collect(READERS[fmt](iter(lines), path, fields), 0, scan)
+    _collect(read_records(iter(lines), path, fmt, fields), 0, scan)
     return len(lines)
 
 
@@ -104,10 +106,10 @@ def _parse(
     if not lines:
         return
     shift = plan.start_line
-    if fmt == "csv" and plan.start > 0:
+    if fmt in ("csv", "tsv") and plan.start > 0:
         lines = [_first_line(fh)] + lines  # rows appended later still need the header
         shift -= 1
-    _collect(READERS[fmt](iter(lines), path, fields), shift, scan)
+    _collect(read_records(iter(lines), path, fmt, fields), shift, scan)
 
 
 def _first_line(fh: BinaryIO) -> bytes:

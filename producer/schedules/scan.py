@@ -10,8 +10,7 @@ from sqlalchemy import Engine, insert, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
-from lstmq.readers.records import MAX_EXTERNAL_ID_CHARS
-from lstmq.readers.sources import Fields
+from lstmq.readers.records import MAX_EXTERNAL_ID_CHARS, Fields
 from producer.schedules.cursors import ReadPlan
 from producer.schedules.files import FileScan, match_files, scan_file
 from producer.schedules.lease import fence
