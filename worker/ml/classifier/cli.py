@@ -16,7 +16,10 @@ from pathlib import Path
 
 import click
 
+from lstmq.modelstore import scan_models
+from lstmq.settings import get_settings
 from worker.ml.classifier.config import HELP, TrainConfig, train_fields
+from worker.ml.progress import TrainProgress, print_models, print_report
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -54,9 +57,7 @@ def _train_options(func):
 @click.pass_context
 def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
-    from lstmq.settings import get_settings
-    from worker.ml.classifier.operations import set_threads, train_and_save
-    from worker.ml.progress import TrainProgress
+    from worker.ml.classifier.operations import set_threads, train_and_save  # torch: this command only
 
     set_threads(threads)
     out = out or get_settings().user_model_dir / name
@@ -95,8 +96,7 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def evaluate(model, file, as_json, text_field, label_field, device, threads):
     """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
-    from worker.ml.classifier.operations import evaluate_file, set_threads
-    from worker.ml.progress import print_report
+    from worker.ml.classifier.operations import evaluate_file, set_threads  # torch: this command only
 
     set_threads(threads)
     report = evaluate_file(model, file, device, (text_field, label_field))
@@ -114,7 +114,7 @@ def evaluate(model, file, as_json, text_field, label_field, device, threads):
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def predict(model, input_file, output, device, threads):
     """Classify INPUT (JSONL with `text` and optional `id`, CSV, or text lines) into JSON Lines."""
-    from worker.ml.classifier.operations import predict_lines, set_threads
+    from worker.ml.classifier.operations import predict_lines, set_threads  # torch: this command only
 
     set_threads(threads)
     lines = predict_lines(model, input_file, device)
@@ -128,9 +128,6 @@ def predict(model, input_file, output, device, threads):
 @click.option("--json", "as_json", is_flag=True)
 def models(as_json):
     """Installed models: name, version, labels and dev metrics (user models shadow shipped ones)."""
-    from lstmq.modelstore import scan_models
-    from worker.ml.progress import print_models
-
     good, broken = scan_models()
     if as_json:
         rows = [
