@@ -9,6 +9,9 @@ import random
 import pytest
 
 from lstmq.cli import main
+from lstmq.errors import InputError
+from lstmq.readers.records import Rejected
+from lstmq.readers.sources import read_sources, resolve_sources
 
 WORDS = {"pos": "great lovely superb fun brilliant".split(), "neg": "awful boring dull bad terrible".split()}
 FILLER = "the film was a and it this movie plot acting".split()
@@ -99,7 +102,7 @@ def test_predict_jsonl_writes_id_label_score_in_input_order(env, capsys, tmp_pat
     code, _, err = run(capsys, "predict", "--model", "tiny", str(src), "-o", str(tmp_path / "out.jsonl"))
     assert code == 0, err
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [o["id"] for o in out] == ["a", 1, 7]
+    assert [o["id"] for o in out] == ["a", 1, "7"]  # ids are strings, as `submit` stores them
     assert [o["label"] for o in out] == ["pos", "neg", "pos"]
     assert all(set(o) == {"id", "label", "score"} and 0.5 <= o["score"] <= 1 for o in out)
 
@@ -120,7 +123,7 @@ def test_predict_gives_bad_records_an_error_and_keeps_going(env, capsys, tmp_pat
         b'{"text": "great fun"}',
         b'{"text": ""}',
         b'{"text": "   "}',
-        b"\xff\xfe not utf-8",
+        b'{"text": "\xff\xfe not utf-8"}',
         b"{not json",
         json.dumps({"text": "lovely " * 100_000}).encode(),
         b'{"text": "qqq zzz"}',
@@ -131,12 +134,65 @@ def test_predict_gives_bad_records_an_error_and_keeps_going(env, capsys, tmp_pat
     assert code == 0, err
     ok, empty, blank, undecodable, broken, huge, unknown, no_text = [json.loads(x) for x in out.splitlines()]
     assert ok["label"] == "pos" and "error" not in ok
-    assert empty["error"] == blank["error"] == "empty text" and empty["label"] is None and empty["score"] is None
-    assert undecodable == {"id": 3, "label": None, "score": None, "error": "undecodable bytes (not UTF-8)"}
-    assert broken["id"] == 4 and broken["error"].startswith("invalid JSON")
+    assert empty["error"] == blank["error"] == "empty text field 'text'"
+    assert empty["label"] is None and empty["score"] is None
+    assert undecodable == {"id": 3, "label": None, "score": None, "error": "text is not valid UTF-8"}
+    assert broken == {
+        "id": 4,
+        "label": None,
+        "score": None,
+        "error": "malformed JSON (Expecting property name enclosed in double quotes at column 2)",
+    }
     assert huge["label"] == "pos" and huge["flags"] == ["truncated"]
     assert unknown["flags"] == ["no_known_tokens"] and unknown["label"] in ("pos", "neg")
-    assert no_text["id"] == 3 and no_text["error"] == "no string 'text' field"
+    assert no_text["id"] == "3" and no_text["error"] == "missing text field 'text'"
+
+
+# The same input gives the same records to `lstmq submit` and `lstmq predict`: (id, error).
+SAME_INPUTS = {
+    "json-lines.json": (
+        b'{"id": "a", "text": "great fun"}\n{"text": ""}\n{"text": "awful dull"}\n',
+        [("a", None), (1, "empty text field 'text'"), (2, None)],
+    ),
+    "tabs.tsv": (
+        b"id\ttext\nt1\tgreat, fun\nt2\t\nt3\tawful dull\n",
+        [("t1", None), ("t2", "empty text field 'text'"), ("t3", None)],
+    ),
+    "gzip-without-suffix.jsonl": (
+        gzip.compress(b'{"text": "great fun"}\n{"text": 5}\n'),
+        [(0, None), (1, "text field 'text' is not a string")],
+    ),
+    "blank-lines.txt": (b"great fun\n\n   \nawful dull\n", [(0, None), (1, None)]),
+}
+
+
+def submit_view(path) -> list[tuple]:
+    items = read_sources(resolve_sources([str(path)]))
+    return [
+        (number if item.external_id is None else item.external_id, item.reason if isinstance(item, Rejected) else None)
+        for number, item in enumerate(items)
+    ]
+
+
+@pytest.mark.parametrize("name", SAME_INPUTS)
+def test_predict_and_submit_read_the_same_records(env, capsys, tmp_path, name):
+    data, expected = SAME_INPUTS[name]
+    (tmp_path / name).write_bytes(data)
+    assert submit_view(tmp_path / name) == expected
+    code, out, err = run(capsys, "predict", "--model", "tiny", str(tmp_path / name))
+    assert code == 0, err
+    assert [(o["id"], o.get("error")) for o in map(json.loads, out.splitlines())] == expected
+
+
+def test_predict_and_submit_refuse_a_json_array_alike(env, capsys, tmp_path):
+    path = tmp_path / "array.json"
+    path.write_text('\n  [{"text": "great fun"},\n   {"text": "awful"}]\n')
+    message = f"{path}: a JSON array is not JSON Lines; convert it with: jq -c '.[]' {path}"
+    code, out, err = run(capsys, "predict", "--model", "tiny", str(path))
+    assert (code, out, err) == (2, "", f"error: {message}\n")
+    with pytest.raises(InputError) as refused:
+        resolve_sources([str(path)])
+    assert str(refused.value) == message
 
 
 def test_eval_json_reports_accuracy_f1_and_confusion(env, capsys):
@@ -193,8 +249,8 @@ def test_predict_csv_row_with_bad_bytes_keeps_its_id_and_fails_alone(env, capsys
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["id"], r["label"], r.get("error")) for r in rows] == [
         ("r1", "pos", None),
-        ("r2", None, "undecodable bytes (not UTF-8)"),
-        ("r3", None, "empty text"),
+        ("r2", None, "text is not valid UTF-8"),
+        ("r3", None, "empty text field 'text'"),
         ("r4", "neg", None),
     ]
 

@@ -22,6 +22,10 @@ from worker.ml.classifier.config import HELP, TrainConfig, train_fields
 from worker.ml.progress import TrainProgress, print_models, print_report
 
 FILE = click.Path(path_type=Path, dir_okay=False)
+# The same input formats as `lstmq submit` (lstmq.readers): gzip by content, .json as JSON Lines.
+FORMAT_OPTION = click.option(
+    "--format", "fmt", metavar="FORMAT", help="jsonl, csv, tsv or txt; default from the file extension."
+)
 
 
 def _train_options(func):
@@ -42,8 +46,9 @@ def _train_options(func):
 
 @click.command("classifier")
 @click.option("--name", required=True, help="model name (the artifact directory's name)")
-@click.option("--train", "train_file", type=FILE, required=True, help="JSONL or CSV (optionally .gz)")
+@click.option("--train", "train_file", type=FILE, required=True, help="JSONL, CSV or TSV (optionally gzip)")
 @click.option("--dev", "dev_file", type=FILE, required=True, help="dev split: early stopping and metrics")
+@FORMAT_OPTION
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True)
 @click.option(
@@ -55,7 +60,7 @@ def _train_options(func):
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 @_train_options
 @click.pass_context
-def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, out, device, threads, **hp):
+def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
     from worker.ml.classifier.operations import set_threads, train_and_save  # torch: this command only
 
@@ -72,6 +77,7 @@ def train_classifier(ctx, name, train_file, dev_file, text_field, label_field, o
             (text_field, label_field),
             progress,
             _command_line(ctx),
+            fmt,
         )
     click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
 
@@ -90,16 +96,17 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--model", required=True, help="installed model name")
 @click.argument("file", type=FILE)
 @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON")
+@FORMAT_OPTION
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-def evaluate(model, file, as_json, text_field, label_field, device, threads):
+def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads):
     """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
     from worker.ml.classifier.operations import evaluate_file, set_threads  # torch: this command only
 
     set_threads(threads)
-    report = evaluate_file(model, file, device, (text_field, label_field))
+    report = evaluate_file(model, file, device, (text_field, label_field), fmt)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -109,15 +116,16 @@ def evaluate(model, file, as_json, text_field, label_field, device, threads):
 @click.command("predict")
 @click.option("--model", required=True, help="installed model name")
 @click.argument("input_file", metavar="INPUT", type=FILE)
+@FORMAT_OPTION
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="default: stdout")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-def predict(model, input_file, output, device, threads):
-    """Classify INPUT (JSONL with `text` and optional `id`, CSV, or text lines) into JSON Lines."""
+def predict(model, input_file, fmt, output, device, threads):
+    """Classify INPUT (JSONL with `text` and optional `id`, CSV/TSV, or text lines) into JSON Lines."""
     from worker.ml.classifier.operations import predict_lines, set_threads  # torch: this command only
 
     set_threads(threads)
-    lines = predict_lines(model, input_file, device)
+    lines = predict_lines(model, input_file, device, fmt)
     first = next(lines, None)  # model and input errors surface before an output file is created
     with output.open("w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as out:
         for line in itertools.chain([] if first is None else [first], lines):

@@ -1,16 +1,16 @@
-"""Labelled training/evaluation data: JSONL or CSV (optionally gzip) with a text and a label field."""
+"""Labelled training/evaluation data: rows of any input format with a text and a label field."""
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lstmq.errors import InputError
+from lstmq.readers.records import Rejected, storable_problem, text_problem
+from lstmq.readers.rows import Row
+from lstmq.readers.sources import read_input_rows
 
 
 @dataclass
@@ -37,52 +37,32 @@ class Labelled:
         return dict(sorted(out.items()))
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
-
-
-def _format(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    return "csv" if suffixes and suffixes[-1] in (".csv", ".tsv") else "jsonl"
-
-
-def read_labelled(path: Path, text_field: str = "text", label_field: str = "label") -> Labelled:
-    """All rows; a row without both fields is an InputError naming FILE:LINE."""
+def read_labelled(path: Path, text_field: str = "text", label_field: str = "label", fmt: str | None = None) -> Labelled:
+    """All rows of a labelled file, in any format ``lstmq submit`` reads. The first bad row is
+    an InputError naming FILE:LINE: a model trained on part of a file would hide the problem."""
     texts, labels = [], []
-    try:
-        with _open_text(path) as fh:
-            rows = _csv_rows(fh, path) if _format(path) == "csv" else _jsonl_rows(fh, path)
-            for where, row in rows:
-                text, label = row.get(text_field), row.get(label_field)
-                if not isinstance(text, str) or label is None or isinstance(label, (dict, list)):
-                    raise InputError(f"{path}:{where}: needs a string {text_field!r} and a {label_field!r}")
-                texts.append(text)
-                labels.append(str(label))
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+    for row in read_input_rows(str(path), (text_field, label_field), fmt):
+        text, label = _labelled(row, text_field, label_field)
+        texts.append(text)
+        labels.append(label)
     if not texts:
         raise InputError(f"{path}: no rows")
     return Labelled(texts, labels, str(path))
 
 
-def _jsonl_rows(fh, path: Path):
-    for number, line in enumerate(fh, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object")
-        yield number, row
+def _labelled(row: Row | Rejected, text_field: str, label_field: str) -> tuple[str, str]:
+    if isinstance(row, Rejected):
+        raise InputError(str(row))
+    text, label = row.values.get(text_field), row.values.get(label_field)
+    problem = text_problem(text, text_field) or _label_problem(label, label_field)
+    if problem:
+        raise InputError(f"{row.source}:{row.line_no}: {problem}")
+    return text, str(label)
 
 
-def _csv_rows(fh, path: Path):
-    dialect = "excel-tab" if ".tsv" in [s.lower() for s in path.suffixes] else "excel"
-    reader = csv.DictReader(fh, dialect=dialect)
-    for row in reader:
-        yield reader.line_num, row
+def _label_problem(label: object, field: str) -> str | None:
+    if label is None:
+        return f"missing label field '{field}'"
+    if isinstance(label, (dict, list)):
+        return f"label field '{field}' must be a string or a number"
+    return storable_problem(str(label), "label")
