@@ -21,7 +21,16 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine, and_, select
 
+from lstmq.db.engine import get_engine, ping, session_scope
+from lstmq.db.migrate import upgrade
+from lstmq.db.queries import job_status
 from lstmq.db.schema import Classification, Document, Image
+from lstmq.errors import LstmqError, UserError
+from lstmq.modelstore import find_model
+from lstmq.queue import make_celery
+from lstmq.readers.sources import read_sources, resolve_sources
+from lstmq.settings import get_settings, mask_url
+from producer.submit import submit_records
 
 SAMPLES = Path(str(resources.files("lstmq") / "samples"))  # package data of the core
 # (task, model, sample file): one job each.
@@ -63,9 +72,6 @@ def stop_worker(proc: subprocess.Popen) -> None:
 
 
 def installed(model: str, kind: str) -> bool:
-    from lstmq.errors import UserError
-    from lstmq.modelstore import find_model
-
     try:
         return find_model(model).kind == kind
     except UserError:
@@ -83,9 +89,6 @@ def runnable_jobs() -> list[tuple[str, str, str]]:
 
 
 def submit_samples(engine: Engine, app, jobs) -> list[str]:
-    from lstmq.readers.sources import read_sources, resolve_sources
-    from producer.submit import submit_records
-
     ids = []
     for task, model, sample in jobs:
         path = str(SAMPLES / sample)
@@ -101,9 +104,6 @@ def submit_samples(engine: Engine, app, jobs) -> list[str]:
 
 
 def wait_for(engine: Engine, job_ids: list[str], worker: subprocess.Popen, log: Path) -> list:
-    from lstmq.db.engine import session_scope
-    from lstmq.db.queries import job_status
-
     deadline = time.monotonic() + WAIT_TIMEOUT_S
     with console.status("waiting for the worker (the first batch loads the model)..."):
         while time.monotonic() < deadline:
@@ -149,12 +149,6 @@ def results_table(engine: Engine, status) -> Table:
 
 
 def main() -> None:
-    from lstmq.db.engine import get_engine, ping
-    from lstmq.db.migrate import upgrade
-    from lstmq.errors import LstmqError
-    from lstmq.queue import make_celery
-    from lstmq.settings import get_settings, mask_url
-
     try:
         settings = get_settings()
         home = settings.home_dir

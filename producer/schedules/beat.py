@@ -26,6 +26,7 @@ from lstmq.db.schema import Schedule, ScheduleRun, as_utc
 from lstmq.errors import ScheduleNotFound
 from lstmq.queue import make_celery
 from lstmq.settings import Settings
+from producer.schedules.run import run_schedule
 from producer.schedules.timing import Timing
 
 log = logging.getLogger("lstmq.scheduler")
@@ -57,8 +58,6 @@ def make_scheduler_app(settings: Settings) -> Celery:
 
 def run_task(task, schedule_id: int) -> None:
     """What beat fires: one run. A lost message only waits for the next firing."""
-    from producer.schedules.run import run_schedule
-
     try:
         report = run_schedule(get_engine(), task.app, schedule_id, trigger="beat")
     except ScheduleNotFound:

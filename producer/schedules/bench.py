@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 import click
+import numpy as np
+from safetensors.numpy import save_file
 from sqlalchemy import event
 
 from lstmq.db.engine import get_engine, session_scope
@@ -43,9 +45,6 @@ def make_corpus(folder: Path, docs: int, files: int) -> None:
 
 def make_model(folder: Path) -> str:
     """A structurally valid classifier artifact (the producer checks structure, not weights)."""
-    import numpy as np
-    from safetensors.numpy import save_file
-
     target = folder / "bench-clf"
     target.mkdir(parents=True)
     save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(target / "model.safetensors"))
