@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
-from lstmq.db.schema import Classification, Document, Image, Job
+from lstmq.db.schema import Classification, Document, Image, Job, as_utc
 from lstmq.errors import InputError, JobNotFound
 from producer.output import job_summary
 from tests.support.processes import run_lstmq
@@ -325,3 +325,10 @@ def test_cli_refuses_an_outdated_schema(lstmq_env, tmp_path):
     assert proc.returncode == 2
     (line,) = proc.stderr.decode().splitlines()
     assert line.startswith("error: database schema is empty") and line.endswith("run `lstmq db upgrade`")
+
+
+def test_stored_moments_read_back_in_utc_whether_or_not_the_database_kept_the_zone():
+    naive = datetime(2026, 1, 1, 12, 0)  # SQLite hands datetimes back without a zone
+    assert as_utc(naive) == T0 and as_utc(naive).tzinfo is UTC
+    assert as_utc(T0) is T0
+    assert as_utc(None) is None
