@@ -21,8 +21,9 @@ from rich.table import Table
 
 from lstmq.errors import LstmqError
 from lstmq.modelstore import installed_models
+from lstmq.readers.records import Record
+from lstmq.readers.sources import read_sources, resolve_sources
 from worker.ml.classifier.inference import load_classifier
-from worker.ml.readers import read_records
 
 DEFAULT_DOCS = 2000
 SINGLE_DOCS = 300  # batch-1 path is slow; fewer docs keep the run short
@@ -66,7 +67,7 @@ def bench_models(
     names: list[str] | None = None, docs: int = DEFAULT_DOCS, file: Path | None = None, device: str = "auto"
 ) -> list[dict]:
     names = names or [m.name for m in installed_models() if m.kind == "classifier"]
-    given = [r.text for r in read_records(file) if r.text] if file else None
+    given = [r.text for r in read_sources(resolve_sources([str(file)])) if isinstance(r, Record)] if file else None
     rows = []
     for name in names:
         clf = load_classifier(name, device)
