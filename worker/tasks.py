@@ -8,10 +8,11 @@ invalid payload, an unknown model) is recorded and given up, never retried.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from lstmq.contract import MAX_TASK_RETRIES, TASK_NAMES, BatchPayload
@@ -62,26 +63,35 @@ def crashed_too_often(task, batch: BatchPayload) -> dict | None:
     return give_up(get_engine(), batch, poison_error(count))
 
 
-def run_batch(task, payload: dict, batch_fn) -> dict | None:
-    """The body every lstmq task shares: validate → poison check → ``batch_fn`` → one transaction."""
+def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str], dict]:
+    """The function that runs a batch of ``kind``, imported only when a batch runs: it loads torch
+    (seconds), which belongs in the process running tasks (never a prefork parent) and must come
+    after the poison check, or a worker killed while loading it would never be counted."""
+    if kind == "render":
+        from worker.render import render_batch  # loads torch: see the docstring
+
+        return render_batch
+    from worker.classify import classify_batch  # loads torch: see the docstring
+
+    return classify_batch
+
+
+def run_batch(task, payload: dict, kind: str) -> dict | None:
+    """The body every lstmq task shares: validate → poison check → the batch function → one transaction."""
     batch = parse(payload)
     if batch is None:
         return None
     with transient_db_errors():
-        return crashed_too_often(task, batch) or batch_fn(batch, get_engine(), task.app.conf.lstmq_device)
+        return crashed_too_often(task, batch) or batch_function(kind)(batch, get_engine(), task.app.conf.lstmq_device)
 
 
 @app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
 def classify(self, payload: dict) -> dict | None:
     """Classify one batch of documents with the named model and record the results."""
-    from worker.classify import classify_batch  # loads torch: in the process running tasks, never a prefork parent
-
-    return run_batch(self, payload, classify_batch)
+    return run_batch(self, payload, "classify")
 
 
 @app.task(name=TASK_NAMES["render"], **RETRY_POLICY)
 def render(self, payload: dict) -> dict | None:
     """Render one batch of captions to images and record them."""
-    from worker.render import render_batch  # loads torch: in the process running tasks, never a prefork parent
-
-    return run_batch(self, payload, render_batch)
+    return run_batch(self, payload, "render")
