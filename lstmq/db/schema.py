@@ -64,6 +64,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The reconciler's last re-send of the job's orphaned documents, and how many it made.
+    recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
 
@@ -261,3 +264,21 @@ class IdempotencyKey(Base):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True)
     response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- Self-healing (worker/heartbeat.py, worker/reconcile.py) ---------------------------
+
+
+class WorkerBeat(Base):
+    """A live worker as it last reported itself; a row whose ``beat_at`` is old is a dead worker."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)  # Celery node name
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list] = mapped_column(JSON, default=list)
+    models: Mapped[list] = mapped_column(JSON, default=list)  # models its batches have loaded
+    device: Mapped[str] = mapped_column(String(16))
+    current: Mapped[list] = mapped_column(JSON, default=list)  # [{job_id, model, docs, since}]
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
