@@ -1,26 +1,30 @@
-"""Failures mid-job: a worker killed with SIGKILL is replaced (plus `requeue` where the broker
-cannot redeliver) and the job ends with exactly one result per document; a database outage is
-retried; a batch that keeps killing its worker is given up after a bounded number of tries."""
+"""Failures mid-job: a worker killed with SIGKILL while its batch is unacknowledged is replaced,
+and the batch comes back, by Redis redelivery or by `lstmq requeue`, with exactly one result per
+document; a database outage is retried; a batch that keeps killing its worker is given up after
+a bounded number of tries. Each kill waits for an event proving the batch is in flight."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
-import time
-import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
 from producer.sending import requeue
 from tests.support.inputs import corpus
 from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
+from tests.support.locks import documents_locked, lock_waiters
 from tests.support.stacks import BACKENDS, open_stack
 from tests.support.waiting import wait_until
 from worker.redeliveries import MAX_REDELIVERIES
+
+DOCS = 10  # two batches of 5
+RECEIVED = re.compile(r"Task lstmq\.classify\[([0-9a-f-]+)\] received")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -29,51 +33,53 @@ def stack(request, tmp_path):
         yield stack
 
 
-def test_a_worker_killed_mid_job_is_replaced_and_no_document_is_lost_or_doubled(stack, tmp_path):
-    first = stack.start_worker()
-    report = stack.submit(corpus(tmp_path / "in.jsonl", 200), batch_size=5)
-    wait_until(
-        lambda: status_counts(stack.engine, report.job_id).get("done", 0) > 0, 60, "first batch", interval_s=0.02
-    )
-    first.kill()  # SIGKILL: no ack, no clean-up
-    assert status_counts(stack.engine, report.job_id).get("pending", 0) > 0, "killed too late to test recovery"
-
-    if stack.name == "services":
-        # Redis hands the killed worker's unacked batch to the next worker once the visibility
-        # timeout (shortened here) has passed; the other batches are still queued. No requeue.
-        stack.start_worker(visibility_timeout_s="1")
-    else:
-        # The filesystem broker deleted the message the dead worker had taken: requeue
-        # re-sends every pending document (copies of still-queued ones are skipped as done).
-        stack.start_worker()
-        requeue(stack.engine, stack.app, report.job_id, 5)
-    try:
-        stack.wait_finished(report.job_id, timeout_s=60)
-    except AssertionError:
-        # Seen once in CI (services), before the Redis sweep interval was tied to the visibility
-        # timeout: kombu's default sweep (~100 s) could leave the dead worker's batch waiting.
-        # Kept as an operator would recover: another worker plus requeue.
-        warnings.warn("replacement worker stalled; started another and requeued", stacklevel=1)
-        stack.workers[-1].kill()
-        stack.start_worker()
-        requeue(stack.engine, stack.app, report.job_id, 5)
-        stack.wait_finished(report.job_id)
-
-    per_doc = results_per_document(stack.engine, report.job_id)
-    assert len(per_doc) == 200 and set(per_doc.values()) == {1}
-    assert status_counts(stack.engine, report.job_id) == {"done": 200}
-
-
 @pytest.fixture
 def services_stack(request, tmp_path):
     with open_stack(request, "services", tmp_path / "home") as stack:
         yield stack
 
 
+def kill_worker_holding_a_batch(stack, path: Path) -> tuple[str, str]:
+    """Submit, start a worker, SIGKILL it once it has taken a batch it cannot finish (the
+    documents table is held, so its write and hence its late ack wait). Returns (job id, task id)."""
+    report = stack.submit(corpus(path, DOCS), batch_size=5)
+    with documents_locked(stack.engine):
+        first = stack.start_worker()
+        first.wait_for_log("] received", 60)
+        first.kill()  # SIGKILL: no ack, no clean-up
+    assert status_counts(stack.engine, report.job_id) == {"pending": DOCS}
+    return report.job_id, RECEIVED.search(first.log()).group(1)
+
+
+def assert_one_result_per_document(stack, job_id: str) -> None:
+    per_doc = results_per_document(stack.engine, job_id)
+    assert len(per_doc) == DOCS and set(per_doc.values()) == {1}
+    assert status_counts(stack.engine, job_id) == {"done": DOCS}
+
+
+def test_redis_redelivers_a_killed_workers_batch_to_the_next_worker_without_requeue(services_stack, tmp_path):
+    stack = services_stack
+    job_id, task_id = kill_worker_holding_a_batch(stack, tmp_path / "in.jsonl")
+    # The visibility timeout (shortened here) is on the restoring side: the next worker's sweep.
+    second = stack.start_worker(visibility_timeout_s="1")
+    stack.wait_finished(job_id)
+    assert f"[{task_id}] received" in second.log(), "the dead worker's message was not redelivered"
+    assert_one_result_per_document(stack, job_id)
+
+
+def test_requeue_finishes_a_job_whose_worker_was_killed_with_its_batch_unacknowledged(stack, tmp_path):
+    """The filesystem broker deleted the message when the dead worker read it; Redis would
+    redeliver it only after the visibility timeout (4 h by default): requeue re-sends every
+    pending document now (copies of still-queued ones are skipped as done)."""
+    job_id, _ = kill_worker_holding_a_batch(stack, tmp_path / "in.jsonl")
+    stack.start_worker()
+    requeue(stack.engine, stack.app, job_id, 5)
+    stack.wait_finished(job_id)
+    assert_one_result_per_document(stack, job_id)
+
+
 def set_connections(pg_url: str, allowed: bool) -> None:
     """Open or close the test database to new connections, cutting the existing ones."""
-    from sqlalchemy import create_engine, text
-
     name = pg_url.rsplit("/", 1)[1]
     admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -121,11 +127,13 @@ def test_a_batch_that_keeps_killing_its_worker_is_given_up_and_its_documents_fai
     job_id, ids = add_job(stack.engine, texts)
     send_batch(stack.app, "classify", batch_of(job_id, "news", ids, texts))
 
-    for delivery in range(1, MAX_REDELIVERIES + 1):  # crash every delivery the cap allows
-        wait_until(lambda: worker.log().count("] received") >= delivery, 60, what=f"delivery {delivery}")
-        time.sleep(0.5)  # the child is running the task (loading the model takes longer than this)
-        for pid in child_pids(worker.proc.pid):
-            os.kill(pid, signal.SIGKILL)
+    in_task: set[int] = set()  # database sessions of children caught inside the task
+    with documents_locked(stack.engine):  # each delivery stops at its write
+        for delivery in range(1, MAX_REDELIVERIES + 1):  # crash every delivery the cap allows
+            worker.wait_for_log("] received", 60, count=delivery)
+            in_task.update(wait_until(lambda: lock_waiters(stack.engine) - in_task, 60, f"delivery {delivery}"))
+            for pid in child_pids(worker.proc.pid):
+                os.kill(pid, signal.SIGKILL)
     stack.wait_finished(job_id)
 
     with stack.engine.connect() as conn:
