@@ -17,7 +17,6 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024  # UTF-8 text bytes in one message
 # Text sent in a message is cut here; models read at most a few hundred tokens, and the
 # full text stays in the database. The worker still flags truncation by tokens.
 MAX_MESSAGE_TEXT_CHARS = 64 * 1024
-MAX_TASK_RETRIES = 5  # transient failures; a poison batch is not retried forever
 
 
 class DocIn(BaseModel):

@@ -1,7 +1,8 @@
 """Thin Celery tasks: validate the payload → the batch function → one database transaction.
 
-Retry policy: a ``TransientError`` (database or broker hiccup) retries with exponential
-backoff, at most ``MAX_TASK_RETRIES`` times; anything a person must fix (``UserError``, an
+Retry policy: a ``TransientError`` (database or broker outage) retries with exponential backoff,
+capped at ``RETRY_BACKOFF_MAX_S`` between attempts, for as long as the outage lasts: a batch is
+never dropped because a service was down. Anything a person must fix (``UserError``, an
 invalid payload, an unknown model) is recorded and given up, never retried.
 """
 
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from lstmq.contract import MAX_TASK_RETRIES, TASK_NAMES, BatchPayload
+from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
 from worker.batches import give_up
@@ -31,7 +32,7 @@ RETRY_POLICY = {
     "retry_backoff": True,
     "retry_backoff_max": RETRY_BACKOFF_MAX_S,
     "retry_jitter": True,
-    "max_retries": MAX_TASK_RETRIES,
+    "max_retries": None,  # an outage ends; a batch that can never succeed is not transient
 }
 
 
