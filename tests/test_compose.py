@@ -14,11 +14,18 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import click
+import jsonschema
 import pytest
 import yaml
+from packaging.requirements import Requirement  # pytest's own dependency
+
+from lstmq.cli import COMMANDS, cli
+from lstmq.queue import make_celery
+from lstmq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -88,8 +95,6 @@ def our_image_services() -> dict[str, dict]:
 
 def parse_lstmq(args: list[str]) -> click.Context:
     """Resolve subcommands like click does, then parse the leaf command's options and values."""
-    from lstmq.cli import cli
-
     command, ctx = cli, click.Context(cli, info_name="lstmq")
     while isinstance(command, click.Group) and args and not args[0].startswith("-"):
         name, command, args = command.resolve_command(ctx, args)  # raises NoSuchCommand
@@ -98,8 +103,6 @@ def parse_lstmq(args: list[str]) -> click.Context:
 
 
 def missing_command_hint(args: list[str]) -> str:
-    from lstmq.cli import COMMANDS
-
     target = COMMANDS.get(args[0]) if args else None
     if target is None:
         return "it is not registered in lstmq.cli.COMMANDS"
@@ -139,9 +142,6 @@ def test_celery_healthchecks_name_our_importable_app(case, tmp_path):
 
 
 def test_flower_watches_our_redis_and_workers_send_it_events():
-    from lstmq.queue import make_celery
-    from lstmq.settings import Settings
-
     flower = SERVICES["flower"]
     assert re.fullmatch(r"mher/flower:\d+\.\d+(\.\d+)?", flower["image"]), "pin the Flower image"
     assert "--broker=redis://redis:6379/0" in argv_of(flower["command"])
@@ -170,8 +170,6 @@ def test_parse_lstmq_rejects_unknown_commands_and_options():
 def compose_validator():
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (only CI and developer machines have the compose schema)")
-    import jsonschema
-
     schema = json.loads(COMPOSE_SCHEMA.read_text())  # ../shared present: a missing file fails
     # The schema declares draft-07 under a URL jsonschema does not recognise, so name it.
     assert "draft-07" in schema["$schema"]
@@ -287,10 +285,6 @@ def test_dockerfile_pins_torch_from_the_cpu_index_before_installing_the_project(
 
 
 def test_dockerfile_torch_pin_matches_the_makefile_and_the_worker_extra():
-    import tomllib
-
-    from packaging.requirements import Requirement  # pytest's own dependency
-
     version = dockerfile_arg("TORCH_VERSION")
     makefile = (ROOT / "Makefile").read_text()
     pinned = re.search(rf"^TORCH_SPEC \?= torch=={re.escape(version)}$", makefile, re.M)
