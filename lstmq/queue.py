@@ -13,7 +13,6 @@ from lstmq.contract import ALL_QUEUES, QUEUES, TASK_NAMES, BatchPayload
 from lstmq.errors import ServiceUnavailable
 from lstmq.settings import Settings, get_settings, mask_url
 
-BROKER_CONNECT_RETRIES = 3
 PUBLISH_RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3}
 
 
@@ -61,8 +60,11 @@ def make_celery(settings: Settings | None = None, include: list[str] | None = No
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options=transport_options(settings),
+        # A worker reconnects for as long as the broker is away (kombu waits 2, 4, ... up to 30 s
+        # between attempts): a broker outage of any length must not end it.
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=BROKER_CONNECT_RETRIES,
+        broker_connection_max_retries=None,
         task_queues=None,
         task_default_queue=QUEUES["classify"],
         task_routes={name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},

@@ -23,6 +23,9 @@ SHIPPED_MODEL_DIR = Path(__file__).parent / "models"
 # Defaults, each with its unit.
 DEFAULT_VISIBILITY_TIMEOUT_S = 4 * 3600  # above the longest batch; see DESIGN pitfalls
 DEFAULT_BATCH_DOCS = 256
+# A job with pending documents and no progress for this long, while a worker for its queue
+# is idle and none holds its batches, is stalled: the reconciler sends its documents again.
+DEFAULT_STALL_AFTER_S = 60
 
 
 def mask_url(url: str) -> str:
@@ -47,6 +50,7 @@ class Settings(BaseSettings):
     model_dir: Path | None = None
     visibility_timeout_s: int = DEFAULT_VISIBILITY_TIMEOUT_S
     batch_size: int = DEFAULT_BATCH_DOCS
+    stall_after_s: int = DEFAULT_STALL_AFTER_S
     # Folders (separated by ":") that scheduled corpora may read; unset: anywhere.
     corpus_roots: str | None = None
 
@@ -69,7 +73,7 @@ class Settings(BaseSettings):
             _check_scheme("LSTMQ_DATABASE_URL", value, DATABASE_SCHEMES)
         return value
 
-    @field_validator("visibility_timeout_s", "batch_size")
+    @field_validator("visibility_timeout_s", "batch_size", "stall_after_s")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value <= 0:
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
             # psycopg 3 is the driver we ship; SQLAlchemy's bare scheme means psycopg2.
             return "postgresql+psycopg://" + self.database_url[len("postgresql://") :]
         return self.database_url
+
+    @property
+    def heartbeat_s(self) -> int:
+        """How often a worker records itself and looks for stalled jobs: a few times per stall."""
+        return max(1, min(15, self.stall_after_s // 4))
 
     @property
     def images(self) -> Path:

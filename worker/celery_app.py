@@ -16,10 +16,13 @@ from lstmq.db.engine import engine_for, make_engine, require_current_schema
 from lstmq.errors import LstmqError
 from lstmq.queue import make_celery, ping_broker
 from lstmq.settings import get_settings
+from worker.heartbeat import Heartbeat, Identity
+from worker.outage import log_outages_once
 
 log = logging.getLogger("lstmq.worker")
 
 TASK_MODULES = ["worker.tasks"]
+_heartbeats: list[Heartbeat] = []  # this process's, between worker_ready and worker_shutdown
 
 app = make_celery(include=TASK_MODULES)
 app.conf.lstmq_device = "auto"  # `lstmq worker --device` overrides this before the pool starts
@@ -40,6 +43,7 @@ def startup_checks() -> None:
 @signals.worker_init.connect
 def _check_before_consuming(**_kwargs) -> None:
     """Refuse to start on an outdated schema or unreachable broker (also for bare `celery -A`)."""
+    log_outages_once()
     if app.conf.lstmq_checked:
         return
     try:
@@ -53,3 +57,17 @@ def _check_before_consuming(**_kwargs) -> None:
 def _fresh_engines_in_child(**_kwargs) -> None:
     """A forked child must open its own database connections, never reuse the parent's."""
     engine_for.cache_clear()
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender, **_kwargs) -> None:
+    """Record this worker every few seconds and reconcile stalled jobs (``worker.heartbeat``)."""
+    queues = sorted(queue.name for queue in sender.task_consumer.queues)
+    _heartbeats.append(Heartbeat(app, Identity(sender.hostname, queues, app.conf.lstmq_device)))
+    _heartbeats[-1].start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_kwargs) -> None:
+    while _heartbeats:
+        _heartbeats.pop().stop()

@@ -1,0 +1,139 @@
+"""The reconciler: finds documents that no message will ever bring to a worker, and sends them again.
+
+The database knows every document without a result; the broker may have lost its message (Redis
+restarted without persistence, a worker killed mid-batch, a retry that could not be published).
+A job is *stalled* when it has pending documents, has made no progress for
+``LSTMQ_STALL_AFTER_S``, no live worker holds one of its batches, and a live worker consuming its
+queue is idle (so its queue is empty: nothing is on the way). Each worker looks every heartbeat;
+one claims the job with a conditional UPDATE (at most one re-send per job per interval, whichever
+worker gets there), logs it and counts it in ``jobs.recoveries`` (re-sends since the job last
+made progress). Re-sending is harmless: a
+document already done is skipped, results are upserts.
+
+A job re-sent ``MAX_FRUITLESS_RECOVERIES`` times without any progress in between is a poison
+(its batches kill their worker, as the redelivery cap counts for Redis redeliveries): its pending
+documents are failed with the reason, and ``lstmq requeue JOB --failed`` retries them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from celery import Celery
+from sqlalchemy import Engine, case, func, select, update
+
+from lstmq.contract import QUEUES
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import (
+    DOC_FAILED,
+    DOC_PENDING,
+    JOB_QUEUED,
+    JOB_SUBMITTING,
+    Document,
+    Job,
+    WorkerBeat,
+    as_utc,
+    utcnow,
+)
+from lstmq.settings import Settings
+from producer.sending import RECORDING, PendingSender
+
+log = logging.getLogger("lstmq.worker")
+MAX_FRUITLESS_RECOVERIES = 3
+OPEN_STATES = (JOB_SUBMITTING, JOB_QUEUED)  # submitting: recorded, but its sending failed
+
+
+@dataclass(frozen=True)
+class Stalled:
+    job: Job
+    last_progress: datetime  # last result, or the job's submission or last re-send
+
+
+def open_jobs(engine: Engine) -> list[tuple[Job, datetime | None]]:
+    """Unfinished jobs with pending documents, each with the time of its last result."""
+    stmt = (
+        select(Job, func.max(Document.updated_at))
+        .join(Document, Document.job_id == Job.id)
+        .where(Job.state.in_(OPEN_STATES), Job.finished_at.is_(None))
+        .group_by(Job.id)
+        .having(func.sum(case((Document.status == DOC_PENDING, 1), else_=0)) > 0)
+    )
+    with session_scope(engine) as session:
+        return [(job, as_utc(last)) for job, last in session.execute(stmt).all()]
+
+
+def last_progress(job: Job, last_result: datetime | None) -> datetime:
+    moments = [as_utc(m) for m in (last_result, job.submitted_at, job.created_at, job.recovered_at) if m]
+    return max(moments)
+
+
+def stalled_jobs(engine: Engine, workers: list[WorkerBeat], stall_after_s: int, now: datetime) -> list[Stalled]:
+    """Open jobs with no progress for ``stall_after_s``, not held by a live worker, whose queue
+    a live worker consumes while holding nothing."""
+    held = {batch.get("job_id") for worker in workers for batch in worker.current}
+    idle_queues = {queue for worker in workers if not worker.current for queue in worker.queues}
+    found = []
+    for job, last_result in open_jobs(engine):
+        last = last_progress(job, last_result)
+        if job.options.get(RECORDING) or job.id in held or QUEUES.get(job.task) not in idle_queues:
+            continue
+        if (now - last).total_seconds() >= stall_after_s:
+            found.append(Stalled(job, last))
+    return found
+
+
+def claim(engine: Engine, stalled: Stalled, now: datetime) -> bool:
+    """Take this job's re-send for this interval; False when another worker took it first
+    (compare-and-set on ``recovered_at``). ``recoveries`` counts re-sends since the last progress."""
+    job = stalled.job
+    fruitless = job.recovered_at is not None and stalled.last_progress <= as_utc(job.recovered_at)
+    count = (job.recoveries if fruitless else 0) + 1
+    same = Job.recovered_at.is_(None) if job.recovered_at is None else Job.recovered_at == job.recovered_at
+    with session_scope(engine) as session:
+        taken = session.execute(update(Job).where(Job.id == job.id, same).values(recovered_at=now, recoveries=count))
+    job.recoveries = count
+    return taken.rowcount == 1
+
+
+def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, now: datetime) -> None:
+    job = stalled.job
+    silent = int((now - stalled.last_progress).total_seconds())
+    if job.recoveries > MAX_FRUITLESS_RECOVERIES:
+        give_up(engine, job)
+        return
+    sent = PendingSender(engine, app, job, settings.batch_size).finish()
+    log.warning(
+        "job %s stalled (no progress for %d s, no live worker holds it): re-sent %d pending documents "
+        "in %d batches (recovery %d)",
+        job.id,
+        silent,
+        sent.docs,
+        sent.batches,
+        job.recoveries,
+    )
+
+
+def give_up(engine: Engine, job: Job) -> None:
+    error = (
+        f"given up: re-sent {MAX_FRUITLESS_RECOVERIES} times without progress (do its batches kill "
+        f"their worker?); fix the cause, then `lstmq requeue {job.id} --failed`"
+    )
+    with session_scope(engine) as session:
+        failed = session.execute(
+            update(Document)
+            .where(Document.job_id == job.id, Document.status == DOC_PENDING)
+            .values(status=DOC_FAILED, error=error, updated_at=utcnow())
+        ).rowcount
+    log.error("job %s: %d pending documents failed: %s", job.id, failed, error)
+
+
+def reconcile(
+    engine: Engine, app: Celery, workers: list[WorkerBeat], settings: Settings, now: datetime | None = None
+) -> None:
+    """Re-send each stalled job this worker claims (one pass; the heartbeat calls it)."""
+    now = now or utcnow()
+    for stalled in stalled_jobs(engine, workers, settings.stall_after_s, now):
+        if claim(engine, stalled, now):
+            resend(engine, app, stalled, settings, now)
