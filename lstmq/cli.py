@@ -33,9 +33,12 @@ COMMANDS: dict[str, str] = {
     "render": "worker.ml.generator.cli:render",
     "eval-images": "worker.ml.generator.cli:eval_images",
     "contact-sheet": "worker.ml.generator.cli:contact_sheet",
+    "serve": "api.cli:serve",
+    "token": "api.cli:token",
 }
 TRAIN_COMMANDS: dict[str, str] = {
     "classifier": "worker.ml.classifier.cli:train_classifier",
+    "distill": "worker.ml.classifier.cli:train_distill",
     "generator": "worker.ml.generator.cli:train_generator",
 }
 

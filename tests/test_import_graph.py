@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lstmq", "producer", "worker")
+PACKAGES = ("lstmq", "producer", "worker", "api")
 # (importer prefix, imported prefix): arrows that must not exist.
 FORBIDDEN = [
     ("lstmq", "producer"),
     ("lstmq", "worker"),
     ("producer", "worker"),
+    ("api", "worker"),
     ("worker.shapes", "worker.ml"),
     ("worker.ml.generator", "worker.ml.classifier"),
     ("worker.ml.classifier", "worker.ml.generator"),

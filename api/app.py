@@ -1,0 +1,52 @@
+"""The ASGI application: routes under ``/api/v1``, docs at ``/api/docs``, problems for errors.
+
+``create_app`` is the factory ``lstmq serve`` hands to uvicorn; the engine (schema checked) and
+the Celery app are made once per process in the lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import lstmq
+from api import images, jobs, metrics, problems, results, service, submissions
+from api.tokens import any_active
+from lstmq.db.engine import ready_engine, session_scope
+from lstmq.queue import make_celery
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("lstmq.api")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.engine = ready_engine()
+    app.state.celery = make_celery()
+    with session_scope(app.state.engine) as session:
+        if not any_active(session):
+            log.warning("no API token exists: every request gets 401; run `lstmq token create NAME --scope admin`")
+    yield
+    app.state.celery.close()
+    app.state.engine.dispose()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="lstmq",
+        version=lstmq.__version__,
+        summary="Submit text collections, follow jobs, fetch labels and images.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(service.router)
+    app.include_router(metrics.router)
+    for module in (submissions, jobs, results, images, service):
+        app.include_router(module.api, prefix=API_PREFIX)
+    return app

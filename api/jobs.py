@@ -1,0 +1,94 @@
+"""Jobs: list (newest first, keyset pages), status (the ``lstmq status --json`` object),
+rejected lines, cancel and requeue (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from api.auth import admin_access, read_access
+from api.deps import CeleryDep, EngineDep
+from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
+from lstmq.contract import MAX_BATCH_DOCS
+from lstmq.db.engine import session_scope
+from lstmq.db.queries import JOB_FINISHED, cancel_job, get_job, job_status
+from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, Schedule
+from lstmq.settings import get_settings
+from producer.batching import batch_size_for
+from producer.output import job_summary
+from producer.sending import requeue
+
+MAX_PAGE_JOBS = 500
+JobId = Annotated[str, Path(max_length=64, description="A job id (`lstmq jobs`).")]
+_pending = exists().where(Document.job_id == Job.id, Document.status == DOC_PENDING)
+# A job's state as `lstmq status` shows it ("finished" is derived, never stored).
+STATE_FILTERS = {
+    JOB_SUBMITTING: Job.state == JOB_SUBMITTING,
+    JOB_QUEUED: and_(Job.state == JOB_QUEUED, _pending),
+    JOB_FINISHED: and_(Job.state == JOB_QUEUED, ~_pending),
+    JOB_CANCELLED: Job.state == JOB_CANCELLED,
+}
+api = APIRouter(tags=["jobs"])
+
+
+@api.get("/jobs", dependencies=[read_access], summary="Jobs, newest first (as `lstmq jobs --json`)")
+def list_jobs(
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_JOBS)] = 50,
+    before: Annotated[str | None, Query(max_length=64, description="The `next` of the previous page.")] = None,
+    state: Literal["submitting", "queued", "finished", "cancelled"] | None = None,
+    schedule: Annotated[str | None, Query(description="Only jobs started by this schedule.")] = None,
+) -> dict:
+    with session_scope(engine) as session:
+        stmt = _filtered(session, before, state, schedule).order_by(Job.created_at.desc(), Job.id.desc())
+        ids = list(session.scalars(stmt.limit(limit + 1)))
+        page = [job_summary(job_status(session, job_id)) for job_id in ids[:limit]]
+    return {"jobs": page, "next": ids[limit - 1] if len(ids) > limit else None}
+
+
+def _filtered(session: Session, before: str | None, state: str | None, schedule: str | None):
+    stmt = select(Job.id)
+    if before is not None:
+        last = get_job(session, before)
+        stmt = stmt.where(
+            or_(Job.created_at < last.created_at, and_(Job.created_at == last.created_at, Job.id < last.id))
+        )
+    if state is not None:
+        stmt = stmt.where(STATE_FILTERS[state])
+    if schedule is not None:
+        stmt = stmt.join(Schedule, Schedule.id == Job.schedule_id).where(Schedule.name == schedule)
+    return stmt
+
+
+@api.get("/jobs/{job_id}", dependencies=[read_access], summary="Counts, rate and ETA (as `lstmq status --json`)")
+def get_status(job_id: JobId, engine: EngineDep) -> dict:
+    with session_scope(engine) as session:
+        return job_status(session, job_id).as_dict()
+
+
+@api.get("/jobs/{job_id}/rejected", dependencies=[read_access], summary="Rejected lines of an API submission")
+def rejected(job_id: JobId, engine: EngineDep) -> dict:
+    with session_scope(engine) as session:
+        job = get_job(session, job_id)
+        lines = stored_rejections(session, job_id)
+    return {"id": job_id, "rejected": job.rejected, "stored_limit": MAX_STORED_REJECTIONS, "lines": lines}
+
+
+@api.post("/jobs/{job_id}/cancel", dependencies=[admin_access], summary="Stop a job (as `lstmq cancel`)")
+def cancel(job_id: JobId, engine: EngineDep) -> dict:
+    with session_scope(engine) as session:
+        return cancel_job(session, job_id).as_dict()
+
+
+@api.post("/jobs/{job_id}/requeue", dependencies=[admin_access], summary="Send again what has no result")
+def requeue_job(
+    job_id: JobId,
+    engine: EngineDep,
+    app: CeleryDep,
+    batch_size: Annotated[int | None, Query(ge=1, le=MAX_BATCH_DOCS)] = None,
+) -> dict:
+    sent = requeue(engine, app, job_id, batch_size_for(batch_size, get_settings().batch_size))
+    return {"id": job_id, "docs": sent.docs, "batches": sent.batches}

@@ -1,0 +1,93 @@
+"""``GET /api/v1/jobs/{id}/results``: one row per document, streamed as JSON Lines or CSV in
+constant memory (``lstmq.db.queries.result_rows`` fetches in rounds; rows are sent in chunks).
+
+``status`` and the score bounds filter the rows here, beside the query ``lstmq results`` uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
+
+from api.auth import read_access
+from api.deps import EngineDep
+from api.jobs import JobId
+from lstmq.db.engine import session_scope
+from lstmq.db.queries import get_job, result_rows
+from lstmq.db.schema import DOC_FAILED
+from lstmq.errors import InputError
+from producer.output import RENDER_COLUMNS, RESULT_COLUMNS
+
+CHUNK_ROWS = 1000  # rows encoded per chunk sent
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+api = APIRouter(tags=["results"])
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    status: str | None
+    min_score: float | None
+    max_score: float | None
+
+    def keep(self, row: dict) -> bool:
+        if self.status is not None and row["status"] != self.status:
+            return False
+        score = row["score"]
+        if self.min_score is not None and (score is None or score < self.min_score):
+            return False
+        return self.max_score is None or (score is not None and score <= self.max_score)
+
+
+@api.get("/jobs/{job_id}/results", dependencies=[read_access], summary="One row per document, streamed")
+def results(
+    job_id: JobId,
+    engine: EngineDep,
+    format: Literal["jsonl", "csv"] = "jsonl",
+    label: Annotated[str | None, Query(description="Only documents classified as this label.")] = None,
+    status: Literal["pending", "done", "failed"] | None = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> StreamingResponse:
+    chunks = _encoded(engine, job_id, format, label, RowFilter(status, min_score, max_score))
+    next(chunks)  # the job exists and the filters fit it: errors become problems, not a cut stream
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+def _encoded(engine: Engine, job_id: str, fmt: str, label: str | None, where: RowFilter) -> Iterator[bytes]:
+    with session_scope(engine) as session:
+        job = get_job(session, job_id)
+        if job.task != "classify" and (where.min_score is not None or where.max_score is not None):
+            raise InputError(f"min_score and max_score apply to classify jobs; job {job.id} is a {job.task} job")
+        rows = result_rows(session, job, label=label, failed_only=where.status == DOC_FAILED)
+        head = list(islice(rows, 1))  # runs the query now (and result_rows' own checks)
+        yield b""
+        columns = RENDER_COLUMNS if job.task == "render" else RESULT_COLUMNS
+        encode = ENCODERS[fmt]
+        if fmt == "csv":
+            yield (",".join(columns) + "\n").encode()  # the header: plain names, nothing to quote
+        kept = filter(where.keep, chain(head, rows))
+        while chunk := list(islice(kept, CHUNK_ROWS)):
+            yield encode(chunk, columns)
+
+
+def _jsonl_lines(rows: Iterable[dict], columns) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+
+
+def _csv_lines(rows: Iterable[dict], columns) -> bytes:
+    out = io.StringIO()
+    csv.DictWriter(out, fieldnames=columns, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+ENCODERS = {"jsonl": _jsonl_lines, "csv": _csv_lines}

@@ -1,0 +1,125 @@
+"""``POST /api/v1/jobs``: the body is the input file; it goes through the readers and
+``producer.submit.submit_records`` exactly as ``lstmq submit FILE`` does, in a thread.
+
+The body is spooled to disk first (bounded memory), parameters and model are checked before
+it is read, and the answer carries the job id, the counts and the first rejected lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import SubmitCaller
+from api.deps import CeleryDep, EngineDep
+from api.idempotency import MAX_KEY_CHARS, Claim
+from api.problems import kind_of, problem
+from api.rejections import KeptRejections
+from api.uploads import Upload, format_of, spooled
+from lstmq.contract import MAX_BATCH_DOCS
+from lstmq.errors import InputError
+from lstmq.readers.records import Fields
+from lstmq.readers.sources import FORMATS, read_sources, resolve_sources
+from producer.submit import check_model, check_task, submit_records
+
+UPLOAD_NAME = "<upload>"  # the source in FILE:LINE messages and in jobs.sources
+api = APIRouter(tags=["jobs"])
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    task: str
+    model: str
+    format: str | None
+    text_field: str
+    id_field: str
+    batch_size: int | None
+    strict: bool
+
+
+def submit_options(
+    model: Annotated[str, Query(min_length=1, description="Installed model name (GET /api/v1/models).")],
+    task: Annotated[str, Query(description="classify or render")] = "classify",
+    format: Annotated[Literal[FORMATS] | None, Query(description="Default: from Content-Type, else jsonl.")] = None,
+    text_field: Annotated[str, Query(min_length=1)] = "text",
+    id_field: Annotated[str, Query(min_length=1)] = "id",
+    batch_size: Annotated[int | None, Query(ge=1, le=MAX_BATCH_DOCS, description="Documents per message.")] = None,
+    strict: Annotated[bool, Query(description="Refuse the whole input if any record is bad.")] = False,
+) -> SubmitOptions:
+    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict)
+
+
+@api.post("/jobs", status_code=201, summary="Submit a file (the request body) as a job")
+async def create_job(
+    request: Request,
+    options: Annotated[SubmitOptions, Depends(submit_options)],
+    caller: SubmitCaller,
+    engine: EngineDep,
+    app: CeleryDep,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_CHARS)] = None,
+) -> JSONResponse:
+    await run_in_threadpool(_check, options)  # before reading what may be a large body
+    options = replace(options, format=format_of(request, options.format))
+    async with spooled(request) as upload:
+        claim = (
+            Claim(engine, caller.token_id, idempotency_key, _request_hash(options, upload)) if idempotency_key else None
+        )
+        first = await run_in_threadpool(claim.replay_or_take) if claim else None
+        if first is not None:
+            return _created(first, replayed=True)
+        return await _record(engine, app, upload, options, claim)
+
+
+def _check(options: SubmitOptions) -> None:
+    check_task(options.task)
+    check_model(options.task, options.model)
+
+
+def _request_hash(options: SubmitOptions, upload: Upload) -> str:
+    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode() + upload.sha256.encode()).hexdigest()
+
+
+async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Claim | None) -> JSONResponse:
+    kept = KeptRejections()
+    try:
+        body = await run_in_threadpool(_submit, engine, app, upload, options, kept)
+    except BaseException as exc:
+        if claim:
+            await run_in_threadpool(claim.release)
+        if isinstance(exc, InputError):  # refused input: say which lines were bad
+            return problem(422, str(exc), kind_of(exc), first_rejected=kept.first())
+        raise
+    if claim:
+        await run_in_threadpool(claim.settle, body["id"], body)
+    return _created(body)
+
+
+def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections) -> dict:
+    sources = [replace(source, name=UPLOAD_NAME) for source in resolve_sources([str(upload.path)], options.format)]
+    report = submit_records(
+        engine,
+        app,
+        read_sources(sources, Fields(text=options.text_field, id=options.id_field)),
+        task=options.task,
+        model=options.model,
+        batch_size=options.batch_size,
+        strict=options.strict,
+        sources=[UPLOAD_NAME],
+        on_reject=kept,
+    )
+    kept.store(engine, report.job_id)
+    counts = {"total": report.total, "rejected": report.rejected, "batches": report.batches}
+    return {"id": report.job_id, **counts, "first_rejected": kept.first()}
+
+
+def _created(body: dict, replayed: bool = False) -> JSONResponse:
+    headers = {"Location": f"/api/v1/jobs/{body['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201, headers=headers)

@@ -1,0 +1,103 @@
+"""API tokens: made once, stored only as a salted hash, checked in constant time.
+
+A token reads ``lstmq_<id>_<secret>``. The id finds the row and is not secret; the secret is
+256 random bits, kept as HMAC-SHA256(salt, secret). A slow hash (scrypt) is for guessable
+passwords; a random 256-bit secret cannot be guessed, and every request checks one.
+Callers own the session (one transaction per command or request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lstmq.db.schema import ApiToken, utcnow
+from lstmq.errors import InputError, UserError
+
+SCOPES = ("read", "submit", "admin")  # each scope includes the ones before it
+TOKEN_PREFIX = "lstmq"
+ID_BYTES = 6  # 12 hex characters
+SECRET_BYTES = 32
+SALT_BYTES = 16
+TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per token
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOKEN_PATTERN = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Za-z0-9_-]{{20,100}})$")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the token's id, name and scope."""
+
+    token_id: str
+    name: str
+    scope: str
+
+
+def grants(have: str, need: str) -> bool:
+    """admin includes submit, submit includes read."""
+    return SCOPES.index(have) >= SCOPES.index(need)
+
+
+def create_token(session: Session, name: str, scope: str) -> str:
+    """Store a new token's hash; returns the token, which exists nowhere else afterwards."""
+    if scope not in SCOPES:
+        raise InputError(f"unknown scope {scope!r} (expected {', '.join(SCOPES)})")
+    if not NAME_PATTERN.match(name):
+        raise InputError(f"token name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
+    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
+        raise UserError(f"a token named {name!r} exists (names stay taken after revoke)")
+    token_id, secret, salt = (
+        secrets.token_hex(ID_BYTES),
+        secrets.token_urlsafe(SECRET_BYTES),
+        secrets.token_hex(SALT_BYTES),
+    )
+    session.add(ApiToken(id=token_id, name=name, scope=scope, salt=salt, secret_hash=_hash(salt, secret)))
+    return f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.name)))
+
+
+def revoke_token(session: Session, name: str) -> ApiToken:
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+    if token is None:
+        raise UserError(f"no token named {name!r} (see `lstmq token list`)")
+    token.revoked_at = token.revoked_at or utcnow()
+    return token
+
+
+def any_active(session: Session) -> bool:
+    return session.scalar(select(ApiToken.id).where(ApiToken.revoked_at.is_(None)).limit(1)) is not None
+
+
+def authenticate(session: Session, token: str) -> Caller | None:
+    """The caller a token belongs to, or None for a malformed, unknown or revoked token."""
+    match = TOKEN_PATTERN.match(token)
+    row = session.get(ApiToken, match.group(1)) if match else None
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(_hash(row.salt, match.group(2)), row.secret_hash):
+        return None
+    _touch(row)
+    return Caller(token_id=row.id, name=row.name, scope=row.scope)
+
+
+def _touch(row: ApiToken) -> None:
+    now = datetime.now(UTC)
+    last = row.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+    if last is None or now - last > TOUCH_EVERY:
+        row.last_used_at = now
