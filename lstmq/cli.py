@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
 }
 TRAIN_COMMANDS: dict[str, str] = {
     "classifier": "worker.ml.classifier.cli:train_classifier",
+    "distill": "worker.ml.classifier.cli:train_distill",
     "generator": "worker.ml.generator.cli:train_generator",
 }
 

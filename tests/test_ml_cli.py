@@ -93,6 +93,36 @@ def test_train_writes_artifact_and_model_card(env):
     assert config["training"]["command"].startswith("lstmq train classifier --name tiny")
     card = (path / "MODEL_CARD.md").read_text()
     assert "lstmq train classifier --name tiny" in card and "Confusion matrix" in card
+    calibration = config["training"]["calibration"]
+    assert config["architecture"]["temperature"] == calibration["temperature"]
+    assert f"{calibration['ece_before']:.4f} before, **{calibration['ece_after']:.4f}** after" in card
+
+
+def test_distill_trains_a_student_recording_its_teacher_and_their_agreement(env, capsys, tmp_path):
+    (tmp_path / "extra.txt").write_text("great superb fun\nawful dull plot\nthe acting was lovely\n")
+    student = tmp_path / "student"
+    code, out, err = run(
+        capsys,
+        *("train", "distill", "--teacher", "tiny", "--name", "student", "--out", str(student)),
+        *("--train", str(env / "train.jsonl.gz"), "--dev", str(env / "dev.jsonl.gz")),
+        *("--extra-text", str(tmp_path / "extra.txt"), "--alpha", "0.8", "--no-calibrate"),
+        *("--embed-dim", "16", "--hidden-dim", "16", "--epochs", "3", "--batch-size", "16", "--lr", "0.01"),
+        *("--min-frequency", "1", "--max-tokens", "12", "--device", "cpu", "--threads", "1"),
+    )
+    assert code == 0, err
+    assert out.startswith("student: dev accuracy")
+    config = json.loads((student / "config.json").read_text())
+    tiny = json.loads(run(capsys, "models", "--json")[1])["models"]
+    distillation = config["training"]["distillation"]
+    assert distillation["teacher"] == "tiny"
+    assert distillation["teacher_version"] == next(m["version"] for m in tiny if m["name"] == "tiny")
+    assert distillation["extra_rows"] == 3 and distillation["alpha"] == 0.8 and distillation["temperature"] == 2.0
+    assert distillation["dev_agreement"] > 0.8
+    assert "temperature" not in config["architecture"] and config["training"]["calibration"] is None
+    command = config["training"]["command"]
+    assert command.startswith("lstmq train distill --teacher tiny --extra-text ") and "--no-calibrate" in command
+    card = (student / "MODEL_CARD.md").read_text()
+    assert "Distilled from `tiny`" in card and "Not calibrated" in card and command in card
 
 
 def test_predict_jsonl_writes_id_label_score_in_input_order(env, capsys, tmp_path):
@@ -204,6 +234,14 @@ def test_eval_json_reports_accuracy_f1_and_confusion(env, capsys):
         report["per_class"]["pos"]
     )
     assert sum(map(sum, report["confusion"])) == 60 and 0 < report["macro_f1"] <= 1
+    assert 0 <= report["calibration"]["ece"] < 0.2
+    assert sum(b["count"] for b in report["calibration"]["bins"]) == 60
+
+
+def test_eval_prints_calibration_error_and_reliability_table(env, capsys):
+    code, out, err = run(capsys, "eval", "--model", "tiny", str(env / "dev.jsonl.gz"))
+    assert code == 0, err
+    assert "expected calibration error 0." in out and "mean confidence" in out
 
 
 def test_models_lists_name_version_labels_and_metrics(env, capsys):

@@ -215,7 +215,7 @@ def test_quantized_rows_round_trip_within_half_a_step_and_keep_zero_rows():
 
 def test_an_unknown_weights_dtype_is_refused_before_training(tmp_path):
     from lstmq.errors import InputError
-    from worker.ml.classifier.operations import train_and_save
+    from worker.ml.classifier.runs import train_and_save
 
     with pytest.raises(InputError, match="unknown weights dtype 'int4'"):
         train_and_save(

@@ -1,4 +1,5 @@
-"""MODEL_CARD.md for a trained classifier: command, data, hyper-parameters, dev metrics."""
+"""MODEL_CARD.md for a trained classifier: command, data, hyper-parameters, dev metrics,
+calibration, and the teacher of a distilled student."""
 
 from __future__ import annotations
 
@@ -27,6 +28,45 @@ def _confusion_table(report: dict) -> list[str]:
     lines = ["| gold \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for label, row in zip(labels, report["confusion"], strict=True):
         lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
+    return lines
+
+
+def _calibration(t: dict) -> list[str]:
+    c = t.get("calibration")
+    if not c:
+        return ["- Not calibrated: scores are the model's raw probabilities (temperature 1)."]
+    return [
+        f"- Temperature **{c['temperature']}**, fitted on dev by minimising the negative log-likelihood",
+        f"- Expected calibration error (15 bins): {c['ece_before']:.4f} before, **{c['ece_after']:.4f}** after",
+        f"- Dev NLL: {c['nll_before']:.4f} before, {c['nll_after']:.4f} after (accuracy is unchanged: argmax is)",
+    ]
+
+
+def _distillation(t: dict) -> list[str]:
+    d = t.get("distillation")
+    if not d:
+        return []
+    extra = (
+        f"{d['extra_rows']} extra unlabelled texts from {', '.join(d['extra_files'])}"
+        if d["extra_files"]
+        else "no extra texts"
+    )
+    return [
+        "## Teacher",
+        "",
+        f"- Distilled from `{d['teacher']}` version `{d['teacher_version']}` (dev accuracy {d['teacher_dev_accuracy']:.4f})",
+        f"- Temperature {d['temperature']}, alpha {d['alpha']} (teacher's share of the loss); {extra}",
+        f"- Agreement with the teacher on dev: **{d['dev_agreement']:.4f}**",
+        "",
+    ]
+
+
+def _reliability_table(report: dict) -> list[str]:
+    lines = ["| confidence | rows | mean confidence | accuracy |", "|---|---|---|---|"]
+    for b in report["calibration"]["bins"]:
+        lines.append(
+            f"| {b['lower']:.3f}-{b['upper']:.3f} | {b['count']} | {b['confidence']:.4f} | {b['accuracy']:.4f} |"
+        )
     return lines
 
 
@@ -61,6 +101,15 @@ def render_card(name: str, version: str, config: dict, report: dict, member_acc:
         "Confusion matrix:",
         "",
         *_confusion_table(report),
+        "",
+        *_distillation(t),
+        "## Calibration",
+        "",
+        *_calibration(t),
+        "",
+        "Reliability on dev (top score):",
+        "",
+        *_reliability_table(report),
         "",
     ]
     return "\n".join(lines)

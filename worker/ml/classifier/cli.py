@@ -1,6 +1,6 @@
-"""Thin click commands: ``lstmq train classifier``, ``eval``, ``predict``, ``models``.
+"""Thin click commands: ``lstmq train classifier``, ``train distill``, ``eval``, ``predict``, ``models``.
 
-torch is imported inside the commands (via ``worker.ml.classifier.operations``), so ``lstmq --help`` and
+torch is imported inside the commands (via ``operations`` and ``runs``), so ``lstmq --help`` and
 ``lstmq models`` start without it.
 """
 
@@ -15,10 +15,13 @@ from dataclasses import MISSING
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from lstmq.modelstore import scan_models
 from lstmq.settings import get_settings
-from worker.ml.classifier.config import HELP, TrainConfig, train_fields
+from worker.ml.classifier.config import HELP, DistillConfig, TrainConfig, train_fields
+from worker.ml.classifier.metrics import ECE_BINS
 from worker.ml.progress import TrainProgress, print_models, print_report
 
 FILE = click.Path(path_type=Path, dir_okay=False)
@@ -29,12 +32,14 @@ FORMAT_OPTION = click.option(
 
 
 def _train_options(func):
-    """One --option per TrainConfig field, defaults and types taken from the dataclass."""
+    """One --option per TrainConfig field, defaults and types taken from the dataclass
+    (a bool field is a --name/--no-name flag)."""
     for f in reversed(train_fields()):
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(str(f.type).split(" ")[0], int)
         default = None if f.default is MISSING else f.default
+        flag = f.name.replace("_", "-")
         func = click.option(
-            "--" + f.name.replace("_", "-"),
+            f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}",
             f.name,
             type=kind,
             default=default,
@@ -44,25 +49,36 @@ def _train_options(func):
     return func
 
 
+def _run_options(func):
+    """What every training command takes besides the hyper-parameters: data, output, device."""
+    options = [
+        click.option("--name", required=True, help="model name (the artifact directory's name)"),
+        click.option("--train", "train_file", type=FILE, required=True, help="JSONL, CSV or TSV (optionally gzip)"),
+        click.option("--dev", "dev_file", type=FILE, required=True, help="dev split: early stopping and metrics"),
+        FORMAT_OPTION,
+        click.option("--text-field", default="text", show_default=True),
+        click.option("--label-field", default="label", show_default=True),
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="artifact directory (default: LSTMQ_MODEL_DIR/NAME, which shadows a shipped model of that name)",
+        ),
+        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]"),
+        click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)"),
+    ]
+    func = _train_options(func)  # applied first, so listed after the options above
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.command("classifier")
-@click.option("--name", required=True, help="model name (the artifact directory's name)")
-@click.option("--train", "train_file", type=FILE, required=True, help="JSONL, CSV or TSV (optionally gzip)")
-@click.option("--dev", "dev_file", type=FILE, required=True, help="dev split: early stopping and metrics")
-@FORMAT_OPTION
-@click.option("--text-field", default="text", show_default=True)
-@click.option("--label-field", default="label", show_default=True)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="artifact directory (default: LSTMQ_MODEL_DIR/NAME, which shadows a shipped model of that name)",
-)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
-@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-@_train_options
+@_run_options
 @click.pass_context
 def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
-    from worker.ml.classifier.operations import set_threads, train_and_save  # torch: this command only
+    from worker.ml.classifier.operations import set_threads  # torch: this command only
+    from worker.ml.classifier.runs import train_and_save  # torch: this command only
 
     set_threads(threads)
     out = out or get_settings().user_model_dir / name
@@ -82,14 +98,87 @@ def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_fie
     click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
 
 
+@click.command("distill")
+@click.option("--teacher", required=True, help="installed model whose probabilities the student learns")
+@click.option(
+    "--extra-text",
+    "extra_files",
+    type=FILE,
+    multiple=True,
+    help="unlabelled texts the teacher labels for the student (repeatable)",
+)
+@click.option(
+    "--temperature",
+    "soft_t",
+    type=float,
+    default=DistillConfig.temperature,
+    show_default=True,
+    help="softens the teacher's and student's probabilities in the distillation loss",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=DistillConfig.alpha,
+    show_default=True,
+    help="the teacher's share of the loss (the gold labels get 1 - alpha)",
+)
+@_run_options
+@click.pass_context
+def train_distill(
+    ctx,
+    teacher,
+    extra_files,
+    soft_t,
+    alpha,
+    name,
+    train_file,
+    dev_file,
+    fmt,
+    text_field,
+    label_field,
+    out,
+    device,
+    threads,
+    **hp,
+):
+    """Train a student classifier on a teacher model's probabilities (and the gold labels)."""
+    from worker.ml.classifier.operations import set_threads  # torch: this command only
+    from worker.ml.classifier.runs import distill_and_save  # torch: this command only
+
+    set_threads(threads)
+    out = out or get_settings().user_model_dir / name
+    with TrainProgress() as progress:
+        report = distill_and_save(
+            name,
+            teacher,
+            (train_file, dev_file, extra_files),
+            out,
+            TrainConfig(**hp),
+            DistillConfig(soft_t, alpha),
+            device,
+            (text_field, label_field),
+            progress,
+            _command_line(ctx),
+            fmt,
+        )
+    click.echo(f"{name}: dev accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f} -> {out}")
+
+
 def _command_line(ctx: click.Context) -> str:
     """The command as given, minus options left at their defaults (recorded in the model card)."""
     parts = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Option) and value is not None and value != param.default:
-            parts += [param.opts[0], str(value)]
+            parts += _given(param, value)
     return shlex.join(parts)
+
+
+def _given(option: click.Option, value) -> list[str]:
+    if option.is_bool_flag:
+        return [option.opts[0] if value else option.secondary_opts[0]]
+    values = value if option.multiple else [value]
+    return [part for v in values for part in (option.opts[0], str(v))]
 
 
 @click.command("eval")
@@ -111,6 +200,18 @@ def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads
         click.echo(json.dumps(report, indent=2))
     else:
         print_report(report)
+        _print_reliability(report["calibration"])
+
+
+def _print_reliability(calibration: dict) -> None:
+    out = Console()
+    out.print(f"expected calibration error {calibration['ece']:.4f} (top score, {ECE_BINS} equal-width bins)")
+    table = Table("confidence", "rows", "mean confidence", "accuracy", title="reliability")
+    for b in calibration["bins"]:
+        table.add_row(
+            f"{b['lower']:.3f}-{b['upper']:.3f}", str(b["count"]), f"{b['confidence']:.4f}", f"{b['accuracy']:.4f}"
+        )
+    out.print(table)
 
 
 @click.command("predict")

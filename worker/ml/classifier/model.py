@@ -1,7 +1,10 @@
 """The LSTM text classifier: embedding -> BiLSTM (packed) -> masked pooling -> linear.
 
 An artifact may hold an *ensemble* of ``members`` identically shaped classifiers trained with
-different seeds; its prediction is the mean of their probability vectors.
+different seeds; its prediction is the mean of their probability vectors, sharpened or softened
+by one ``temperature`` fitted on dev (``calibration.py``). The temperature sits in the
+architecture because it changes what the model computes: the version id, which hashes the
+architecture, then changes with it.
 """
 
 from __future__ import annotations
@@ -26,9 +29,14 @@ class ClassifierConfig:
     pooling: str = "maxmean"
     pad_id: int = 0
     members: int = 1
+    temperature: float = 1.0  # probabilities = softmax(log(mean member probabilities) / T)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Without ``temperature`` when it is 1: an uncalibrated model keeps today's config (and version)."""
+        data = asdict(self)
+        if data["temperature"] == 1.0:
+            del data["temperature"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ClassifierConfig:
@@ -39,6 +47,8 @@ class ClassifierConfig:
         config = cls(**data)
         if config.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}")
+        if not config.temperature > 0:
+            raise ValueError(f"temperature must be > 0, not {config.temperature}")
         return config
 
 
@@ -83,8 +93,21 @@ class LSTMClassifier(nn.Module):
         return pooled
 
 
+def safe_log(probs: torch.Tensor) -> torch.Tensor:
+    """log p with p = 0 (an underflowed softmax) read as the smallest positive float."""
+    return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
+def tempered(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(log p / T), (B, C) -> (B, C): T > 1 softens, T < 1 sharpens, argmax unchanged.
+    For one member this is softmax(logits / T), the usual temperature scaling (Guo et al. 2017)."""
+    if temperature == 1.0:
+        return probs  # exactly what an artifact without a temperature always computed
+    return (safe_log(probs) / temperature).softmax(dim=-1)
+
+
 class Ensemble(nn.Module):
-    """``members`` classifiers; ``forward`` returns mean probabilities (B, C)."""
+    """``members`` classifiers; ``forward`` returns mean probabilities (B, C), tempered by ``cfg.temperature``."""
 
     def __init__(self, cfg: ClassifierConfig):
         super().__init__()
@@ -93,4 +116,4 @@ class Ensemble(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         probs = [m(ids, lengths).float().softmax(dim=-1) for m in self.members]
-        return torch.stack(probs).mean(dim=0)
+        return tempered(torch.stack(probs).mean(dim=0), self.cfg.temperature)

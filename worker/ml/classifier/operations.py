@@ -1,4 +1,5 @@
-"""What the ML commands do, as plain functions (the click layer in ``cli.py`` only parses options)."""
+"""What eval and predict do, as plain functions (the click layer in ``cli.py`` only parses
+options; training runs are in ``runs.py``)."""
 
 from __future__ import annotations
 
@@ -8,69 +9,14 @@ from pathlib import Path
 
 import torch
 
-from lstmq.errors import InputError
-from lstmq.modelstore import valid_name, version_id
 from lstmq.readers.formats import Item
 from lstmq.readers.records import Record, Rejected
 from lstmq.readers.sources import read_sources, resolve_sources
-from worker.ml.classifier.artifact import save_artifact
-from worker.ml.classifier.card import hardware, render_card
-from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import read_labelled
 from worker.ml.classifier.inference import load_classifier
-from worker.ml.classifier.metrics import classification_report, summary
-from worker.ml.classifier.train import Progress, train_classifier
-from worker.ml.device import resolve_device
-from worker.ml.weights import check_dtype
+from worker.ml.classifier.metrics import calibration_report, classification_report
 
 PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
-
-
-def train_and_save(
-    name: str,
-    train_file: Path,
-    dev_file: Path,
-    out: Path,
-    cfg: TrainConfig,
-    device: str,
-    fields: tuple[str, str] = ("text", "label"),
-    progress: Progress = lambda e: None,
-    command: str = "",
-    fmt: str | None = None,
-) -> dict:
-    """Train, write the artifact and its MODEL_CARD.md into ``out``; returns the dev report."""
-    if not valid_name(name):
-        raise InputError(f"model name {name!r} must be letters, digits, '.', '_' or '-' (max 64)")
-    check_dtype(cfg.weights_dtype)  # before training, not after an hour of it
-    train, dev = read_labelled(train_file, *fields, fmt), read_labelled(dev_file, *fields, fmt)
-    run_device = resolve_device(device)
-    base = {
-        "command": command,
-        "train_file": str(train_file),
-        "dev_file": str(dev_file),
-        "train_rows": min(len(train), cfg.max_train_rows or len(train)),
-        "dev_rows": len(dev),
-        "train_counts": train.counts(),
-        "dev_counts": dev.counts(),
-        "data_fingerprint": train.fingerprint(),
-        "hyperparameters": cfg.to_dict(),
-        "hardware": hardware(run_device),
-    }
-
-    def save(result) -> None:  # after every ensemble member, so a long run has a usable model early
-        training = {
-            **base,
-            "seconds": round(result.seconds, 1),
-            "member_dev_accuracy": result.member_dev_accuracy,
-            "members_trained": len(result.member_dev_accuracy),
-        }
-        extra = {"name": name, "training": training, "metrics": {"dev": summary(result.dev_report)}}
-        save_artifact(out, result.model, result.tokenizer, result.labels, cfg.max_tokens, extra, cfg.weights_dtype)
-        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        card = render_card(name, version_id(out), config, result.dev_report, result.member_dev_accuracy)
-        (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
-
-    return train_classifier(train, dev, cfg, run_device, progress, save).dev_report
 
 
 def evaluate_file(
@@ -80,6 +26,7 @@ def evaluate_file(
     clf = load_classifier(model, device)
     preds = clf.predict(data.texts)
     report = classification_report(data.labels, [p.label for p in preds], clf.labels)
+    report["calibration"] = calibration_report(data.labels, clf.labels, [p.probs for p in preds])
     report.update(model=clf.name, version=clf.version, file=str(file))
     return report
 

@@ -1,4 +1,8 @@
-"""Training: tokenizer from the training texts, then each ensemble member with early stopping on dev.
+"""Training: tokenizer from the training texts, then each ensemble member with early stopping on
+dev, then one temperature fitted on dev (``calibration.py``).
+
+What a member learns from is an ``Objective``: the gold labels here (``hard_targets``), a
+teacher's probabilities in ``distill.py``.
 
 Seeded and reproducible for a given device and thread count: Python's and torch's generators
 are seeded from ``seed`` (member ``m`` uses ``seed + m``) and batches come from a seeded
@@ -18,9 +22,10 @@ from torch import nn
 
 from lstmq.errors import InputError
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
+from worker.ml.classifier.calibration import calibrate
 from worker.ml.classifier.config import CLASS_WEIGHTS, TrainConfig
 from worker.ml.classifier.data import Labelled
-from worker.ml.classifier.metrics import classification_report
+from worker.ml.classifier.metrics import calibration_report, classification_report
 from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
 from worker.ml.tokenizer import UNK_ID, encode_batch, train_tokenizer
 from worker.ml.weights import round_to_dtype
@@ -35,9 +40,26 @@ class TrainResult:
     member_dev_accuracy: list[float]
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: dict | None = None  # temperature, dev NLL and ECE before/after; None: not calibrated
+    dev_probs: list = field(default_factory=list)  # the model's dev probabilities, dev order
+
+
+@dataclass
+class Prepared:
+    """The encoded data and the architecture; labels sorted, ``*_y`` their indices."""
+
+    labels: list[str]
+    tokenizer: object
+    arch: ClassifierConfig
+    train_ids: list[list[int]]
+    train_y: list[int]
+    dev_ids: list[list[int]]
+    dev_y: list[int]
 
 
 Progress = Callable[[dict], None]  # receives {"event": "step"|"eval"|"member", ...}
+Objective = Callable[[torch.Tensor, list[int]], torch.Tensor]  # (logits (B, C), training row indices) -> loss
+UNLABELLED = -1  # the gold index of a training text without a label (distillation's extra texts)
 
 
 def encode_ids(tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
@@ -58,7 +80,7 @@ def predict_probs(model: nn.Module, ids: list[list[int]], device: torch.device, 
     return scatter(batches, outs, len(ids))
 
 
-def _argmax_labels(probs: list, labels: list[str]) -> list[str]:
+def argmax_labels(probs: list, labels: list[str]) -> list[str]:
     return [labels[max(range(len(p)), key=p.__getitem__)] for p in probs]
 
 
@@ -81,9 +103,9 @@ def _word_dropout(batch: torch.Tensor, p: float, gen: torch.Generator) -> torch.
 
 
 def train_member(
-    arch: ClassifierConfig,
+    prep: Prepared,
     cfg: TrainConfig,
-    data: tuple,
+    objective: Objective,
     member: int,
     device: torch.device,
     progress: Progress,
@@ -93,17 +115,14 @@ def train_member(
 
     ``finished`` is False when ``deadline`` (a perf_counter time) cut training short.
     """
-    train_ids, train_y, dev_ids, dev_y = data
+    train_ids = prep.train_ids
     seed = cfg.seed + member
     torch.manual_seed(seed)
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
-    model = LSTMClassifier(arch).to(device)
+    model = LSTMClassifier(prep.arch).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
-    loss_fn = nn.CrossEntropyLoss(
-        weight=class_weights(train_y, arch.num_labels, cfg.class_weight, device), label_smoothing=cfg.label_smoothing
-    )
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     lengths = [len(x) for x in train_ids]
     tracker = _Best(cfg.patience)
@@ -113,10 +132,7 @@ def train_member(
             seqs = [train_ids[i] for i in idx]
             model.train()
             batch = _word_dropout(torch.tensor(pad(seqs)), cfg.word_dropout, gen).to(device)
-            loss = loss_fn(
-                model(batch, torch.tensor([len(s) for s in seqs])),
-                torch.tensor([train_y[i] for i in idx], device=device),
-            )
+            loss = objective(model(batch, torch.tensor([len(s) for s in seqs])), idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -125,7 +141,7 @@ def train_member(
             progress({"event": "step", "loss": loss.item()})
             late = deadline is not None and time.perf_counter() > deadline
             if step % eval_every == 0 or step == steps_per_epoch or late:
-                acc = _accuracy(model, dev_ids, dev_y, device)
+                acc = _accuracy(model, prep.dev_ids, prep.dev_y, device)
                 tracker.update(model, acc, {"member": member, "epoch": round(epoch + step / steps_per_epoch, 3)})
                 progress({"event": "eval", "dev_accuracy": acc, "best": tracker.acc})
             if tracker.stale >= cfg.patience or late:
@@ -134,6 +150,25 @@ def train_member(
             break
     model.load_state_dict(tracker.state)
     return model.eval(), tracker.acc, tracker.history, not late
+
+
+def hard_targets(train_y: list[int], num_labels: int, cfg: TrainConfig, device: torch.device) -> Objective:
+    """Cross-entropy with the gold labels (class weights, label smoothing); rows without one count nowhere."""
+    labelled = [y for y in train_y if y != UNLABELLED]
+    loss_fn = nn.CrossEntropyLoss(
+        weight=class_weights(labelled, num_labels, cfg.class_weight, device),
+        label_smoothing=cfg.label_smoothing,
+        ignore_index=UNLABELLED,
+    )
+    gold = torch.tensor(train_y)
+
+    def objective(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        target = gold[idx].to(device)
+        if bool((target == UNLABELLED).all()):
+            return logits.sum() * 0.0  # the mean over no rows would be NaN
+        return loss_fn(logits, target)
+
+    return objective
 
 
 def class_weights(y: list[int], num_labels: int, kind: str, device: torch.device) -> torch.Tensor | None:
@@ -164,11 +199,16 @@ def _accuracy(model, ids, y, device) -> float:
     return sum(1 for p, g in zip(probs, y, strict=True) if max(range(len(p)), key=p.__getitem__) == g) / len(y)
 
 
-def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
-    """(labels, tokenizer, architecture, (train_ids, train_y, dev_ids, dev_y))."""
-    if cfg.max_train_rows and cfg.max_train_rows < len(train):
-        keep = sorted(random.Random(cfg.seed).sample(range(len(train)), cfg.max_train_rows))
-        train = Labelled([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source)
+def sampled(train: Labelled, cfg: TrainConfig) -> Labelled:
+    """``cfg.max_train_rows`` rows of ``train`` (seeded, in file order), or all of them."""
+    if not cfg.max_train_rows or cfg.max_train_rows >= len(train):
+        return train
+    keep = sorted(random.Random(cfg.seed).sample(range(len(train)), cfg.max_train_rows))
+    return Labelled([train.texts[i] for i in keep], [train.labels[i] for i in keep], train.source)
+
+
+def prepare(train: Labelled, dev: Labelled, cfg: TrainConfig) -> Prepared:
+    """Labels, a tokenizer built from the training texts, the architecture and the encoded data."""
     if cfg.class_weight not in CLASS_WEIGHTS:
         raise InputError(f"class weight must be one of {', '.join(CLASS_WEIGHTS)}, not {cfg.class_weight!r}")
     labels = sorted(set(train.labels))
@@ -182,7 +222,6 @@ def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
     index = {label: i for i, label in enumerate(labels)}
     tokenizer = train_tokenizer(train.texts, cfg.tokenizer, cfg.vocab_size, cfg.min_frequency)
     train_ids, dev_ids = (encode_ids(tokenizer, d.texts, cfg.max_tokens) for d in (train, dev))
-    data = (train_ids, [index[x] for x in train.labels], dev_ids, [index[x] for x in dev.labels])
     arch = ClassifierConfig(
         vocab_size=tokenizer.get_vocab_size(),
         num_labels=len(labels),
@@ -193,18 +232,27 @@ def _prepare(train: Labelled, dev: Labelled, cfg: TrainConfig):
         pooling=cfg.pooling,
         members=cfg.members,
     )
-    return labels, tokenizer, arch, data
+    gold = ([index[x] for x in d.labels] for d in (train, dev))
+    return Prepared(labels, tokenizer, arch, train_ids, next(gold), dev_ids, next(gold))
 
 
-def _assemble(arch, members, cfg, labels, tokenizer, dev: Labelled, dev_ids, device) -> TrainResult:
-    """The finished members as one Ensemble, rounded to the stored dtype, with its dev report."""
-    ensemble = Ensemble(replace(arch, members=len(members)))
+def _assemble(prep: Prepared, members: list[LSTMClassifier], cfg: TrainConfig, device) -> TrainResult:
+    """The finished members as one Ensemble, rounded to the stored dtype and calibrated on dev,
+    with its dev report (the temperature changes no argmax: the report's accuracy is the same)."""
+    ensemble = Ensemble(replace(prep.arch, members=len(members)))
     for slot, member in zip(ensemble.members, members, strict=True):
         slot.load_state_dict(member.state_dict())
     round_to_dtype(ensemble, cfg.weights_dtype)
     ensemble = ensemble.to(device).eval()
-    preds = _argmax_labels(predict_probs(ensemble, dev_ids, device), labels)
-    return TrainResult(ensemble.cpu(), tokenizer, labels, classification_report(dev.labels, preds, labels), [])
+    probs, calibration = predict_probs(ensemble, prep.dev_ids, device), None
+    if cfg.calibrate:
+        probs, calibration = calibrate(ensemble, probs, prep.dev_y)
+    gold = [prep.labels[y] for y in prep.dev_y]
+    report = classification_report(gold, argmax_labels(probs, prep.labels), prep.labels)
+    report["calibration"] = calibration_report(gold, prep.labels, probs)
+    return TrainResult(
+        ensemble.cpu(), prep.tokenizer, prep.labels, report, [], calibration=calibration, dev_probs=probs
+    )
 
 
 def train_classifier(
@@ -221,17 +269,32 @@ def train_classifier(
     best weights so far; a later unfinished member is dropped (it would only dilute the ensemble).
     """
     started = time.perf_counter()
+    prep = prepare(sampled(train, cfg), dev, cfg)
+    objective = hard_targets(prep.train_y, prep.arch.num_labels, cfg, device)
+    return train_members(prep, objective, cfg, device, progress, on_member, started)
+
+
+def train_members(
+    prep: Prepared,
+    objective: Objective,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: Progress,
+    on_member: Callable[[TrainResult], None],
+    started: float,
+) -> TrainResult:
+    """``train_classifier``'s members loop, for any objective; ``started``: when the run began
+    (perf_counter), for ``cfg.max_minutes`` and the recorded seconds."""
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else None
-    labels, tokenizer, arch, data = _prepare(train, dev, cfg)
     members, accs, history, result = [], [], [], None
     for m in range(cfg.members):
-        model, acc, hist, finished = train_member(arch, cfg, data, m, device, progress, deadline)
+        model, acc, hist, finished = train_member(prep, cfg, objective, m, device, progress, deadline)
         if not finished and members:
             break
         members.append(model)
         accs.append(acc)
         history += hist
-        result = _assemble(arch, members, cfg, labels, tokenizer, dev, data[2], device)
+        result = _assemble(prep, members, cfg, device)
         result.member_dev_accuracy, result.history = list(accs), list(history)
         result.seconds = time.perf_counter() - started
         on_member(result)
