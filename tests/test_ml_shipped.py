@@ -32,17 +32,9 @@ def test_shipped_model_is_a_small_valid_artifact_with_a_card(name):
     assert config["training"]["command"] in card and config["training"]["command"].startswith("lstmq train classifier")
 
 
-@pytest.fixture
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # news has 6,000 dev rows: about a minute on a busy 2-core box
 @pytest.mark.parametrize("name", [pytest.param("news", marks=pytest.mark.slow), "sentiment", "spam"])
-def test_shipped_model_dev_metrics_reproduce(name, shared_data, one_torch_thread):
+def test_shipped_model_dev_metrics_reproduce(name, shared_data):
     """The accuracy in config.json (and the card) is what evaluating the artifact gives today."""
     path = SHIPPED_MODEL_DIR / name
     model, tokenizer, config = load_artifact(path)
@@ -54,7 +46,7 @@ def test_shipped_model_dev_metrics_reproduce(name, shared_data, one_torch_thread
     assert round(report["accuracy"], 5) == config["metrics"]["dev"]["accuracy"]
 
 
-def test_shipped_generator_is_small_and_its_recorded_oracle_scores_reproduce(one_torch_thread):
+def test_shipped_generator_is_small_and_its_recorded_oracle_scores_reproduce():
     """`shapes`: the exact-match figures in config.json (and the card) are what the oracle gives today."""
     from worker.ml.generator.inference import from_artifact
     from worker.shapes.evaluation import evaluate

@@ -8,6 +8,7 @@ from collections import Counter
 from sqlalchemy import Engine, func, select
 
 from lstmq.contract import BatchPayload
+from lstmq.db import queries
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_QUEUED, Classification, Document, Job
 
@@ -44,11 +45,8 @@ def batch_of(job_id: str, model: str, ids: list[int], texts: list[str]) -> Batch
 
 
 def status_counts(engine: Engine, job_id: str) -> Counter:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Document.status, func.count()).where(Document.job_id == job_id).group_by(Document.status)
-        ).all()
-    return Counter(dict(rows))
+    with session_scope(engine) as session:
+        return Counter(queries.status_counts(session, [job_id])[job_id])
 
 
 def results_per_document(engine: Engine, job_id: str) -> Counter:
