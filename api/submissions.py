@@ -25,7 +25,7 @@ from api.uploads import Upload, format_of, spooled
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.errors import InputError
 from lstmq.readers.records import Fields
-from lstmq.readers.sources import FORMATS, read_sources, resolve_sources
+from lstmq.readers.sources import FORMATS, Source, read_sources
 from producer.submit import check_model, check_task, submit_records
 
 UPLOAD_NAME = "<upload>"  # the source in FILE:LINE messages and in jobs.sources
@@ -101,7 +101,9 @@ async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Cl
 
 
 def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections) -> dict:
-    sources = [replace(source, name=UPLOAD_NAME) for source in resolve_sources([str(upload.path)], options.format)]
+    # A Source of our own, not resolve_sources(path): messages name the upload, not a temporary
+    # path, and resolving adds nothing here (the file exists, the format is checked above).
+    sources = [Source(UPLOAD_NAME, upload.path, options.format)]
     report = submit_records(
         engine,
         app,
