@@ -163,10 +163,10 @@ def hard_targets(train_y: list[int], num_labels: int, cfg: TrainConfig, device: 
     gold = torch.tensor(train_y)
 
     def objective(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
-        target = gold[idx].to(device)
+        target = gold[idx]
         if bool((target == UNLABELLED).all()):
             return logits.sum() * 0.0  # the mean over no rows would be NaN
-        return loss_fn(logits, target)
+        return loss_fn(logits, target.to(device))
 
     return objective
 
@@ -232,8 +232,8 @@ def prepare(train: Labelled, dev: Labelled, cfg: TrainConfig) -> Prepared:
         pooling=cfg.pooling,
         members=cfg.members,
     )
-    gold = ([index[x] for x in d.labels] for d in (train, dev))
-    return Prepared(labels, tokenizer, arch, train_ids, next(gold), dev_ids, next(gold))
+    train_y, dev_y = ([index[x] for x in d.labels] for d in (train, dev))
+    return Prepared(labels, tokenizer, arch, train_ids, train_y, dev_ids, dev_y)
 
 
 def _assemble(prep: Prepared, members: list[LSTMClassifier], cfg: TrainConfig, device) -> TrainResult:
