@@ -23,13 +23,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from time import perf_counter
 
 from celery import Celery
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from lstmq import stages
 from lstmq.contract import TASK_NAMES
-from lstmq.db.dialects import dialect_insert
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
 from lstmq.errors import InputError, ModelNotFound, TransientError
@@ -37,8 +38,9 @@ from lstmq.modelstore import find_model
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
 from lstmq.settings import get_settings
-from producer.batching import batch_size_for, chunked, utf8_len
-from producer.sending import RECORDING, PendingSender, mark_recorded
+from producer.batching import batch_size_for, chunked
+from producer.recording import record_rows
+from producer.sending import RECORDING, PendingSender, SendReport, mark_recorded
 
 INSERT_CHUNK_DOCS = 500  # documents per INSERT transaction
 INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
@@ -95,7 +97,7 @@ def submit_records(
     job = _create_job(engine, task, model, sources, size, strict)
     report = SubmitReport(job_id=job.id)
     sender = PendingSender(engine, app, job, size)
-    after_chunk = (lambda: None) if strict else (lambda: sender.send(final=False))
+    after_chunk = (lambda: None) if strict else (lambda: _send(sender, final=False))
     try:
         _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk)
         _refuse_unless_acceptable(report, strict)
@@ -104,13 +106,22 @@ def submit_records(
         raise
     mark_recorded(engine, report.job_id)
     try:
-        report.batches = sender.finish().batches
+        report.batches = _send(sender, final=True).batches
     except TransientError as exc:
         # Every document is safe in the database; only sending stopped.
         raise type(exc)(
             f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` once the service is back"
         ) from None
     return report
+
+
+def _send(sender: PendingSender, final: bool) -> SendReport:
+    """``sender.finish()`` when final, else a send of the full batches, counted as stage "send"."""
+    start, before = perf_counter(), sender.report.docs
+    try:
+        return sender.finish() if final else sender.send(final=False)
+    finally:
+        stages.add("send", sender.report.docs - before, perf_counter() - start)
 
 
 def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool) -> Job:
@@ -135,35 +146,36 @@ def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:
 
 def _record_all(engine: Engine, report: SubmitReport, items, on_reject, after_chunk) -> None:
     def good_rows():
-        for number, item in enumerate(items):
+        for number, item in enumerate(stages.counted("read", items)):
             if isinstance(item, Rejected):
                 report.rejected += 1
                 on_reject(item)
             else:
-                yield item, item.external_id if item.external_id is not None else str(number)
+                encoded = item.text.encode("utf-8")  # once: for the chunk's size and for the hash
+                yield item, item.external_id if item.external_id is not None else str(number), encoded
 
-    for chunk in chunked(good_rows(), INSERT_CHUNK_DOCS, INSERT_CHUNK_BYTES, lambda row: utf8_len(row[0].text)):
-        _insert_chunk(engine, report, chunk, on_reject)
+    own_ids = False  # has a record of this job brought its own id? Until then, every id is new.
+    for chunk in chunked(good_rows(), INSERT_CHUNK_DOCS, INSERT_CHUNK_BYTES, lambda row: len(row[2])):
+        own_ids = own_ids or any(record.external_id is not None for record, _id, _encoded in chunk)
+        _insert_chunk(engine, report, chunk, on_reject, all_new=not own_ids)
         after_chunk()
     _save_counts(engine, report)
 
 
-def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record, str]], on_reject) -> None:
+def _insert_chunk(
+    engine: Engine, report: SubmitReport, chunk: list[tuple[Record, str, bytes]], on_reject, all_new
+) -> None:
     """Insert one chunk; a later record whose id the job already has is rejected.
 
-    The job's unique (job_id, external_id) constraint finds ids taken by earlier chunks
-    (ON CONFLICT DO NOTHING, RETURNING what went in): a SELECT ... IN (ids) of a table that is
-    growing faster than its planner statistics turned into sequential scans, most of a large
-    submission's time on PostgreSQL."""
-    rows, seen = [], set()
-    for record, external_id in chunk:
-        if external_id not in seen:
-            seen.add(external_id)
-            rows.append(_document_row(report.job_id, record, external_id))
-    with session_scope(engine) as session:
-        inserted = _insert_new(session, report.job_id, rows) if rows else set()
+    The first record with an id is kept within the chunk; the job's unique (job_id,
+    external_id) constraint finds ids taken by earlier chunks (``producer.recording``): a
+    SELECT ... IN (ids) of a table that is growing faster than its planner statistics turned
+    into sequential scans, most of a large submission's time on PostgreSQL."""
+    rows = _first_rows(chunk)
+    with stages.timed("record", len(rows)), session_scope(engine) as session:
+        inserted = record_rows(session, report.job_id, rows, all_new)
         report.total += len(inserted)
-        for record, external_id in chunk:
+        for record, external_id, _encoded in chunk:
             if external_id in inserted:
                 inserted.discard(external_id)  # the first record with this id is the one kept
             else:
@@ -172,36 +184,18 @@ def _insert_chunk(engine: Engine, report: SubmitReport, chunk: list[tuple[Record
         _save_counts(session, report)
 
 
-def _insert_new(session, job_id: str, rows: list[dict]) -> set[str]:
-    """Insert the rows whose external id the job does not have yet; returns the ids inserted."""
-    if session.get_bind().dialect.insert_returning:
-        stmt = (
-            dialect_insert(session, Document.__table__)
-            .on_conflict_do_nothing(index_elements=["job_id", "external_id"])
-            .returning(Document.external_id)
-        )
-        return set(session.scalars(stmt, rows))
-    # SQLite before 3.35 (e.g. Ubuntu 20.04, Debian 11) has no RETURNING: look the ids up first.
-    ids = [row["external_id"] for row in rows]
-    taken = set(
-        session.scalars(select(Document.external_id).where(Document.job_id == job_id, Document.external_id.in_(ids)))
-    )
-    fresh = [row for row in rows if row["external_id"] not in taken]
-    if fresh:
-        session.execute(insert(Document.__table__), fresh)
-    return {row["external_id"] for row in fresh}
-
-
-def _document_row(job_id: str, record: Record, external_id: str) -> dict:
-    return {
-        "job_id": job_id,
-        "external_id": external_id,
-        "source": record.source,
-        "record_no": record.record_no,
-        "line_no": record.line_no,
-        "content_hash": hashlib.sha256(record.text.encode("utf-8")).hexdigest(),
-        "text": record.text,
-    }
+def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
+    """Each id's first record of the chunk, in input order, as a row in ``producer.recording.COLUMNS``
+    order; the texts hashed in one pass over the chunk."""
+    firsts: dict[str, tuple[Record, bytes]] = {}
+    for record, external_id, encoded in chunk:
+        firsts.setdefault(external_id, (record, encoded))
+    with stages.timed("hash", len(firsts)):
+        hashes = [hashlib.sha256(encoded).hexdigest() for _record, encoded in firsts.values()]
+    return [
+        (external_id, record.source, record.record_no, record.line_no, digest, record.text)
+        for (external_id, (record, _encoded)), digest in zip(firsts.items(), hashes, strict=True)
+    ]
 
 
 def _save_counts(target, report: SubmitReport) -> None:
