@@ -6,6 +6,10 @@ message. Prints the rates and the ratios b/a (pipeline overhead) and b/c (what b
 
 ``--task classify`` (default) counts documents classified; ``--task render`` counts images: (a)
 is generation alone, (b) and (c) include PNG encoding, the files and the database rows.
+
+``--pipeline`` measures lstmq itself: (a) and (p), end to end, for a minimal classifier whose
+cost is negligible (``worker.bench_pipeline``), with the docs/s of each stage as the code
+counted them (``lstmq.stages``) on both sides, so the output names the next bottleneck.
 """
 
 from __future__ import annotations
@@ -17,22 +21,38 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from sqlalchemy import delete, func, select
+from celery import Celery
+from sqlalchemy import Engine, delete, select
 
+from lstmq import stages
 from lstmq.contract import QUEUES
 from lstmq.db.engine import make_engine
 from lstmq.db.migrate import upgrade
 from lstmq.db.schema import DOC_PENDING, Document, Job
 from lstmq.errors import InputError
 from lstmq.queue import make_celery
+from lstmq.readers.formats import Item
 from lstmq.readers.records import Record
 from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.settings import DEFAULT_BATCH_DOCS, Settings, get_settings
 from producer.submit import submit_records
+from worker.bench_pipeline import (
+    MINIMAL_MODEL,
+    PRODUCER_STAGES,
+    TARGETS,
+    WORKER_STAGES,
+    since,
+    slowest,
+    stage_lines,
+    train_minimal_classifier,
+    write_corpus,
+)
 from worker.shapes.captions import sample_scene
 
 SAMPLE = Path(__file__).resolve().parents[1] / "lstmq" / "samples" / "news.jsonl"
@@ -40,13 +60,20 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
 WAIT_TIMEOUT_S = 1800
 POLL_S = 0.2
+INPROCESS_DOCS = 20_000  # (a) of --pipeline: a rate, so a sample of --docs suffices
 
 
 def generate_texts(n: int, seed: int = 0) -> list[str]:
     """AG-News-like texts (one or two sample sentences, varied): ~35 words on average each."""
+    return list(iter_texts(n, seed))
+
+
+def iter_texts(n: int, seed: int = 0) -> Iterator[str]:
+    """``generate_texts``, one at a time (a million-document corpus is written, never held)."""
     sentences = [json.loads(line)["text"] for line in SAMPLE.read_text().splitlines()]
     rng = random.Random(seed)
-    return [" ".join(rng.sample(sentences, rng.choice((1, 2, 3)))) + f" ({rng.randrange(10**6)})" for _ in range(n)]
+    for _ in range(n):
+        yield " ".join(rng.sample(sentences, rng.choice((1, 2, 3)))) + f" ({rng.randrange(10**6)})"
 
 
 def generate_captions(n: int, seed: int = 0) -> list[str]:
@@ -90,25 +117,54 @@ def inprocess_rate(task: str, model: str, texts: list[str], batch_size: int, dev
     return len(texts) / (time.perf_counter() - start)
 
 
+@dataclass(frozen=True)
+class Bench:
+    """What a bench run works with: the database, the broker, the worker and its folder."""
+
+    engine: Engine
+    app: Celery
+    worker: subprocess.Popen
+    home: Path
+
+
 @contextmanager
-def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
-    """Settings, a migrated database and one running worker process; cleaned up afterwards."""
+def pipeline(redis_url: str, database_url: str, worker_args: list[str], minimal_model: bool = False):
+    """Settings, a migrated database and one running worker process; cleaned up afterwards.
+    ``minimal_model``: the minimal classifier is trained into the bench's folder first, and this
+    process and the worker find their models there."""
     # Under the data folder, not /tmp: images land on the disk that holds lstmq data
     # (file creation in /tmp here was 3x slower than on the data disk).
     data = get_settings().home_dir
     data.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bench-", dir=data) as home:
-        settings = Settings(home=Path(home), broker_url=redis_url, database_url=database_url)
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=data) as name:
+        home = Path(name)
+        settings = Settings(home=home, broker_url=redis_url, database_url=database_url)
         engine = make_engine(settings.database)
         upgrade(engine)
-        env = {
-            **os.environ,
-            "LSTMQ_HOME": home,
-            "LSTMQ_BROKER_URL": redis_url,
-            "LSTMQ_DATABASE_URL": database_url,
-            "LSTMQ_IMAGE_DIR": str(Path(home) / "images"),
-        }  # deleted with the rest
-        log = open(Path(home) / "worker.log", "wb")  # noqa: SIM115 - closed below
+        env = worker_env(home, redis_url, database_url)
+        if minimal_model:
+            train_minimal_classifier(home / "models")
+            env["LSTMQ_MODEL_DIR"] = str(home / "models")
+        with models_in(env.get("LSTMQ_MODEL_DIR")), running_worker(env, home, worker_args) as worker:
+            yield Bench(engine, make_celery(settings), worker, home)
+        engine.dispose()
+
+
+def worker_env(home: Path, redis_url: str, database_url: str) -> dict[str, str]:
+    (home / "stages").mkdir()
+    return {
+        **os.environ,
+        "LSTMQ_HOME": str(home),
+        "LSTMQ_BROKER_URL": redis_url,
+        "LSTMQ_DATABASE_URL": database_url,
+        "LSTMQ_IMAGE_DIR": str(home / "images"),
+        stages.STAGES_DIR_ENV: str(home / "stages"),
+    }  # deleted with the rest
+
+
+@contextmanager
+def running_worker(env: dict[str, str], home: Path, worker_args: list[str]) -> Iterator[subprocess.Popen]:
+    with open(home / "worker.log", "wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "lstmq", "worker", "--loglevel=warning", *worker_args],
             env=env,
@@ -116,36 +172,55 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str]):
             stderr=subprocess.STDOUT,
         )
         try:
-            yield engine, make_celery(settings), worker
+            yield worker
         finally:
             worker.terminate()
             worker.wait(timeout=60)
-            log.close()
-            engine.dispose()
 
 
-def pipeline_rate(engine, app, worker, task: str, model: str, texts: list[str], batch_size: int) -> tuple[float, float]:
+@contextmanager
+def models_in(model_dir: str | None) -> Iterator[None]:
+    """This process looks for models in ``model_dir`` (when given) until the block ends."""
+    before = os.environ.get("LSTMQ_MODEL_DIR")
+    if model_dir:
+        os.environ["LSTMQ_MODEL_DIR"] = model_dir
+        get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if model_dir:
+            os.environ.pop("LSTMQ_MODEL_DIR") if before is None else os.environ.update(LSTMQ_MODEL_DIR=before)
+            get_settings.cache_clear()
+
+
+def pipeline_rate(bench: Bench, task: str, model: str, texts: list[str], batch_size: int) -> tuple[float, float]:
     """(docs/s from the start of submitting to the last result written, seconds submitting).
 
     The producer sends each recorded chunk's full batches while it reads on, so the worker
     starts before the submit returns."""
+    return timed_submit(bench, task, model, (Record(text=t) for t in texts), batch_size)
+
+
+def timed_submit(bench: Bench, task: str, model: str, items: Iterable[Item], batch_size: int) -> tuple[float, float]:
     start = time.perf_counter()
     report = submit_records(
-        engine, app, (Record(text=t) for t in texts), task=task, model=model, batch_size=batch_size, sources=["bench"]
+        bench.engine, bench.app, items, task=task, model=model, batch_size=batch_size, sources=["bench"]
     )
     submitted = time.perf_counter()
-    wait_done(engine, report.job_id, worker)
+    wait_done(bench.engine, report.job_id, bench.worker)
     elapsed = time.perf_counter() - start
-    delete_job(engine, report.job_id)
-    return len(texts) / elapsed, submitted - start
+    delete_job(bench.engine, report.job_id)
+    return report.total / elapsed, submitted - start
 
 
 def wait_done(engine, job_id: str, worker) -> None:
     deadline = time.monotonic() + WAIT_TIMEOUT_S
-    query = select(func.count()).where(Document.job_id == job_id, Document.status == DOC_PENDING)
+    # Whether one is left, not how many: counting a million rows five times a second would
+    # load the database the bench is measuring.
+    query = select(Document.id).where(Document.job_id == job_id, Document.status == DOC_PENDING).limit(1)
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            if conn.scalar(query) == 0:
+            if conn.scalar(query) is None:
                 return
         if worker.poll() is not None:
             raise click.ClickException(f"the bench worker exited with {worker.returncode}")
@@ -205,30 +280,86 @@ def delete_job(engine, job_id: str) -> None:
     show_default=DEFAULT_DATABASE,
     help="Database (schema upgraded; bench jobs deleted after).",
 )
+@click.option(
+    "--pipeline",
+    "pipeline_only",
+    is_flag=True,
+    help="(p) instead of (b) and (c): end to end with a minimal classifier trained on the fly, so what"
+    " remains is lstmq's own cost, with docs/s per stage (classify only).",
+)
 def bench(
-    docs, single_docs, input_path, task, model, batch_size, device, threads, concurrency, redis_url, database_url
+    docs,
+    single_docs,
+    input_path,
+    task,
+    model,
+    batch_size,
+    device,
+    threads,
+    concurrency,
+    redis_url,
+    database_url,
+    pipeline_only,
 ) -> None:
     """Throughput: model alone vs. through Redis + worker + database, batched vs. one per message."""
+    if pipeline_only and (task != "classify" or model):
+        raise InputError("--pipeline runs its own minimal classifier: no --model, and --task classify")
     model = model or ("shapes" if task == "render" else "news")
-    unit = "images/s" if task == "render" else "docs/s"
     worker_args = [f"--device={device}", f"--queues={QUEUES[task]}", f"--concurrency={concurrency}"]
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch loads, below
         worker_args.append(f"--threads={threads}")
+    if pipeline_only:
+        return bench_pipeline(docs, input_path, batch_size, device, worker_args, redis_url, database_url)
     texts = bench_texts(task, docs, input_path)
     click.echo(
         f"{len(texts)} documents, task {task}, model {model}, batch {batch_size}, device {device},"
         f" worker concurrency {concurrency}"
     )
+    bench_model(task, model, texts, single_docs, batch_size, device, worker_args, redis_url, database_url)
+
+
+def bench_model(task, model, texts, single_docs, batch_size, device, worker_args, redis_url, database_url) -> None:
+    """(a), (b) and (c) for ``model``, and their ratios."""
+    unit = "images/s" if task == "render" else "docs/s"
     a = inprocess_rate(task, model, texts, batch_size, device)
     click.echo(f"(a) model in-process, batched:     {a:10.0f} {unit}")
-    with pipeline(redis_url, database_url, worker_args) as (engine, app, worker):
-        pipeline_rate(engine, app, worker, task, model, texts[:batch_size], batch_size)  # warm-up: load the model
-        b, b_submit = pipeline_rate(engine, app, worker, task, model, texts, batch_size)
+    with pipeline(redis_url, database_url, worker_args) as run:
+        pipeline_rate(run, task, model, texts[:batch_size], batch_size)  # warm-up: load the model
+        b, b_submit = pipeline_rate(run, task, model, texts, batch_size)
         click.echo(
             f"(b) end to end, {batch_size} docs/message: {b:10.0f} {unit}  (the submit returned after"
             f" {b_submit:.1f} s of {len(texts) / b:.1f})"
         )
-        c, _ = pipeline_rate(engine, app, worker, task, model, texts[:single_docs], 1)
+        c, _ = pipeline_rate(run, task, model, texts[:single_docs], 1)
         click.echo(f"(c) end to end, 1 doc/message:     {c:10.0f} {unit}  ({min(single_docs, len(texts))} docs)")
     click.echo(f"b/a = {b / a:.2f} (target >= 0.7)   b/c = {b / c:.1f} (target >= 5)")
+
+
+def bench_pipeline(docs, input_path, batch_size, device, worker_args, redis_url, database_url) -> None:
+    """(a) and (p) for the minimal classifier, with the stage counters of both sides of (p)."""
+    click.echo(f"pipeline: minimal classifier, batch {batch_size}, device {device}")
+    with pipeline(redis_url, database_url, worker_args, minimal_model=True) as run:
+        a = inprocess_rate("classify", MINIMAL_MODEL, generate_texts(min(docs, INPROCESS_DOCS)), batch_size, device)
+        click.echo(f"(a) model in-process, batched:     {a:12,.0f} docs/s")
+        corpus = Path(input_path) if input_path else write_corpus(run.home / "corpus.jsonl", iter_texts(docs))
+        pipeline_rate(run, "classify", MINIMAL_MODEL, generate_texts(batch_size), batch_size)  # warm-up
+        worker_before = stages.collect(run.home / "stages")
+        stages.reset()
+        items = read_sources(resolve_sources([str(corpus)]))
+        p, p_submit = timed_submit(run, "classify", MINIMAL_MODEL, items, batch_size)
+        report_pipeline(p, p_submit, a, stages.snapshot(), since(stages.collect(run.home / "stages"), worker_before))
+
+
+def report_pipeline(p: float, p_submit: float, a: float, producer: dict, worker: dict) -> None:
+    submitted = producer["record"].items if "record" in producer else 0
+    click.echo(
+        f"(p) end to end, {submitted:,} documents: {p:12,.0f} docs/s  (the submit returned after {p_submit:.1f} s,"
+        f" {submitted / p_submit:,.0f} docs/s; p/a = {p / a:.2f})"
+    )
+    for line in stage_lines("producer", PRODUCER_STAGES, producer) + stage_lines("worker", WORKER_STAGES, worker):
+        click.echo(line)
+    click.echo(f"    {slowest({**producer, **worker})}")
+    record = producer["record"].rate if "record" in producer else 0.0
+    measured = {"end to end": p, "record": record}
+    click.echo("targets: " + "; ".join(f"{k} {measured[k]:,.0f} (>= {v:,})" for k, v in TARGETS.items()))

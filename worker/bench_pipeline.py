@@ -1,0 +1,80 @@
+"""What ``lstmq bench --pipeline`` needs beside the bench itself: a minimal classifier, a corpus
+file, and the stage table.
+
+The minimal classifier is trained on the fly from the sample corpus (label: the sample file a
+sentence comes from) into the bench's temporary folder, so it is never installed and costs
+next to nothing to run: what remains of the end-to-end time is lstmq's own cost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+
+from lstmq import stages
+
+MINIMAL_MODEL = "pipeline-minimal"
+SAMPLES = Path(__file__).resolve().parents[1] / "lstmq" / "samples"
+SAMPLE_LABELS = ("news", "reviews", "sms")  # lstmq/samples/NAME.jsonl
+# As small as the trainer allows: a few thousand parameters, 8 tokens per document.
+MINIMAL_TRAINING = (
+    "--vocab-size=2000 --min-frequency=1 --max-tokens=8 --embed-dim=8 --hidden-dim=4"
+    " --epochs=1 --threads=1 --no-calibrate --device=cpu"
+).split()
+PRODUCER_STAGES = ("read", "hash", "record", "send")
+WORKER_STAGES = ("receive", "read state", "tokenize", "model", "write results", "ack")
+TARGETS = {"end to end": 20_000, "record": 40_000}  # docs/s on the 2-core machine (issue 11)
+
+
+def train_minimal_classifier(model_dir: Path) -> None:
+    """``lstmq train classifier`` on the samples, writing ``model_dir/MINIMAL_MODEL``."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    corpus = model_dir / "samples.jsonl"
+    with corpus.open("w") as out:
+        for label in SAMPLE_LABELS:
+            for line in (SAMPLES / f"{label}.jsonl").read_text().splitlines():
+                out.write(json.dumps({"text": json.loads(line)["text"], "label": label}) + "\n")
+    argv = ["train", "classifier", f"--name={MINIMAL_MODEL}", f"--train={corpus}", f"--dev={corpus}"]
+    env = {**os.environ, "LSTMQ_MODEL_DIR": str(model_dir)}
+    done = subprocess.run([sys.executable, "-m", "lstmq", *argv, *MINIMAL_TRAINING], env=env, capture_output=True)
+    if done.returncode != 0:
+        raise click.ClickException(f"training the minimal classifier failed: {done.stderr.decode()[-2000:]}")
+
+
+def write_corpus(path: Path, texts: Iterable[str]) -> Path:
+    """The texts as JSON Lines, written as they come (a million texts never sit in memory)."""
+    with path.open("w") as out:
+        for text in texts:
+            out.write(json.dumps({"text": text}) + "\n")
+    return path
+
+
+def stage_lines(side: str, names: tuple[str, ...], counted: dict[str, stages.Stage]) -> list[str]:
+    """One line per stage the code counted: docs/s while in that stage, and its seconds."""
+    lines = [
+        f"    {side:8} {name:14} {counted[name].rate:12,.0f} docs/s  ({counted[name].seconds:6.1f} s)"
+        for name in names
+        if name in counted
+    ]
+    return lines or [f"    {side:8} (no stage counters reported)"]
+
+
+def since(after: dict[str, stages.Stage], before: dict[str, stages.Stage]) -> dict[str, stages.Stage]:
+    """What was counted between two readings of the same counters."""
+    zero = stages.Stage()
+    return {
+        name: stages.Stage(now.items - before.get(name, zero).items, now.seconds - before.get(name, zero).seconds)
+        for name, now in after.items()
+        if now.items > before.get(name, zero).items
+    }
+
+
+def slowest(counted: dict[str, stages.Stage]) -> str:
+    name = min(counted, key=lambda stage: counted[stage].rate)
+    return f"slowest stage: {name} ({counted[name].rate:,.0f} docs/s)"
