@@ -55,7 +55,7 @@ def _distillation(t: dict) -> list[str]:
         "## Teacher",
         "",
         f"- Distilled from `{d['teacher']}` version `{d['teacher_version']}` (dev accuracy {d['teacher_dev_accuracy']:.4f})",
-        f"- Temperature {d['temperature']}, alpha {d['alpha']} (teacher's share of the loss); {extra}",
+        f"- Distillation temperature {d['temperature']}, alpha {d['alpha']} (the teacher's share of the loss); {extra}",
         f"- Agreement with the teacher on dev: **{d['dev_agreement']:.4f}**",
         "",
     ]
