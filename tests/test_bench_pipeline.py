@@ -1,0 +1,63 @@
+"""`lstmq bench --pipeline` against real Redis, PostgreSQL and a worker process (a small --docs:
+this checks the command, its stage table and its clean-up, not how fast anything is)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from sqlalchemy import create_engine, func, select
+
+from lstmq.db.schema import Job
+from tests.support.postgres import empty_postgres
+from tests.support.processes import ROOT, worker_env
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lstmq", "bench", *args],
+        cwd=ROOT,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_pipeline_prints_both_rates_the_producer_stages_and_the_targets_and_leaves_nothing(
+    lstmq_env, pg_url, redis_url
+):
+    home = lstmq_env()
+    empty_postgres(pg_url)
+    result = bench(
+        "--pipeline",
+        "--docs=300",
+        "--batch-size=100",
+        "--threads=1",
+        f"--redis-url={redis_url}",
+        f"--database-url={pg_url}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert re.search(r"^\(a\) model in-process, batched: +[\d,]+ docs/s$", out, re.MULTILINE), out
+    assert re.search(r"^\(p\) end to end, 300 documents: +[\d,]+ docs/s .*p/a = \d+\.\d\d\)$", out, re.MULTILINE), out
+    stages = re.findall(r"^    producer (\w+) +[\d,]+ docs/s", out, re.MULTILINE)
+    assert stages == ["read", "hash", "record", "send"], out
+    assert re.search(r"^    slowest stage: [\w ]+ \([\d,]+ docs/s\)$", out, re.MULTILINE), out
+    assert re.search(r"^targets: end to end [\d,]+ \(>= 20,000\); record [\d,]+ \(>= 40,000\)$", out, re.MULTILINE), out
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Job)) == 0
+    engine.dispose()
+    assert not list(home.glob("bench-*")), "the bench's folder (minimal model, corpus, worker log) is removed"
+    assert not (home / "models").exists(), "the minimal model is never installed"
+
+
+def test_pipeline_runs_only_its_own_model(lstmq_env):
+    lstmq_env()
+    result = bench("--pipeline", "--model=news")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --pipeline runs its own minimal classifier: no --model, and --task classify"
+    )
