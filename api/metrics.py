@@ -6,10 +6,12 @@ Jobs by state (as `lstmq status` derives it), documents by status, messages wait
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from celery import Celery
 from fastapi import APIRouter, Response
+from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Engine, and_, case, exists, func, select
@@ -21,7 +23,9 @@ from lstmq.db.engine import session_scope
 from lstmq.db.queries import JOB_FINISHED
 from lstmq.db.schema import DOC_PENDING, JOB_QUEUED, Document, Job
 
+BROKER_TIMEOUT_S = 2.0
 router = APIRouter(tags=["service"])
+log = logging.getLogger("lstmq.api")
 
 
 class StoreCollector:
@@ -40,15 +44,21 @@ class StoreCollector:
                 documents.add_metric([status], n)
         yield jobs
         yield documents
-        yield self._queue_depths()
+        yield from self._queue_depths()
 
-    def _queue_depths(self) -> GaugeMetricFamily:
+    def _queue_depths(self) -> Iterator[GaugeMetricFamily]:
+        """Messages per queue; none when the broker is down (the database figures still count)."""
         depth = GaugeMetricFamily("lstmq_queue_messages", "Messages waiting in each queue.", labels=["queue"])
-        with self.app.connection_for_read() as conn:
-            channel = conn.default_channel
-            for queue in ALL_QUEUES:
-                depth.add_metric([queue], channel.queue_declare(queue=queue, passive=False).message_count)
-        return depth
+        try:
+            with self.app.connection_for_read() as conn:
+                conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+                for queue in ALL_QUEUES:
+                    # Not passive: an empty Redis queue has no key, and a passive declare calls it missing.
+                    depth.add_metric([queue], conn.default_channel.queue_declare(queue=queue).message_count)
+        except (KombuOperationalError, OSError) as exc:
+            log.warning("metrics: broker unreachable: %s", exc)
+            return
+        yield depth
 
 
 def _jobs_by_state():
