@@ -17,6 +17,9 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024  # UTF-8 text bytes in one message
 # Text sent in a message is cut here; models read at most a few hundred tokens, and the
 # full text stays in the database. The worker still flags truncation by tokens.
 MAX_MESSAGE_TEXT_CHARS = 64 * 1024
+# A whole message as the broker holds it (JSON, base64 body): MAX_BATCH_BYTES of text can grow
+# ~3x when escaped and encoded; a bigger one was not sent by lstmq and is refused unread.
+MAX_MESSAGE_BYTES = 4 * MAX_BATCH_BYTES
 
 
 class DocIn(BaseModel):

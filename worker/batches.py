@@ -13,10 +13,10 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from lstmq.contract import BatchPayload, DocIn
+from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn
 from lstmq.db.dialects import dialect_insert, upsert
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
@@ -72,6 +72,24 @@ def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
         return []
     open_ids = {row.id for row in rows if row.status != DOC_DONE}
     return [doc for doc in batch.docs if doc.id in open_ids]
+
+
+def refusal(engine: Engine, batch: BatchPayload) -> str | None:
+    """Why ``batch`` cannot be what lstmq sent for its job (None when it can): a producer sends
+    the job's model and each document's recorded text, cut to ``MAX_MESSAGE_TEXT_CHARS``. So a
+    forged batch (another model, or other text, for real document ids) writes no result."""
+    stmt = (
+        select(Document.id, Job.model, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+        .join(Job, Job.id == Document.job_id)
+        .where(Document.id.in_([doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    if rows and rows[0].model != batch.model:
+        return f"model {batch.model!r} is not the job's model {rows[0].model!r}"
+    recorded = {row.id: row.text for row in rows}
+    forged = [doc.id for doc in batch.docs if doc.id in recorded and recorded[doc.id] != doc.text]
+    return f"the text of document {forged[0]} is not the recorded one" if forged else None
 
 
 def fail_all(docs: list[DocIn], error: str) -> Outcome:

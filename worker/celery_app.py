@@ -18,13 +18,17 @@ from lstmq.queue import make_celery, ping_broker
 from lstmq.settings import get_settings
 from worker.heartbeat import Heartbeat, Identity
 from worker.outage import log_outages_once
+from worker.transport import GuardedTransport
 
 log = logging.getLogger("lstmq.worker")
 
 TASK_MODULES = ["worker.tasks"]
 _heartbeats: list[Heartbeat] = []  # this process's, between worker_ready and worker_shutdown
+_outage = log_outages_once()  # also for bare `celery -A`: this module is what both load
 
 app = make_celery(include=TASK_MODULES)
+if app.conf.broker_url.startswith(("redis://", "rediss://")):
+    app.conf.broker_transport = GuardedTransport  # one poison message must not end the worker
 app.conf.lstmq_device = "auto"  # `lstmq worker --device` overrides this before the pool starts
 app.conf.lstmq_checked = False  # `lstmq worker` runs the start-up checks itself, before the banner
 
@@ -43,7 +47,6 @@ def startup_checks() -> None:
 @signals.worker_init.connect
 def _check_before_consuming(**_kwargs) -> None:
     """Refuse to start on an outdated schema or unreachable broker (also for bare `celery -A`)."""
-    log_outages_once()
     if app.conf.lstmq_checked:
         return
     try:
@@ -63,7 +66,7 @@ def _fresh_engines_in_child(**_kwargs) -> None:
 def _start_heartbeat(sender, **_kwargs) -> None:
     """Record this worker every few seconds and reconcile stalled jobs (``worker.heartbeat``)."""
     queues = sorted(queue.name for queue in sender.task_consumer.queues)
-    _heartbeats.append(Heartbeat(app, Identity(sender.hostname, queues, app.conf.lstmq_device)))
+    _heartbeats.append(Heartbeat(app, Identity(sender.hostname, queues, app.conf.lstmq_device, _outage)))
     _heartbeats[-1].start()
 
 

@@ -24,6 +24,7 @@ from lstmq.db.engine import make_engine, session_scope
 from lstmq.db.schema import WorkerBeat, as_utc, utcnow
 from lstmq.errors import TransientError
 from lstmq.settings import get_settings
+from worker.outage import BrokerOutage
 from worker.reconcile import reconcile
 
 log = logging.getLogger("lstmq.worker")
@@ -37,8 +38,14 @@ class Identity:
     name: str
     queues: list[str]
     device: str
+    outage: BrokerOutage
     started_at: datetime = field(default_factory=utcnow)
     models: set[str] = field(default_factory=set)
+
+    @property
+    def consuming(self) -> list[str]:
+        """The queues it takes messages from now: none while its broker is unreachable."""
+        return [] if self.outage.since is not None else self.queues
 
 
 def held_batches(identity: Identity) -> list[dict]:
@@ -65,7 +72,7 @@ def beat(engine: Engine, identity: Identity, held: list[dict]) -> None:
     row = {
         "name": identity.name,
         "pid": os.getpid(),
-        "queues": identity.queues,
+        "queues": identity.consuming,
         "models": sorted(identity.models),
         "device": identity.device,
         "current": held,
@@ -73,7 +80,7 @@ def beat(engine: Engine, identity: Identity, held: list[dict]) -> None:
         "beat_at": utcnow(),
     }
     with session_scope(engine) as session:
-        upsert(session, WorkerBeat, [row], ("name",))
+        upsert(session, WorkerBeat, [row], ("name", "pid"))
 
 
 def live_workers(engine: Engine, interval_s: int, now: datetime | None = None) -> list[WorkerBeat]:
@@ -104,8 +111,9 @@ class Heartbeat(threading.Thread):
     def tick(self) -> None:
         try:
             beat(self.engine, self.identity, held_batches(self.identity))
-            workers = live_workers(self.engine, self.settings.heartbeat_s)
-            reconcile(self.engine, self.app, workers, self.settings)
+            if self.identity.consuming:  # a worker cut off from its broker could re-send nothing
+                workers = live_workers(self.engine, self.settings.heartbeat_s)
+                reconcile(self.engine, self.app, workers, self.settings)
             self._failing(None)
         except (SQLAlchemyError, TransientError, OSError) as exc:
             self._failing(exc)
@@ -126,7 +134,9 @@ class Heartbeat(threading.Thread):
         self.join(timeout=self.settings.heartbeat_s + 5)
         try:
             with session_scope(self.engine) as session:
-                session.execute(delete(WorkerBeat).where(WorkerBeat.name == self.identity.name))
+                session.execute(
+                    delete(WorkerBeat).where(WorkerBeat.name == self.identity.name, WorkerBeat.pid == os.getpid())
+                )
         except SQLAlchemyError:
             pass  # the row ages out by itself
         self.engine.dispose()

@@ -40,7 +40,7 @@ class BrokerOutage(logging.Filter):
 
 
 def log_outages_once() -> BrokerOutage:
-    """Install the filters (idempotent per process is not needed: called once at worker start)."""
+    """Install the filters on Celery's consumer loggers; returns the outage state they keep."""
     outage = BrokerOutage()
     consumer, connection = logging.getLogger(CONSUMER_LOGGER), logging.getLogger(CONNECTION_LOGGER)
     consumer.addFilter(outage.lost)

@@ -37,6 +37,7 @@ from lstmq.db.schema import (
     as_utc,
     utcnow,
 )
+from lstmq.errors import ServiceUnavailable
 from lstmq.settings import Settings
 from producer.sending import RECORDING, PendingSender
 
@@ -84,26 +85,40 @@ def stalled_jobs(engine: Engine, workers: list[WorkerBeat], stall_after_s: int, 
     return found
 
 
-def claim(engine: Engine, stalled: Stalled, now: datetime) -> bool:
-    """Take this job's re-send for this interval; False when another worker took it first
-    (compare-and-set on ``recovered_at``). ``recoveries`` counts re-sends since the last progress."""
+def claim(engine: Engine, stalled: Stalled, now: datetime) -> int | None:
+    """Take this job's re-send for this interval: its number since the job last made progress,
+    or None when another worker took it first (compare-and-set on ``recovered_at``)."""
     job = stalled.job
     fruitless = job.recovered_at is not None and stalled.last_progress <= as_utc(job.recovered_at)
     count = (job.recoveries if fruitless else 0) + 1
     same = Job.recovered_at.is_(None) if job.recovered_at is None else Job.recovered_at == job.recovered_at
     with session_scope(engine) as session:
         taken = session.execute(update(Job).where(Job.id == job.id, same).values(recovered_at=now, recoveries=count))
-    job.recoveries = count
-    return taken.rowcount == 1
+    return count if taken.rowcount == 1 else None
 
 
-def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, now: datetime) -> None:
+def unclaim(engine: Engine, stalled: Stalled, now: datetime) -> None:
+    """Undo a claim whose re-send could not be published, so it counts for nothing."""
+    job = stalled.job
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.recovered_at == now)
+            .values(recovered_at=job.recovered_at, recoveries=job.recoveries)
+        )
+
+
+def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, now: datetime, count: int) -> None:
     job = stalled.job
     silent = int((now - stalled.last_progress).total_seconds())
-    if job.recoveries > MAX_FRUITLESS_RECOVERIES:
+    if count > MAX_FRUITLESS_RECOVERIES:
         give_up(engine, job)
         return
-    sent = PendingSender(engine, app, job, settings.batch_size).finish()
+    try:
+        sent = PendingSender(engine, app, job, settings.batch_size).finish()
+    except ServiceUnavailable:
+        unclaim(engine, stalled, now)  # nothing was sent: the broker's outage is not the job's
+        raise
     log.warning(
         "job %s stalled (no progress for %d s, no live worker holds it): re-sent %d pending documents "
         "in %d batches (recovery %d)",
@@ -111,7 +126,7 @@ def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, no
         silent,
         sent.docs,
         sent.batches,
-        job.recoveries,
+        count,
     )
 
 
@@ -135,5 +150,6 @@ def reconcile(
     """Re-send each stalled job this worker claims (one pass; the heartbeat calls it)."""
     now = now or utcnow()
     for stalled in stalled_jobs(engine, workers, settings.stall_after_s, now):
-        if claim(engine, stalled, now):
-            resend(engine, app, stalled, settings, now)
+        count = claim(engine, stalled, now)
+        if count is not None:
+            resend(engine, app, stalled, settings, now, count)

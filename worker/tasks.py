@@ -19,7 +19,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
-from worker.batches import give_up
+from worker.batches import give_up, refusal
 from worker.celery_app import app
 from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
 
@@ -77,12 +77,23 @@ def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str], dict]:
     return classify_batch
 
 
+def forged(batch: BatchPayload) -> bool:
+    """A batch that lstmq did not send as it is (see ``batches.refusal``) is refused, logged."""
+    reason = refusal(get_engine(), batch)
+    if reason:
+        log.error("job %s: batch refused, no result written: %s", batch.job_id, reason)
+    return reason is not None
+
+
 def run_batch(task, payload: dict, kind: str) -> dict | None:
-    """The body every lstmq task shares: validate → poison check → the batch function → one transaction."""
+    """The body every lstmq task shares: validate → authentic? → poison check → the batch
+    function → one transaction."""
     batch = parse(payload)
     if batch is None:
         return None
     with transient_db_errors():
+        if forged(batch):
+            return None
         return crashed_too_often(task, batch) or batch_function(kind)(batch, get_engine(), task.app.conf.lstmq_device)
 
 

@@ -275,7 +275,7 @@ class WorkerBeat(Base):
     __tablename__ = "workers"
 
     name: Mapped[str] = mapped_column(String(255), primary_key=True)  # Celery node name
-    pid: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True)  # two workers may share a name
     queues: Mapped[list] = mapped_column(JSON, default=list)
     models: Mapped[list] = mapped_column(JSON, default=list)  # models its batches have loaded
     device: Mapped[str] = mapped_column(String(16))
