@@ -129,10 +129,11 @@ def cancel(job_id) -> None:
 @click.command()
 @click.argument("job_id")
 @click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
-def requeue(job_id, batch_size) -> None:
+@click.option("--failed", is_flag=True, help="Failed documents too (after their cause is fixed).")
+def requeue(job_id, batch_size, failed) -> None:
     """Send again every document of JOB without a result (safe to repeat)."""
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
-    sent = requeue_job(ready_engine(), make_celery(), job_id, size)
+    sent = requeue_job(ready_engine(), make_celery(), job_id, size, failed=failed)
     click.echo(f"job {job_id}: {sent.docs} pending documents sent in {sent.batches} batches")
 
 

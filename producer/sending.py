@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from celery import Celery
 from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
 from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, pending_page
-from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, utcnow
+from lstmq.db.schema import DOC_FAILED, DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, utcnow
 from lstmq.errors import UserError
 from lstmq.queue import send_batch
 from producer.batching import chunked, utf8_len
@@ -98,12 +99,26 @@ def _mark_queued(engine: Engine, job_id: str) -> None:
         )
 
 
-def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int) -> SendReport:
-    """Send again every document of the job that has no result yet (safe at any time)."""
+def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int, failed: bool = False) -> SendReport:
+    """Send again every document of the job that has no result yet (safe at any time); with
+    ``failed``, failed documents too (after their cause is fixed): they are pending again,
+    keeping their error until a result lands, and a finished job is open again."""
     with session_scope(engine) as session:
         job = get_job(session, job_id)
         if job.state == JOB_CANCELLED:
             raise UserError(f"job {job_id} is cancelled; not requeued")
         if job.options.get(RECORDING):
             raise UserError(f"job {job_id} is still being recorded, or its submit was interrupted; not requeued")
+        if failed:
+            _reopen_failed(session, job)
     return send_pending(engine, app, job, batch_size)
+
+
+def _reopen_failed(session: Session, job: Job) -> None:
+    reopened = session.execute(
+        update(Document)
+        .where(Document.job_id == job.id, Document.status == DOC_FAILED)
+        .values(status=DOC_PENDING, updated_at=utcnow())
+    ).rowcount
+    if reopened:
+        job.finished_at = None

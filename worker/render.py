@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 
 from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.schema import Image
-from lstmq.errors import UserError
+from lstmq.errors import TransientError, UserError
 from lstmq.settings import get_settings
 from worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
-from worker.images import store_image
+from worker.images import StoredImage, store_image
 from worker.ml.generator.inference import load_image_generator
 from worker.oom import run_in_halves
 
@@ -26,8 +26,18 @@ log = logging.getLogger("lstmq.worker")
 IMAGES = Results(Image, ("path", "width", "height", "sha256", "flags"))
 
 
+def store(root: Path, model: str, version: str, doc_id: int, image) -> StoredImage:
+    """A full disk or an I/O error is the image folder's, not the document's: the batch is
+    retried with backoff (like a database outage) until someone frees space or fixes it."""
+    try:
+        return store_image(root, model, version, doc_id, image)
+    except OSError as exc:
+        log.error("cannot write images under %s (%s): the batch is retried until it can", root, exc)
+        raise TransientError(f"cannot write images under {root}: {exc}") from exc
+
+
 def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) -> Outcome:
-    """Write each rendered image; a caption without an image, or a failed write, fails its document only."""
+    """Write each rendered image; a caption without an image fails its document only."""
     version = generator.version
     config = {"max_tokens": generator.max_tokens}
     outcome = Outcome(version=VersionInfo(version, model, "generator", [], config))
@@ -35,11 +45,7 @@ def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) ->
         if result.error:
             outcome.failed[doc.id] = result.error
             continue
-        try:
-            stored = store_image(root, model, version, doc.id, result.image)
-        except OSError as exc:
-            outcome.failed[doc.id] = f"image write failed: {exc}"
-            continue
+        stored = store(root, model, version, doc.id, result.image)
         outcome.rows.append(
             {
                 "document_id": doc.id,
