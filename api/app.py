@@ -1,4 +1,5 @@
-"""The ASGI application: routes under ``/api/v1``, docs at ``/api/docs``, problems for errors.
+"""The ASGI application: routes under ``/api/v1``, docs at ``/api/docs``, problems for errors,
+and the web console (``api.console``) at ``/``.
 
 ``create_app`` is the factory ``lstmq serve`` hands to uvicorn; the engine (schema checked) and
 the Celery app are made once per process in the lifespan.
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 
 import lstmq
 from api import images, jobs, metrics, problems, results, service, submissions
+from api.console import apidocs, pages
 from api.tokens import any_active
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.queue import make_celery
@@ -39,7 +41,7 @@ def create_app() -> FastAPI:
         title="lstmq",
         version=lstmq.__version__,
         summary="Submit text collections, follow jobs, fetch labels and images.",
-        docs_url="/api/docs",
+        docs_url=None,  # api.console.apidocs serves /api/docs without a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
@@ -49,4 +51,6 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     for module in (submissions, jobs, results, images, service):
         app.include_router(module.api, prefix=API_PREFIX)
+    app.include_router(apidocs.router)
+    pages.install(app)
     return app

@@ -14,7 +14,7 @@ from api.deps import CeleryDep, EngineDep
 from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, cancel_job, get_job, job_status
+from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_status
 from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for
@@ -31,6 +31,7 @@ STATE_FILTERS = {
     JOB_FINISHED: and_(Job.state == JOB_QUEUED, ~_pending),
     JOB_CANCELLED: Job.state == JOB_CANCELLED,
 }
+STATES = tuple(STATE_FILTERS)
 api = APIRouter(tags=["jobs"])
 
 
@@ -39,14 +40,21 @@ def list_jobs(
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_JOBS)] = 50,
     before: Annotated[str | None, Query(max_length=64, description="The `next` of the previous page.")] = None,
-    state: Literal["submitting", "queued", "finished", "cancelled"] | None = None,
+    state: Literal[STATES] | None = None,
     schedule: Annotated[str | None, Query(description="Only jobs started by this schedule.")] = None,
 ) -> dict:
     with session_scope(engine) as session:
-        stmt = _filtered(session, before, state, schedule).order_by(Job.created_at.desc(), Job.id.desc())
-        ids = list(session.scalars(stmt.limit(limit + 1)))
-        page = [job_summary(job_status(session, job_id)) for job_id in ids[:limit]]
-    return {"jobs": page, "next": ids[limit - 1] if len(ids) > limit else None}
+        page, after = jobs_page(session, limit, before, state, schedule)
+        return {"jobs": [job_summary(job) for job in page], "next": after}
+
+
+def jobs_page(
+    session: Session, limit: int, before: str | None = None, state: str | None = None, schedule: str | None = None
+) -> tuple[list[JobStatus], str | None]:
+    """One page of jobs, newest first, and the ``before`` of the next page (None at the end)."""
+    stmt = _filtered(session, before, state, schedule).order_by(Job.created_at.desc(), Job.id.desc())
+    ids = list(session.scalars(stmt.limit(limit + 1)))
+    return [job_status(session, job_id) for job_id in ids[:limit]], ids[limit - 1] if len(ids) > limit else None
 
 
 def _filtered(session: Session, before: str | None, state: str | None, schedule: str | None):

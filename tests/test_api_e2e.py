@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Job
+from tests.support.api import Api, running_api
 from tests.support.inputs import corpus
-from tests.test_api_http import Api, running_api
 
 UPLOAD_BYTES = 64 << 20
 UPLOAD_GROWTH_LIMIT = 24 << 20  # bytes of peak RSS an upload of UPLOAD_BYTES may add

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, Classification, Document, Job
 from lstmq.settings import get_settings
+from tests.support.api import GOOD, Api, assert_problem, jsonl, running_api
 from tests.support.jobs import add_job
 from tests.support.processes import run_lstmq
 from tests.support.queued import queued_doc_ids, queued_payloads
-from tests.test_api_http import GOOD, Api, assert_problem, jsonl, running_api
 
 
 @pytest.fixture(scope="module")

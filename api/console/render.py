@@ -1,0 +1,43 @@
+"""Templates (Jinja2, autoescaped: every text, label and error is escaped) and the headers every
+console page carries: nothing but this server's own scripts, styles and images may load."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from api.sessions import ConsoleSession
+
+HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _rate(value: float | None) -> str:
+    return f"{value:.1f}" if value else "-"
+
+
+def _eta(seconds: float | None) -> str:
+    return str(timedelta(seconds=round(seconds))) if seconds is not None else "-"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+templates.env.filters.update(rate=_rate, eta=_eta, when=_when)
+
+
+def page(request: Request, name: str, console: ConsoleSession | None, status: int = 200, **context) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, {"console": console, **context}, status_code=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response

@@ -1,0 +1,73 @@
+// Live figures and uploads through the JSON API, with the session cookie and the page's CSRF
+// token. Pages work without this file; it only keeps them current and sends files.
+"use strict";
+
+const POLL_MS = 2000;
+const LIVE_STATES = new Set(["submitting", "queued"]);
+const csrf = () => document.querySelector('meta[name="csrf"]')?.content || "";
+
+function rate(value) { return value ? value.toFixed(1) : "-"; }
+
+function eta(seconds) {
+  if (seconds === null || seconds === undefined) return "-";
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function show(element, status) {
+  const text = { ...status, docs_per_s: rate(status.docs_per_s), eta_s: eta(status.eta_s) };
+  for (const cell of element.querySelectorAll("[data-field]")) {
+    const field = cell.dataset.field;
+    if (field === "progress") {
+      cell.max = status.total || 1;
+      cell.value = status.done + status.failed;
+    } else if (field in text) {
+      cell.textContent = text[field];
+    }
+  }
+  element.dataset.state = status.state;
+}
+
+async function follow(element) {
+  const response = await fetch(`/api/v1/jobs/${encodeURIComponent(element.dataset.job)}`, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const status = await response.json();
+  show(element, status);
+  if (LIVE_STATES.has(status.state)) {
+    setTimeout(() => follow(element), POLL_MS);
+  } else if (element.dataset.reload) {
+    location.reload(); // the charts and tables are drawn by the server once it is done
+  }
+}
+
+function formatOf(name) {
+  const ext = name.toLowerCase().replace(/\.gz$/, "").split(".").pop();
+  return ["jsonl", "csv", "txt"].includes(ext) ? ext : "";
+}
+
+async function submitFile(event) {
+  event.preventDefault();
+  const form = event.target;
+  const file = form.querySelector("#file").files[0];
+  const model = form.querySelector("#model").selectedOptions[0];
+  const error = form.querySelector("#submit-error");
+  const query = new URLSearchParams({ model: model.value, task: model.dataset.task });
+  if (formatOf(file.name)) query.set("format", formatOf(file.name));
+  const response = await fetch(`/api/v1/jobs?${query}`, {
+    method: "POST", body: file, credentials: "same-origin", headers: { "X-CSRF-Token": csrf() },
+  });
+  const body = await response.json();
+  if (response.status === 201) {
+    location.href = `/jobs/${encodeURIComponent(body.id)}`;
+  } else {
+    error.textContent = body.detail || `error ${response.status}`;
+    error.hidden = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const element of document.querySelectorAll("[data-job]")) {
+    if (LIVE_STATES.has(element.dataset.state)) setTimeout(() => follow(element), POLL_MS);
+  }
+  document.querySelector("#submit-form")?.addEventListener("submit", submitFile);
+});
