@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "jobs": "producer.cli:jobs",
     "cancel": "producer.cli:cancel",
     "requeue": "producer.cli:requeue",
+    "workers": "producer.cli:workers",
     "schedule": "producer.schedules.cli:schedule",
     "scheduler": "producer.schedules.cli:scheduler",
     "worker": "worker.cli:worker",
@@ -81,7 +82,8 @@ class TrainGroup(LazyGroup):
 
 @click.group(cls=TrainGroup)
 def train() -> None:
-    """Train a model: `classifier` (labelled text) or `generator` (text-to-image)."""
+    """Train a model: `classifier` (labelled text), `distill` (a single student of an installed
+    classifier) or `generator` (text-to-image)."""
 
 
 def main(argv: list[str] | None = None) -> None:

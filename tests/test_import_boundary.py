@@ -1,4 +1,4 @@
-"""The core and the producer side never import torch: they run in a slim image and start instantly."""
+"""The core, the producer side and the HTTP API never import torch: they run in a slim image and start instantly."""
 
 import importlib.util
 import pkgutil
@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import api
 import lstmq
 import producer
 
@@ -14,8 +15,8 @@ NOT_IMPORTABLE = ("lstmq.__main__", "lstmq.migrations")  # runs the CLI; runs on
 
 
 def torch_free_modules() -> list[str]:
-    """Every module of the core and the producer: found by walking them, so a new one is checked too."""
-    found = (m.name for pkg in (lstmq, producer) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))
+    """Every module of the core, the producer and the API: found by walking them, so a new one is checked too."""
+    found = (m.name for pkg in (lstmq, producer, api) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))
     return sorted(name for name in found if not name.startswith(NOT_IMPORTABLE))
 
 
