@@ -12,7 +12,7 @@ import json
 import click
 
 from lstmq.db.engine import ready_engine, session_scope
-from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
+from lstmq.db.queries import cancel_job, get_job, job_health, job_status, list_jobs, live_workers, result_rows
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.queue import make_celery
 from lstmq.readers.records import Fields
@@ -81,10 +81,10 @@ def status(job_id, as_json, watch) -> None:
     engine = ready_engine()
     if watch:
         current = output.follow(engine, job_id)
-    else:
-        with session_scope(engine) as session:
-            current = job_status(session, job_id)
-    click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current))
+    with session_scope(engine) as session:
+        current = job_status(session, job_id)
+        health = job_health(session, current, get_settings().stall_after_s)
+    click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current, health))
 
 
 @click.command()
@@ -109,12 +109,25 @@ def results(job_id, fmt, label, failed_only) -> None:
 def jobs(as_json, limit) -> None:
     """Recent jobs, newest first."""
     engine = ready_engine()
+    stall_after_s = get_settings().stall_after_s
     with session_scope(engine) as session:
         found = list_jobs(session, limit=_positive(_int_option(limit, "--limit"), "--limit"))
+        health = {job.id: job_health(session, job, stall_after_s) for job in found}
     if as_json:
         click.echo(json.dumps([output.job_summary(job) for job in found]))
     else:
-        output.print_jobs(found)
+        output.print_jobs(found, {job_id: h for job_id, h in health.items() if h})
+
+
+@click.command()
+def workers() -> None:
+    """Live workers: queues, models loaded, device, last heartbeat, current batches."""
+    with session_scope(ready_engine()) as session:
+        found = live_workers(session, get_settings().heartbeat_s)
+    if not found:
+        click.echo("no live worker (start one with `lstmq worker`)", err=True)
+        return
+    output.print_workers(found)
 
 
 @click.command()

@@ -20,8 +20,8 @@ from rich.table import Column, Table
 from sqlalchemy import Engine
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, JobStatus, job_status
-from lstmq.db.schema import JOB_CANCELLED
+from lstmq.db.queries import JOB_FINISHED, Health, JobStatus, job_status
+from lstmq.db.schema import JOB_CANCELLED, WorkerBeat, as_utc
 
 RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
 RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
@@ -31,15 +31,23 @@ POLL_INTERVAL_S = 1.0
 PIPED_WIDTH = 200  # characters per table line when stdout is not a terminal
 
 
-def describe(status: JobStatus) -> str:
+def describe(status: JobStatus, health: Health | None = None) -> str:
     rate = f"{status.docs_per_s:.1f} docs/s" if status.docs_per_s else "- docs/s"
     eta = str(timedelta(seconds=round(status.eta_s))) if status.eta_s is not None else "-"
     return (
         f"job {status.id}  {status.task}  model {status.model}  state {status.state}\n"
         f"total {status.total}  done {status.done}  failed {status.failed}  "
         f"pending {status.pending}  rejected {status.rejected}\n"
-        f"rate {rate}  eta {eta}"
+        f"rate {rate}  eta {eta}" + (f"\n{stalled(health)}" if health else "")
     )
+
+
+def stalled(health: Health) -> str:
+    """One line: since when a job makes no progress, and whether the reconciler is on it."""
+    since = f"stalled since {health.stalled_since:%Y-%m-%d %H:%M:%S} UTC"
+    if health.recovering:
+        return f"{since}, recovering (re-sent {health.recoveries}x, last at {health.recovered_at:%H:%M:%S})"
+    return f"{since}, waiting for a live worker to re-send it (see `lstmq workers`)"
 
 
 def job_summary(status: JobStatus) -> dict:
@@ -47,18 +55,29 @@ def job_summary(status: JobStatus) -> dict:
     return {key: full[key] for key in JOB_KEYS}
 
 
-def print_jobs(statuses: list[JobStatus]) -> None:
+def print_jobs(statuses: list[JobStatus], health: dict[str, Health] | None = None) -> None:
     # ids are for copying: never wrapped
     table = Table(Column("id", no_wrap=True), "state", "task", "model", "total", "done", "failed", "pending", "created")
+    health = health or {}
     for s in statuses:
         table.add_row(
             s.id,
-            s.state,
+            f"{s.state}, {stalled(health[s.id])}" if s.id in health else s.state,
             s.task,
             s.model,
             *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
             s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
+    _console().print(table)
+
+
+def print_workers(workers: list[WorkerBeat]) -> None:
+    table = Table("worker", "pid", "queues", "models", "device", "last beat", "current batches")
+    for w in workers:
+        current = ", ".join(f"job {b['job_id']} ({b['docs']} docs)" for b in w.current) or "idle"
+        queues = ", ".join(w.queues) or "none (broker unreachable)"
+        beat = f"{as_utc(w.beat_at):%H:%M:%S} UTC"
+        table.add_row(w.name, str(w.pid), queues, ", ".join(w.models) or "-", w.device, beat, current)
     _console().print(table)
 
 

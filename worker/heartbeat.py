@@ -12,23 +12,23 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from celery import Celery
 from celery.worker import state
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from lstmq.db.dialects import upsert
 from lstmq.db.engine import make_engine, session_scope
-from lstmq.db.schema import WorkerBeat, as_utc, utcnow
+from lstmq.db.queries import live_workers
+from lstmq.db.schema import WorkerBeat, utcnow
 from lstmq.errors import TransientError
 from lstmq.settings import get_settings
 from worker.outage import BrokerOutage
 from worker.reconcile import reconcile
 
 log = logging.getLogger("lstmq.worker")
-LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many intervals
 
 
 @dataclass
@@ -83,14 +83,6 @@ def beat(engine: Engine, identity: Identity, held: list[dict]) -> None:
         upsert(session, WorkerBeat, [row], ("name", "pid"))
 
 
-def live_workers(engine: Engine, interval_s: int, now: datetime | None = None) -> list[WorkerBeat]:
-    """Workers whose last beat is recent; a dead worker's row simply ages out."""
-    oldest = (now or utcnow()) - timedelta(seconds=interval_s * LIVE_BEATS)
-    with session_scope(engine) as session:
-        rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name)).all()
-    return [row for row in rows if as_utc(row.beat_at) >= oldest]
-
-
 class Heartbeat(threading.Thread):
     """Beat, then reconcile, every ``heartbeat_s``; a database outage is logged once, not fatal."""
 
@@ -112,7 +104,8 @@ class Heartbeat(threading.Thread):
         try:
             beat(self.engine, self.identity, held_batches(self.identity))
             if self.identity.consuming:  # a worker cut off from its broker could re-send nothing
-                workers = live_workers(self.engine, self.settings.heartbeat_s)
+                with session_scope(self.engine) as session:
+                    workers = live_workers(session, self.settings.heartbeat_s)
                 reconcile(self.engine, self.app, workers, self.settings)
             self._failing(None)
         except (SQLAlchemyError, TransientError, OSError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -20,11 +20,13 @@ from lstmq.db.schema import (
     DOC_PENDING,
     JOB_CANCELLED,
     JOB_QUEUED,
+    JOB_SUBMITTING,
     Classification,
     Document,
     Image,
     Job,
     Schedule,
+    WorkerBeat,
     as_utc,
     utcnow,
 )
@@ -33,6 +35,7 @@ from lstmq.errors import InputError, JobNotFound
 JOB_FINISHED = "finished"  # derived, never stored
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
+LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats
 
 
 @dataclass
@@ -62,6 +65,19 @@ class JobStatus:
         for key in ("created_at", "submitted_at", "finished_at"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
+
+
+@dataclass
+class Health:
+    """A job with pending documents and no progress for longer than the stall time."""
+
+    stalled_since: datetime  # its last result (or its submission)
+    recoveries: int  # re-sends by the reconciler since then
+    recovered_at: datetime | None
+
+    @property
+    def recovering(self) -> bool:
+        return self.recovered_at is not None and self.recovered_at >= self.stalled_since
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -136,6 +152,25 @@ def _mark_finished(session: Session, job: Job) -> None:
     """finished_at = when the last document got its result (not when someone looked)."""
     last = session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
     job.finished_at = last or job.submitted_at or job.created_at
+
+
+def job_health(session: Session, status: JobStatus, stall_after_s: int, now: datetime | None = None) -> Health | None:
+    """How a job is stalled, or None when it is not (finished, cancelled, or progressing)."""
+    if status.state not in (JOB_QUEUED, JOB_SUBMITTING) or status.pending == 0:
+        return None
+    job = get_job(session, status.id)
+    last_result = as_utc(session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id)))
+    since = max(m for m in (last_result, as_utc(job.submitted_at), as_utc(job.created_at)) if m)
+    if ((now or utcnow()) - since).total_seconds() < stall_after_s:
+        return None
+    return Health(since, job.recoveries, as_utc(job.recovered_at))
+
+
+def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None) -> list[WorkerBeat]:
+    """Workers whose last beat is recent, by name; a dead worker's row simply ages out."""
+    oldest = (now or utcnow()) - timedelta(seconds=heartbeat_s * LIVE_BEATS)
+    rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name, WorkerBeat.pid)).all()
+    return [row for row in rows if as_utc(row.beat_at) >= oldest]
 
 
 def cancel_job(session: Session, job_id: str) -> JobStatus:
