@@ -10,6 +10,7 @@ LABEL_GUTTER = 120  # px left of the label bars for their names
 ROW_HEIGHT = 24
 HIST_HEIGHT = 160
 AXIS_HEIGHT = 20  # px under the histogram for the bin edges
+TOP_MARGIN = 16  # px above the histogram for the count over its tallest bar
 
 
 @dataclass(frozen=True)

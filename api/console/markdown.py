@@ -13,6 +13,9 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 LIST_ITEM = re.compile(r"^\s*[-*]\s+(.*)$")
 TABLE_RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
 BOLD = re.compile(r"\*\*(.+?)\*\*")
+CODE = re.compile(r"`([^`]+)`")
+HOLD = "\x00"  # marks where a code span goes back (removed from the source first)
+HELD = re.compile(r"\x00(\d+)\x00")
 
 
 def render(source: str) -> Markup:
@@ -62,11 +65,13 @@ def _table(head: str, rows: list[str]) -> str:
 
 
 def inline(text: str) -> str:
-    """Escaped text with `code` and **bold** (not inside code)."""
-    parts = text.split("`")
-    if len(parts) % 2 == 0:  # an unpaired backtick is just a character
-        parts[-2:] = ["`".join(parts[-2:])]
-    return "".join(
-        f"<code>{escape(part)}</code>" if odd else BOLD.sub(r"<strong>\1</strong>", escape(part))
-        for odd, part in ((k % 2 == 1, p) for k, p in enumerate(parts))
-    )
+    """Escaped text with `code` and **bold** (which may span code)."""
+    codes: list[str] = []
+
+    def hold(match: re.Match) -> str:
+        codes.append(f"<code>{escape(match.group(1))}</code>")
+        return f"{HOLD}{len(codes) - 1}{HOLD}"
+
+    marked = CODE.sub(hold, text.replace(HOLD, ""))
+    html = BOLD.sub(r"<strong>\1</strong>", escape(marked))
+    return HELD.sub(lambda match: codes[int(match.group(1))], html)

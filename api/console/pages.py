@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api.console import queries
-from api.console.charts import AXIS_HEIGHT, CHART_WIDTH, HIST_HEIGHT, ROW_HEIGHT, histogram_bars, label_bars
+from api.console.charts import AXIS_HEIGHT, CHART_WIDTH, HIST_HEIGHT, ROW_HEIGHT, TOP_MARGIN, histogram_bars, label_bars
 from api.console.forms import checked_form, form_fields
 from api.console.markdown import render
 from api.console.render import HERE, page
@@ -138,7 +138,7 @@ def job(
     where = queries.ResultFilter(label or None, status, after)
     with session_scope(engine) as session:
         view = _job_view(session, job_id, where)
-    chart = {"width": CHART_WIDTH, "row": ROW_HEIGHT, "hist": HIST_HEIGHT, "axis": AXIS_HEIGHT}
+    chart = {"width": CHART_WIDTH, "row": ROW_HEIGHT, "hist": HIST_HEIGHT, "axis": AXIS_HEIGHT, "top": TOP_MARGIN}
     return page(request, "job.html", console, where=where, chart=chart, notice=NOTICES.get(done), **view)
 
 

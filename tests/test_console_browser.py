@@ -1,0 +1,156 @@
+"""The console in a real headless browser (Debian's chromium and chromedriver, driven by Selenium;
+nothing is downloaded: the driver path is given and Selenium Manager is kept offline).
+
+Log in, upload a file, watch the job finish, see the label chart and the results table (a
+document's markup shown as text), open a render job's gallery and one full image. Screenshots go
+to $LSTMQ_ARTIFACTS (CI keeps them) or the test's folder, and their paths are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")  # the tiny generator is saved with torch
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.conftest import service_missing  # noqa: E402
+from tests.support.api import Api, running_api  # noqa: E402
+from tests.support.stacks import JOB_TIMEOUT_S  # noqa: E402
+from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WAIT_S = 30
+MARKUP = "<b>bold?</b> Markets <script>alert(1)</script> slid"
+NEWS = [
+    "Stocks rallied as the central bank held interest rates steady.",
+    "The home side won the final 2-1 after extra time.",
+    "A new chip doubles battery life in phones, the maker said.",
+    "Leaders met in Geneva to discuss the ceasefire.",
+    MARKUP,
+]
+CAPTIONS = ["a red circle", "a small blue square at the top left", "a green triangle below a white circle"]
+
+
+@pytest.fixture(scope="module")
+def api(request, tmp_path_factory) -> Iterator[Api]:
+    home = tmp_path_factory.mktemp("browser")
+    make_tiny_generator(home / "models")  # LSTMQ_HOME/models: beside the shipped models
+    with running_api(request, home) as running:
+        running.stack.start_worker()
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(api) -> Iterator[webdriver.Chrome]:
+    if not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()):
+        service_missing("chromium", f"install chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a browser or driver
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    except WebDriverException as exc:
+        service_missing("chromium", exc.msg)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("LSTMQ_ARTIFACTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(browser, shots: Path, name: str) -> None:
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, max(900, min(height + 140, 4000)))  # the whole page, headless
+    path = shots / f"console-{name}.png"
+    browser.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+
+
+def upload(browser, api: Api, path: Path, model: str) -> str:
+    """Submit ``path`` from the jobs page; returns the job id once its page is shown."""
+    browser.get(f"http://127.0.0.1:{api.port}/jobs")
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    Select(browser.find_element(By.ID, "model")).select_by_value(model)
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, WAIT_S).until(lambda b: re.search(r"/jobs/[0-9a-f]{32}$", b.current_url))
+    return browser.current_url.rsplit("/", 1)[1]
+
+
+def wait_finished(browser) -> None:
+    """The page follows the job by itself (console.js) and reloads once it is done."""
+    WebDriverWait(browser, JOB_TIMEOUT_S).until(
+        lambda b: (
+            b.find_element(By.CSS_SELECTOR, ".summary [data-field=state]").text == "finished"
+            and b.find_elements(By.ID, "results")
+        )
+    )
+
+
+def test_log_in_upload_and_watch_a_classify_job_finish(browser, api, shots, tmp_path):
+    browser.get(f"http://127.0.0.1:{api.port}/jobs")
+    assert "/login" in browser.current_url
+    browser.find_element(By.ID, "token").send_keys(api.tokens["admin"])
+    screenshot(browser, shots, "login")
+    browser.find_element(By.ID, "login").click()
+    assert browser.current_url.endswith("/jobs")
+    source = tmp_path / "news.jsonl"
+    source.write_text("".join(json.dumps({"id": f"n{i}", "text": t}) + "\n" for i, t in enumerate(NEWS)))
+    upload(browser, api, source, "news")
+    wait_finished(browser)
+    bars = browser.find_elements(By.CSS_SELECTOR, "#labels rect.bar")
+    assert 1 <= len(bars) <= 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#scores rect.bar")) == 10
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.results tbody tr")
+    assert [row.find_element(By.TAG_NAME, "td").text for row in rows] == [f"n{i}" for i in range(len(NEWS))]
+    assert MARKUP in rows[-1].text  # shown as text, never run
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - reading it is the check
+    screenshot(browser, shots, "job-classify")
+
+
+def test_a_render_job_shows_a_gallery_and_each_full_image(browser, api, shots, tmp_path):
+    source = tmp_path / "captions.txt"
+    source.write_text("\n".join(CAPTIONS) + "\n")
+    upload(browser, api, source, TINY_NAME)
+    wait_finished(browser)
+    images = browser.find_elements(By.CSS_SELECTOR, ".gallery img")
+    assert len(images) == len(CAPTIONS)
+    assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".gallery figcaption")]
+    assert captions == CAPTIONS
+    screenshot(browser, shots, "job-render")
+    images[0].click()
+    assert re.search(r"/api/v1/images/.+\.png$", browser.current_url)
+    assert browser.execute_script("return document.images[0].naturalWidth") > 0
+    browser.get(f"http://127.0.0.1:{api.port}/jobs")
+    states = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "tbody [data-field=state]")]
+    assert states == ["finished", "finished"]
+    screenshot(browser, shots, "jobs")
+
+
+def test_models_and_schedules_pages(browser, api, shots):
+    browser.get(f"http://127.0.0.1:{api.port}/models/news")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Model card: news"
+    screenshot(browser, shots, "model-card")
+    browser.get(f"http://127.0.0.1:{api.port}/schedules")
+    assert "No schedules" in browser.find_element(By.TAG_NAME, "main").text
