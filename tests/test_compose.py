@@ -262,6 +262,14 @@ def test_urls_point_at_the_compose_services_and_secrets_come_from_the_environmen
     assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
 
 
+def test_the_api_listens_in_its_container_and_is_healthy_when_healthz_answers():
+    api = SERVICES["api"]
+    assert argv_of(api["command"])[:4] == ["lstmq", "serve", "--host", "0.0.0.0"]
+    assert "http://127.0.0.1:8000/healthz" in " ".join(healthcheck_argvs(api)[0])
+    assert api["ports"] == ["${LSTMQ_API_PUBLISH_ADDR:-127.0.0.1}:${LSTMQ_API_PORT:-8000}:8000"]
+    assert {"images:/data/images:ro", "models:/data/models:ro"} <= set(api["volumes"])
+
+
 def test_published_ports_listen_on_localhost_unless_configured():
     for name, service in SERVICES.items():
         for port in service.get("ports", []):
