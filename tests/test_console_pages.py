@@ -139,3 +139,17 @@ def test_the_api_docs_page_needs_nothing_from_the_internet(api):
     html = api.call("GET", "/api/docs", None).body.decode()
     assert "/api/v1/jobs/{job_id}/results" in html and "Submit a file" in html
     assert "http://" not in html and "https://" not in html
+
+
+def test_errors_on_pages_are_pages(api):
+    cookie, _ = login(api, "read")
+    for path, status, words in [("/jobs/no-such-job", 404, "no job"), ("/jobs/x?after=many", 422, "after")]:
+        reply = get(api, path, cookie)
+        assert reply.status == status and reply.headers["content-type"].startswith("text/html")
+        assert words in reply.body.decode()
+
+
+def test_a_login_form_posted_from_another_site_is_refused(api):
+    body = urlencode({"token": api.tokens["read"]}).encode()
+    assert api.call("POST", "/login", None, body, FORM | {"Origin": "https://evil.example"}).status == 403
+    assert api.call("POST", "/login", None, body, FORM | {"Origin": f"http://127.0.0.1:{api.port}"}).status == 303

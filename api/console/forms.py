@@ -3,7 +3,7 @@ console's forms are small and never upload files (uploads go to ``POST /api/v1/j
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
@@ -14,6 +14,10 @@ MAX_FORM_BYTES = 16 << 10
 
 
 async def form_fields(request: Request) -> dict[str, str]:
+    """The fields of a form posted from this server's own pages."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "a form from another site")  # login CSRF: SameSite cannot stop it
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

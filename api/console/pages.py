@@ -6,11 +6,14 @@ Admin buttons are forms with the session's CSRF token, answered with a redirect 
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,11 +25,13 @@ from api.console.markdown import render
 from api.console.render import HERE, page
 from api.deps import EngineDep, celery_of, engine_of
 from api.jobs import STATES, JobId, jobs_page
+from api.problems import status_of
 from api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
 from api.tokens import grants
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING
+from lstmq.errors import LstmqError
 from lstmq.modelstore import scan_models
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for
@@ -38,11 +43,37 @@ JOBS_PER_PAGE = 50
 HISTORY_RUNS = 50
 CARD = "MODEL_CARD.md"
 NOTICES = {"cancelled": "Job cancelled: workers skip its batches.", "requeued": "Pending documents sent again."}
-router = APIRouter(include_in_schema=False)
 
 
 class LoginRequired(Exception):
     """A page was asked for without a valid session."""
+
+
+class ConsoleRoute(APIRoute):
+    """Errors on a console page come back as a page (problem objects are for programs)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            try:
+                return await handler(request)
+            except (HTTPException, LstmqError, RequestValidationError) as exc:
+                status, detail = _status_and_detail(exc)
+                return page(request, "error.html", None, status, title=HTTPStatus(status).phrase, detail=detail)
+
+        return route
+
+
+def _status_and_detail(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail)
+    if isinstance(exc, LstmqError):
+        return status_of(exc), str(exc)
+    return 422, "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+
+
+router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 
 
 def console_session(request: Request) -> ConsoleSession:
