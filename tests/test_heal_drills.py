@@ -24,13 +24,15 @@ from sqlalchemy import create_engine, func, select, text
 
 from lstmq.db.engine import engine_for, get_engine
 from lstmq.db.migrate import upgrade
-from lstmq.db.schema import Classification, Document
+from lstmq.db.schema import Classification, Document, Image
 from lstmq.queue import make_celery
+from lstmq.readers.records import Record
 from lstmq.settings import get_settings
+from producer.submit import submit_records
 from tests.support.inputs import corpus
-from tests.support.jobs import results_per_document, status_counts
+from tests.support.jobs import status_counts
 from tests.support.postgres import empty_postgres
-from tests.support.stacks import Stack
+from tests.support.stacks import Stack, open_stack
 from tests.support.waiting import wait_until
 
 STALL_S = 5
@@ -128,29 +130,36 @@ def progressed(stack: Stack, job_id: str, at_least: int = 1) -> bool:
     return status_counts(stack.engine, job_id).get("done", 0) >= at_least
 
 
-def assert_done_once(stack: Stack, job_id: str, n: int = DOCS) -> None:
+def assert_done_once(stack: Stack, job_id: str, n: int = DOCS, results=Classification) -> None:
     """One result row per document, every document done, no ``done`` without a row."""
-    per_doc = results_per_document(stack.engine, job_id)
-    assert len(per_doc) == n and set(per_doc.values()) == {1}
-    assert status_counts(stack.engine, job_id) == {"done": n}
     with stack.engine.connect() as conn:
+        per_doc = dict(
+            conn.execute(
+                select(results.document_id, func.count())
+                .join(Document, Document.id == results.document_id)
+                .where(Document.job_id == job_id)
+                .group_by(results.document_id)
+            ).all()
+        )
         rowless = conn.scalar(
             select(func.count())
             .select_from(Document)
-            .outerjoin(Classification, Classification.document_id == Document.id)
-            .where(Document.job_id == job_id, Document.status == "done", Classification.document_id.is_(None))
+            .outerjoin(results, results.document_id == Document.id)
+            .where(Document.job_id == job_id, Document.status == "done", results.document_id.is_(None))
         )
+    assert len(per_doc) == n and set(per_doc.values()) == {1}
+    assert status_counts(stack.engine, job_id) == {"done": n}
     assert rowless == 0
 
 
-def finish_after_fault(stack: Stack, job_id: str, drill_name: str, n: int = DOCS) -> float:
+def finish_after_fault(stack: Stack, job_id: str, drill_name: str, n: int = DOCS, results=Classification) -> float:
     """Wait for the job after the fault has ended; returns (and prints) how long it took."""
     ended = time.monotonic()
     stack.wait_finished(job_id, timeout_s=RECOVERY_BOUND_S)
     took = time.monotonic() - ended
     print(f"\nDRILL {drill_name}: finished {took:.1f} s after the fault ended")
     try:
-        assert_done_once(stack, job_id, n)
+        assert_done_once(stack, job_id, n, results)
     except AssertionError as exc:
         raise AssertionError(f"{exc}{stack.logs()}") from None
     return took
@@ -249,3 +258,34 @@ def test_two_producers_and_two_workers_on_one_database(drill, tmp_path):
     drill.workers[0].kill()  # and one of the workers dies on the way
     finish_after_fault(drill, first.job_id, "two producers, two workers (one SIGKILLed): job 1")
     finish_after_fault(drill, second.job_id, "two producers, two workers (one SIGKILLed): job 2")
+
+
+def test_image_folder_unwritable_during_a_render_job(drill, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # torch: only this drill
+
+    make_tiny_generator(tmp_path / "models")
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / TINY_NAME).write_text("in the way")  # the fault: no image can be written
+    monkeypatch.setenv("LSTMQ_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("LSTMQ_IMAGE_DIR", str(images))
+    get_settings.cache_clear()
+    worker = drill.start_worker()
+    records = [Record(text=f"a red circle number {i}", external_id=f"c{i}", line_no=i + 1) for i in range(100)]
+    report = submit_records(drill.engine, drill.app, records, task="render", model=TINY_NAME, batch_size=BATCH)
+    worker.wait_for_log("cannot write images", 60)
+    (images / TINY_NAME).unlink()
+    finish_after_fault(drill, report.job_id, "image folder unwritable (render job)", n=100, results=Image)
+
+
+def test_embedded_setup_worker_sigkilled_mid_job(request, tmp_path):
+    """SQLite + the filesystem broker, which deletes a message when a worker reads it: the
+    reconciler inside the next worker re-sends the batch the dead one had taken."""
+    with open_stack(request, "embedded", tmp_path / "home") as stack:
+        first = stack.start_worker(stall_after_s=str(STALL_S))
+        report = submit(stack, tmp_path)
+        wait_until(lambda: progressed(stack, report.job_id), 60, "first results", interval_s=0.02)
+        first.kill()
+        stack.start_worker(stall_after_s=str(STALL_S))
+        finish_after_fault(stack, report.job_id, "embedded setup: worker SIGKILLed mid-job")

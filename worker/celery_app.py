@@ -74,3 +74,9 @@ def _start_heartbeat(sender, **_kwargs) -> None:
 def _stop_heartbeat(**_kwargs) -> None:
     while _heartbeats:
         _heartbeats.pop().stop()
+
+
+@signals.task_received.connect
+def _note_model(request, **_kwargs) -> None:
+    for heartbeat in _heartbeats:
+        heartbeat.identity.received(request)

@@ -47,15 +47,25 @@ class Identity:
         """The queues it takes messages from now: none while its broker is unreachable."""
         return [] if self.outage.since is not None else self.queues
 
+    def received(self, request) -> None:
+        """Note the model a batch names (each process loads it on its first batch)."""
+        model = payload_of(request).get("model")
+        if isinstance(model, str):
+            self.models.add(model)
+
+
+def payload_of(request) -> dict:
+    """The batch a request carries ({} for anything else: it is not ours to describe)."""
+    args = request.args
+    payload = args[0] if isinstance(args, list | tuple) and args else None
+    return payload if isinstance(payload, dict) else {}
+
 
 def held_batches(identity: Identity) -> list[dict]:
     """The batches this worker has taken and not finished (running, or waiting for a retry)."""
     held = []
     for request in list(state.reserved_requests):
-        payload = (request.args or [{}])[0] if isinstance(request.args, list | tuple) else {}
-        if not isinstance(payload, dict):
-            continue
-        identity.models.add(str(payload.get("model")))
+        payload = payload_of(request)
         since = datetime.fromtimestamp(request.time_start, UTC) if request.time_start else None
         held.append(
             {

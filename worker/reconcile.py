@@ -75,6 +75,8 @@ def stalled_jobs(engine: Engine, workers: list[WorkerBeat], stall_after_s: int, 
     a live worker consumes while holding nothing."""
     held = {batch.get("job_id") for worker in workers for batch in worker.current}
     idle_queues = {queue for worker in workers if not worker.current for queue in worker.queues}
+    if not idle_queues:
+        return []  # every worker is busy: nothing to look at (and no scan of open jobs)
     found = []
     for job, last_result in open_jobs(engine):
         last = last_progress(job, last_result)
