@@ -34,7 +34,8 @@ def record_rows(session: Session, job_id: str, rows: Sequence[tuple], all_new: b
 
     ``all_new``: the caller knows the job has none of these ids (record numbers, while no record
     of the job brought its own id), so nothing is checked and, on PostgreSQL, the rows are
-    copied straight into the table, about twice as fast. The unique constraint still holds."""
+    copied straight into the table (no ON CONFLICT, no second copy: 1.3-1.9x faster here). The
+    unique constraint still holds."""
     postgres = session.get_bind().dialect.name == "postgresql"
     if all_new:
         (_copy_new if postgres else _insert_new)(session, job_id, rows)
@@ -45,7 +46,7 @@ def record_rows(session: Session, job_id: str, rows: Sequence[tuple], all_new: b
 def _copy_new(session: Session, job_id: str, rows: Sequence[tuple]) -> None:
     fixed = (job_id, DOC_PENDING, utcnow())
     with session.connection().connection.driver_connection.cursor() as cursor:
-        copy_sql = f"COPY documents (job_id, status, updated_at, {', '.join(COLUMNS)}) FROM STDIN"
+        copy_sql = f"COPY {DOCUMENTS.name} (job_id, status, updated_at, {', '.join(COLUMNS)}) FROM STDIN"
         with cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(fixed + row)

@@ -2,10 +2,10 @@
 
 Two phases, so that no document is ever lost or counted twice:
 
-1. *record*: documents are inserted in chunks (bounded memory) while the job is marked as
-   recording (``producer.sending.RECORDING``; ``requeue`` refuses it). A failure here, a
-   ``--strict`` refusal, or an input with no good record deletes the job again, leaving
-   nothing in the database.
+1. *record*: documents are inserted in chunks (bounded memory; ``COPY`` on PostgreSQL, see
+   ``producer.recording``) while the job is marked as recording (``producer.sending.RECORDING``;
+   ``requeue`` refuses it). A failure here, a ``--strict`` refusal, or an input with no good
+   record deletes the job again, leaving nothing in the database.
 2. *send*: pending documents are streamed back from the database and published in batches
    (``producer.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
