@@ -176,11 +176,12 @@ def job(
 def _job_view(session, job_id: str, where: queries.ResultFilter) -> dict:
     found = get_job(session, job_id)
     classify = found.task == "classify"
+    scores = queries.score_summary(session, found) if classify else queries.ScoreSummary([], [])
     rows, after = queries.results_page(session, found, where)
     return {
         "job": job_status(session, job_id),
-        "labels": label_bars(queries.label_counts(session, found)) if classify else [],
-        "histogram": histogram_bars(queries.score_histogram(session, found)) if classify else [],
+        "labels": label_bars(scores.labels),
+        "histogram": histogram_bars(scores.histogram),
         "least": queries.least_confident(session, found) if classify else [],
         "failed": queries.failed_documents(session, found),
         "rows": rows,

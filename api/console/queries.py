@@ -1,11 +1,11 @@
-"""What a job page shows beyond ``lstmq status``: label counts, a score histogram, the least
+"""What a job page shows beyond ``lstmq status``: label counts and a score histogram, the least
 confident and the failed documents, and one page of results with their texts (keyset paged)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import DOC_FAILED, Classification, Document, Image, Job
@@ -28,23 +28,32 @@ def _classified(job: Job):
     return Document.__table__.join(Classification, on)
 
 
-def label_counts(session: Session, job: Job) -> list[tuple[str, int]]:
-    """(label, documents) for a classify job, most frequent first."""
-    n = func.count(distinct(Document.id))
-    stmt = select(Classification.label, n).select_from(_classified(job)).where(Document.job_id == job.id)
-    return list(session.execute(stmt.group_by(Classification.label).order_by(n.desc(), Classification.label)))
+@dataclass(frozen=True)
+class ScoreSummary:
+    labels: list[tuple[str, int]]  # (label, documents), most frequent first
+    histogram: list[int]  # documents per score bin [0, 0.1), ..., [0.9, 1.0]
 
 
-def score_histogram(session: Session, job: Job) -> list[int]:
-    """Documents per score bin [0, 0.1), ..., [0.9, 1.0] (one query, any database)."""
+def score_summary(session: Session, job: Job) -> ScoreSummary:
+    """Label counts and the score histogram of a classify job in one scan (any database).
+
+    A document classified by two versions of the model counts once per version: counting
+    distinct documents instead costs a sort, twice the time on a million documents."""
     score, width = Classification.score, 1 / SCORE_BINS
-    bins = [
-        func.coalesce(func.sum(case((and_(score >= i * width, score < (i + 1) * width), 1), else_=0)), 0)
-        for i in range(SCORE_BINS - 1)
-    ]
-    last = func.coalesce(func.sum(case((score >= 1 - width, 1), else_=0)), 0)
-    stmt = select(*bins, last).select_from(_classified(job)).where(Document.job_id == job.id)
-    return [int(n) for n in session.execute(stmt).one()]
+    bins = [_count_if(and_(score >= i * width, score < (i + 1) * width)) for i in range(SCORE_BINS - 1)]
+    stmt = (
+        select(Classification.label, func.count(), *bins, _count_if(score >= 1 - width))
+        .select_from(_classified(job))
+        .where(Document.job_id == job.id)
+        .group_by(Classification.label)
+    )
+    rows = session.execute(stmt).all()
+    labels = sorted(((row[0], row[1]) for row in rows), key=lambda item: (-item[1], item[0]))
+    return ScoreSummary(labels, [sum(int(row[2 + i]) for row in rows) for i in range(SCORE_BINS)])
+
+
+def _count_if(condition):
+    return func.sum(case((condition, 1), else_=0))
 
 
 def least_confident(session: Session, job: Job, limit: int = FEW_ROWS) -> list:
