@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import create_engine, func, select
 
 from lstmq.db.schema import Job
@@ -25,19 +26,17 @@ def bench(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_pipeline_prints_both_rates_the_producer_stages_and_the_targets_and_leaves_nothing(
-    lstmq_env, pg_url, redis_url
+@pytest.mark.parametrize("setup", ["redis+postgresql", "embedded"])
+def test_pipeline_prints_both_rates_the_stages_and_the_targets_and_leaves_nothing(
+    lstmq_env, pg_url, redis_url, tmp_path, setup
 ):
     home = lstmq_env()
-    empty_postgres(pg_url)
-    result = bench(
-        "--pipeline",
-        "--docs=300",
-        "--batch-size=100",
-        "--threads=1",
-        f"--redis-url={redis_url}",
-        f"--database-url={pg_url}",
-    )
+    if setup == "embedded":  # SQLite and the filesystem broker
+        services, targets = ["--redis-url=filesystem://", f"--database-url=sqlite:///{tmp_path / 'e.db'}"], ""
+    else:
+        services = [f"--redis-url={redis_url}", f"--database-url={empty_postgres(pg_url)}"]
+        targets = r"; record [\d,]+ \(>= 40,000\)"
+    result = bench("--pipeline", "--docs=300", "--batch-size=100", "--threads=1", *services)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert re.search(r"^\(a\) model in-process, batched: +[\d,]+ docs/s$", out, re.MULTILINE), out
@@ -45,11 +44,13 @@ def test_pipeline_prints_both_rates_the_producer_stages_and_the_targets_and_leav
     stages = re.findall(r"^    producer (\w+) +[\d,]+ docs/s", out, re.MULTILINE)
     assert stages == ["read", "hash", "record", "send"], out
     assert re.search(r"^    slowest stage: [\w ]+ \([\d,]+ docs/s\)$", out, re.MULTILINE), out
-    assert re.search(r"^targets: end to end [\d,]+ \(>= 20,000\); record [\d,]+ \(>= 40,000\)$", out, re.MULTILINE), out
-    engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(Job)) == 0
-    engine.dispose()
+    end_to_end = "20,000" if setup != "embedded" else "5,000"
+    assert re.search(rf"^targets: end to end [\d,]+ \(>= {end_to_end}\){targets}$", out, re.MULTILINE), out
+    if setup != "embedded":
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Job)) == 0
+        engine.dispose()
     assert not list(home.glob("bench-*")), "the bench's folder (minimal model, corpus, worker log) is removed"
     assert not (home / "models").exists(), "the minimal model is never installed"
 

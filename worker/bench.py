@@ -43,13 +43,11 @@ from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.settings import DEFAULT_BATCH_DOCS, Settings, get_settings
 from producer.submit import submit_records
 from worker.bench_pipeline import (
+    EMBEDDED_TARGETS,
     MINIMAL_MODEL,
-    PRODUCER_STAGES,
     TARGETS,
-    WORKER_STAGES,
+    report_pipeline,
     since,
-    slowest,
-    stage_lines,
     train_minimal_classifier,
     write_corpus,
 )
@@ -58,6 +56,7 @@ from worker.shapes.captions import sample_scene
 SAMPLE = Path(__file__).resolve().parents[1] / "lstmq" / "samples" / "news.jsonl"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+EMBEDDED_BROKER = "filesystem://"  # --redis-url for the embedded setup's broker, in the bench's folder
 WAIT_TIMEOUT_S = 1800
 POLL_S = 0.2
 INPROCESS_DOCS = 20_000  # (a) of --pipeline: a rate, so a sample of --docs suffices
@@ -138,10 +137,11 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str], minimal_
     data.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-", dir=data) as name:
         home = Path(name)
-        settings = Settings(home=home, broker_url=redis_url, database_url=database_url)
+        broker_url = None if redis_url == EMBEDDED_BROKER else redis_url  # None: the embedded broker
+        settings = Settings(home=home, broker_url=broker_url, database_url=database_url)
         engine = make_engine(settings.database)
         upgrade(engine)
-        env = worker_env(home, redis_url, database_url)
+        env = worker_env(home, broker_url, database_url)
         if minimal_model:
             train_minimal_classifier(home / "models")
             env["LSTMQ_MODEL_DIR"] = str(home / "models")
@@ -150,16 +150,15 @@ def pipeline(redis_url: str, database_url: str, worker_args: list[str], minimal_
         engine.dispose()
 
 
-def worker_env(home: Path, redis_url: str, database_url: str) -> dict[str, str]:
+def worker_env(home: Path, broker_url: str | None, database_url: str) -> dict[str, str]:
+    """The worker's settings: the bench's folder (deleted with the rest), and its services."""
     (home / "stages").mkdir()
-    return {
-        **os.environ,
-        "LSTMQ_HOME": str(home),
-        "LSTMQ_BROKER_URL": redis_url,
-        "LSTMQ_DATABASE_URL": database_url,
-        "LSTMQ_IMAGE_DIR": str(home / "images"),
-        stages.STAGES_DIR_ENV: str(home / "stages"),
-    }  # deleted with the rest
+    env = {key: value for key, value in os.environ.items() if key != "LSTMQ_BROKER_URL"}
+    env.update(LSTMQ_HOME=str(home), LSTMQ_DATABASE_URL=database_url, LSTMQ_IMAGE_DIR=str(home / "images"))
+    env[stages.STAGES_DIR_ENV] = str(home / "stages")
+    if broker_url:
+        env["LSTMQ_BROKER_URL"] = broker_url
+    return env
 
 
 @contextmanager
@@ -272,7 +271,7 @@ def delete_job(engine, job_id: str) -> None:
     "--redis-url",
     default=lambda: os.environ.get("LSTMQ_BROKER_URL") or DEFAULT_REDIS,
     show_default=DEFAULT_REDIS,
-    help="Broker (no other worker should consume it meanwhile).",
+    help=f"Broker (no other worker should consume it meanwhile); {EMBEDDED_BROKER} for the embedded one.",
 )
 @click.option(
     "--database-url",
@@ -344,22 +343,16 @@ def bench_pipeline(docs, input_path, batch_size, device, worker_args, redis_url,
         click.echo(f"(a) model in-process, batched:     {a:12,.0f} docs/s")
         corpus = Path(input_path) if input_path else write_corpus(run.home / "corpus.jsonl", iter_texts(docs))
         pipeline_rate(run, "classify", MINIMAL_MODEL, generate_texts(batch_size), batch_size)  # warm-up
-        worker_before = stages.collect(run.home / "stages")
-        stages.reset()
-        items = read_sources(resolve_sources([str(corpus)]))
-        p, p_submit = timed_submit(run, "classify", MINIMAL_MODEL, items, batch_size)
-        report_pipeline(p, p_submit, a, stages.snapshot(), since(stages.collect(run.home / "stages"), worker_before))
+        p, p_submit, producer, worker = counted_run(run, corpus, batch_size)
+    targets = EMBEDDED_TARGETS if database_url.startswith("sqlite") else TARGETS
+    report_pipeline(p, p_submit, a, producer, worker, targets)
 
 
-def report_pipeline(p: float, p_submit: float, a: float, producer: dict, worker: dict) -> None:
-    submitted = producer["record"].items if "record" in producer else 0
-    click.echo(
-        f"(p) end to end, {submitted:,} documents: {p:12,.0f} docs/s  (the submit returned after {p_submit:.1f} s,"
-        f" {submitted / p_submit:,.0f} docs/s; p/a = {p / a:.2f})"
-    )
-    for line in stage_lines("producer", PRODUCER_STAGES, producer) + stage_lines("worker", WORKER_STAGES, worker):
-        click.echo(line)
-    click.echo(f"    {slowest({**producer, **worker})}")
-    record = producer["record"].rate if "record" in producer else 0.0
-    measured = {"end to end": p, "record": record}
-    click.echo("targets: " + "; ".join(f"{k} {measured[k]:,.0f} (>= {v:,})" for k, v in TARGETS.items()))
+def counted_run(run: Bench, corpus: Path, batch_size: int) -> tuple[float, float, dict, dict]:
+    """(p) as ``timed_submit`` gives it, and what each side's stage counters counted meanwhile."""
+    worker_before = stages.collect(run.home / "stages")
+    stages.reset()
+    items = read_sources(resolve_sources([str(corpus)]))
+    p, p_submit = timed_submit(run, "classify", MINIMAL_MODEL, items, batch_size)
+    time.sleep(POLL_S)  # the worker flushes its counters just after committing its last batch
+    return p, p_submit, stages.snapshot(), since(stages.collect(run.home / "stages"), worker_before)
