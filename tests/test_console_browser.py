@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.conftest import service_missing  # noqa: E402
 from tests.support.api import Api, running_api  # noqa: E402
+from tests.support.processes import run_lstmq  # noqa: E402
 from tests.support.stacks import JOB_TIMEOUT_S  # noqa: E402
 from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402
 
@@ -79,6 +80,7 @@ def shots(tmp_path_factory) -> Path:
 
 
 def screenshot(browser, shots: Path, name: str) -> None:
+    browser.set_window_size(1280, 900)  # scrollHeight is at least the window's: measure afresh
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, max(900, min(height + 140, 4000)))  # the whole page, headless
     path = shots / f"console-{name}.png"
@@ -148,9 +150,25 @@ def test_a_render_job_shows_a_gallery_and_each_full_image(browser, api, shots, t
     screenshot(browser, shots, "jobs")
 
 
-def test_models_and_schedules_pages(browser, api, shots):
-    browser.get(f"http://127.0.0.1:{api.port}/models/news")
-    assert browser.find_element(By.TAG_NAME, "h1").text == "Model card: news"
-    screenshot(browser, shots, "model-card")
-    browser.get(f"http://127.0.0.1:{api.port}/schedules")
-    assert "No schedules" in browser.find_element(By.TAG_NAME, "main").text
+def test_models_schedules_and_the_api_docs(browser, api, shots, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "monday.jsonl").write_text(json.dumps({"text": NEWS[0]}) + "\n{broken\n")
+    for args in (
+        ["add", "nightly", "--path", f"{corpus}/*.jsonl", "--model", "news", "--every", "1d"],
+        ["run", "nightly"],
+    ):
+        done = run_lstmq("schedule", *args)
+        assert done.returncode == 0, done.stderr
+    for path, name, heading in [
+        ("/models", "models", "Models"),
+        ("/models/news", "model-card", "Model card: news"),
+        ("/schedules", "schedules", "Schedules"),
+        ("/schedules/nightly", "schedule-history", "Schedule nightly"),
+        ("/api/docs", "api-docs", "lstmq API 0.1.0"),
+    ]:
+        browser.get(f"http://127.0.0.1:{api.port}{path}")
+        assert browser.find_element(By.TAG_NAME, "h1").text == heading
+        screenshot(browser, shots, name)
+    endpoints = [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".endpoint h2")]
+    assert "GET /api/v1/jobs/{job_id}/results" in endpoints

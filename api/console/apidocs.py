@@ -5,10 +5,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.console.render import page
+from api.console.render import page, templates
 
 METHODS = ("get", "post", "put", "patch", "delete")
 router = APIRouter(include_in_schema=False)
+
+
+def values(schema: dict | None) -> str:
+    """What a parameter takes, from its JSON Schema: the choices, else the type and bounds."""
+    options = [o for o in (schema or {}).get("anyOf", [schema or {}]) if o.get("type") != "null"]
+    choices = [str(v) for o in options for v in o.get("enum", [])]
+    if choices:
+        return " | ".join(choices)
+    first = options[0] if options else {}
+    bounds = [f"{word} {first[key]}" for key, word in (("minimum", "≥"), ("maximum", "≤")) if key in first]
+    return ", ".join([first.get("type", "any"), *bounds])
+
+
+templates.env.filters["values"] = values
 
 
 @router.get("/api/docs")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from starlette.templating import Jinja2Templates
 
+from api.console.markdown import inline
 from api.sessions import ConsoleSession
 
 HERE = Path(__file__).parent
@@ -34,7 +36,16 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-templates.env.filters.update(rate=_rate, eta=_eta, when=_when)
+def _stamp(iso: str | None) -> str:
+    """An ISO timestamp from a ``--json`` dict, shown like ``_when``."""
+    return _when(datetime.fromisoformat(iso)) if iso else "-"
+
+
+def _md(text: str | None) -> Markup:
+    return Markup(inline(text or ""))
+
+
+templates.env.filters.update(rate=_rate, eta=_eta, when=_when, stamp=_stamp, md=_md)
 
 
 def page(request: Request, name: str, console: ConsoleSession | None, status: int = 200, **context) -> HTMLResponse:
