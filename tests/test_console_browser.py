@@ -118,6 +118,16 @@ def console(browser, api, shots):
     return browser
 
 
+def test_an_unusable_upload_is_refused_on_the_page(console, api, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    console.get(f"http://127.0.0.1:{api.port}/jobs")
+    console.find_element(By.ID, "file").send_keys(str(empty))
+    console.find_element(By.ID, "submit").click()
+    error = WebDriverWait(console, WAIT_S).until(lambda b: b.find_element(By.ID, "submit-error").text)
+    assert "empty body" in error and console.current_url.endswith("/jobs")
+
+
 def test_upload_and_watch_a_classify_job_finish(console, api, shots, tmp_path):
     browser = console
     source = tmp_path / "news.jsonl"
