@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for every lstmq process: migrate, workers, scheduler, and the producer CLI.
+# One image for every lstmq process: migrate, workers, scheduler, the API and the producer CLI.
 #
 #   CPU (default):  docker build -t lstmq:cpu .
 #   GPU (CUDA):     docker build -t lstmq:gpu --build-arg TORCH_INDEX_URL=https://pypi.org/simple .
@@ -24,7 +24,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 # Install from a bind mount so the image holds the installed package, not a second copy of
 # the sources (and never the build context's .venv: see .dockerignore).
 RUN --mount=type=bind,source=.,target=/src,rw \
-    pip install "/src[worker]" && python -c "import lstmq.cli, worker, producer"
+    pip install "/src[worker]" && python -c "import lstmq.cli, worker, producer, api.app"
 
 # Non-root; data folders exist and belong to the user so named volumes mounted there
 # start out writable by it (Docker copies the folder's ownership into an empty volume).
