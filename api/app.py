@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import lstmq
-from api import images, jobs, metrics, problems, results, service, submissions
+from api import images, jobs, metrics, problems, results, schedules, service, submissions
 from api.console import apidocs, pages
 from api.tokens import any_active
 from lstmq.db.engine import ready_engine, session_scope
@@ -49,7 +49,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.include_router(service.router)
     app.include_router(metrics.router)
-    for module in (submissions, jobs, results, images, service):
+    for module in (submissions, jobs, results, images, schedules, service):
         app.include_router(module.api, prefix=API_PREFIX)
     app.include_router(apidocs.router)
     pages.install(app)

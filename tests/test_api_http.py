@@ -72,6 +72,8 @@ ROUTES = [  # (method, path, scope it needs)
     ("POST", "/api/v1/jobs?model=news", "submit"),
     ("POST", "/api/v1/jobs/0/cancel", "admin"),
     ("POST", "/api/v1/jobs/0/requeue", "admin"),
+    ("GET", "/api/v1/schedules", "read"),
+    ("POST", "/api/v1/schedules/x/run", "admin"),
 ]
 
 
