@@ -98,3 +98,14 @@ def ping_broker(app: Celery, timeout_s: float = 5.0) -> None:
             conn.ensure_connection(max_retries=1, timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - kombu raises many types for "unreachable"
         raise ServiceUnavailable(f"broker {mask_url(app.conf.broker_url)} unreachable: {exc}") from None
+
+
+def queue_length(app: Celery, queue: str) -> int:
+    """Messages waiting in ``queue`` (not those a worker has taken); ServiceUnavailable when the
+    broker cannot be asked."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)  # a broker outage must not hang the caller
+            return conn.default_channel.queue_declare(queue=queue, durable=True, auto_delete=False).message_count
+    except (KombuOperationalError, OSError) as exc:
+        raise ServiceUnavailable(f"broker {mask_url(app.conf.broker_url)} unreachable: {exc}") from None

@@ -3,8 +3,9 @@
 The database knows every document without a result; the broker may have lost its message (Redis
 restarted without persistence, a worker killed mid-batch, a retry that could not be published).
 A job is *stalled* when it has pending documents, has made no progress for
-``LSTMQ_STALL_AFTER_S``, no live worker holds one of its batches, and a live worker consuming its
-queue is idle (so its queue is empty: nothing is on the way). Each worker looks every heartbeat;
+``LSTMQ_STALL_AFTER_S``, no live worker holds one of its batches, its queue is empty (nothing is
+on its way: a job waiting behind others is not stalled), and a live worker consumes that queue
+(or a re-send would wait for nobody). Each worker looks every heartbeat;
 one claims the job with a conditional UPDATE (at most one re-send per job per interval, whichever
 worker gets there), logs it and counts it in ``jobs.recoveries`` (re-sends since the job last
 made progress). Re-sending is harmless: a
@@ -18,11 +19,12 @@ documents are failed with the reason, and ``lstmq requeue JOB --failed`` retries
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import Engine, case, func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
@@ -38,6 +40,7 @@ from lstmq.db.schema import (
     utcnow,
 )
 from lstmq.errors import ServiceUnavailable
+from lstmq.queue import queue_length
 from lstmq.settings import Settings
 from producer.sending import RECORDING, PendingSender
 
@@ -52,36 +55,48 @@ class Stalled:
     last_progress: datetime  # last result, or the job's submission or last re-send
 
 
-def open_jobs(engine: Engine) -> list[tuple[Job, datetime | None]]:
-    """Unfinished jobs with pending documents, each with the time of its last result."""
-    stmt = (
-        select(Job, func.max(Document.updated_at))
-        .join(Document, Document.job_id == Job.id)
-        .where(Job.state.in_(OPEN_STATES), Job.finished_at.is_(None))
-        .group_by(Job.id)
-        .having(func.sum(case((Document.status == DOC_PENDING, 1), else_=0)) > 0)
-    )
+def open_jobs(engine: Engine) -> list[Job]:
+    """Unfinished jobs with pending documents (an index probe per job, no scan)."""
+    pending = select(Document.id).where(Document.job_id == Job.id, Document.status == DOC_PENDING).exists()
+    stmt = select(Job).where(Job.state.in_(OPEN_STATES), Job.finished_at.is_(None), pending)
     with session_scope(engine) as session:
-        return [(job, as_utc(last)) for job, last in session.execute(stmt).all()]
+        return list(session.scalars(stmt).all())
 
 
-def last_progress(job: Job, last_result: datetime | None) -> datetime:
-    moments = [as_utc(m) for m in (last_result, job.submitted_at, job.created_at, job.recovered_at) if m]
-    return max(moments)
+def last_progress(engine: Engine, job: Job) -> datetime:
+    """Its last result, submission, or re-send: whichever is latest."""
+    with engine.connect() as conn:
+        last_result = conn.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
+    return max(as_utc(m) for m in (last_result, job.submitted_at, job.created_at, job.recovered_at) if m)
 
 
-def stalled_jobs(engine: Engine, workers: list[WorkerBeat], stall_after_s: int, now: datetime) -> list[Stalled]:
-    """Open jobs with no progress for ``stall_after_s``, not held by a live worker, whose queue
-    a live worker consumes while holding nothing."""
+def candidates(engine: Engine, workers: list[WorkerBeat]) -> list[Job]:
+    """Open jobs that no live worker holds, whose queue a live worker consumes."""
     held = {batch.get("job_id") for worker in workers for batch in worker.current}
-    idle_queues = {queue for worker in workers if not worker.current for queue in worker.queues}
-    if not idle_queues:
-        return []  # every worker is busy: nothing to look at (and no scan of open jobs)
-    found = []
-    for job, last_result in open_jobs(engine):
-        last = last_progress(job, last_result)
-        if job.options.get(RECORDING) or job.id in held or QUEUES.get(job.task) not in idle_queues:
+    consumed = {queue for worker in workers for queue in worker.queues}
+    if not consumed:
+        return []
+    return [
+        job
+        for job in open_jobs(engine)
+        if job.id not in held and QUEUES.get(job.task) in consumed and not job.options.get(RECORDING)
+    ]
+
+
+def stalled_jobs(
+    engine: Engine, workers: list[WorkerBeat], stall_after_s: int, now: datetime, queue_empty: Callable[[str], bool]
+) -> list[Stalled]:
+    """Candidates whose queue is empty (nothing is on its way to a worker) and that made no
+    progress for ``stall_after_s``. Cheapest checks first: the broker is asked once per queue,
+    and a job's documents are read only when its queue is empty."""
+    found, empty = [], {}
+    for job in candidates(engine, workers):
+        queue = QUEUES[job.task]
+        if queue not in empty:
+            empty[queue] = queue_empty(queue)
+        if not empty[queue]:
             continue
+        last = last_progress(engine, job)
         if (now - last).total_seconds() >= stall_after_s:
             found.append(Stalled(job, last))
     return found
@@ -151,7 +166,11 @@ def reconcile(
 ) -> None:
     """Re-send each stalled job this worker claims (one pass; the heartbeat calls it)."""
     now = now or utcnow()
-    for stalled in stalled_jobs(engine, workers, settings.stall_after_s, now):
+
+    def queue_empty(queue: str) -> bool:
+        return queue_length(app, queue) == 0
+
+    for stalled in stalled_jobs(engine, workers, settings.stall_after_s, now, queue_empty):
         count = claim(engine, stalled, now)
         if count is not None:
             resend(engine, app, stalled, settings, now, count)
