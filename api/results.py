@@ -1,5 +1,6 @@
 """``GET /api/v1/jobs/{id}/results``: one row per document, streamed as JSON Lines or CSV in
-constant memory (``lstmq.db.queries.result_rows`` fetches in rounds; rows are sent in chunks).
+constant memory (``lstmq.db.queries.result_rows`` fetches in rounds; rows are sent in chunks),
+or as JSON one page at a time (``api.result_pages``: keyset cursor, filters in SQL).
 
 ``status`` and the score bounds filter the rows here, beside the query ``lstmq results`` uses.
 """
@@ -21,13 +22,16 @@ from sqlalchemy import Engine
 from api.auth import read_access
 from api.deps import EngineDep
 from api.jobs import JobId
+from api.result_pages import ResultFilter, results_page
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, result_rows
-from lstmq.db.schema import DOC_FAILED
+from lstmq.db.schema import DOC_FAILED, Job
 from lstmq.errors import InputError
 from producer.output import RENDER_COLUMNS, RESULT_COLUMNS
 
 CHUNK_ROWS = 1000  # rows encoded per chunk sent
+DEFAULT_PAGE_ROWS = 1000
+MAX_PAGE_ROWS = 10_000
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 api = APIRouter(tags=["results"])
 
@@ -47,27 +51,55 @@ class RowFilter:
         return self.max_score is None or (score is not None and score <= self.max_score)
 
 
-@api.get("/jobs/{job_id}/results", dependencies=[read_access], summary="One row per document, streamed")
+@api.get("/jobs/{job_id}/results", dependencies=[read_access], summary="One row per document, streamed or paged")
 def results(
     job_id: JobId,
     engine: EngineDep,
-    format: Literal["jsonl", "csv"] = "jsonl",
+    format: Literal["jsonl", "csv", "json"] = "jsonl",
     label: Annotated[str | None, Query(description="Only documents classified as this label.")] = None,
     status: Literal["pending", "done", "failed"] | None = None,
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
-) -> StreamingResponse:
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_ROWS, description="Rows per page (json).")] = None,
+    after: Annotated[int | None, Query(ge=0, description="The `next` of the previous page (json).")] = None,
+):
+    if format == "json":
+        where = ResultFilter(label, status, min_score, max_score, after=after or 0)
+        with session_scope(engine) as session:
+            return _page(session, get_job(session, job_id), where, limit or DEFAULT_PAGE_ROWS)
+    if limit is not None or after is not None:
+        raise InputError("limit and after page the json format; jsonl and csv stream every row")
     chunks = _encoded(engine, job_id, format, label, RowFilter(status, min_score, max_score))
     next(chunks)  # the job exists and the filters fit it: errors become problems, not a cut stream
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[format], headers=headers)
 
 
+def _page(session, job: Job, where: ResultFilter, limit: int) -> dict:
+    """``{"results": [...], "next": cursor or None}``, rows as in the streamed forms."""
+    _check_filters(job, where.label, where.min_score, where.max_score)
+    rows, after = results_page(session, job, where, limit)
+    return {"results": [_result(row, job) for row in rows], "next": after}
+
+
+def _result(row, job: Job) -> dict:
+    values = row._mapping
+    out = {"id": row.external_id, "label": values.get("label"), "score": values.get("score"), "model": job.model}
+    out |= {"model_version": row.model_version, "status": row.status, "error": row.error}
+    if job.task == "render":
+        out["image_path"] = row.path
+    return out
+
+
+def _check_filters(job: Job, label: str | None, min_score: float | None, max_score: float | None) -> None:
+    if job.task != "classify" and (label is not None or min_score is not None or max_score is not None):
+        raise InputError(f"label, min_score and max_score apply to classify jobs; job {job.id} is a {job.task} job")
+
+
 def _encoded(engine: Engine, job_id: str, fmt: str, label: str | None, where: RowFilter) -> Iterator[bytes]:
     with session_scope(engine) as session:
         job = get_job(session, job_id)
-        if job.task != "classify" and (where.min_score is not None or where.max_score is not None):
-            raise InputError(f"min_score and max_score apply to classify jobs; job {job.id} is a {job.task} job")
+        _check_filters(job, label, where.min_score, where.max_score)
         rows = result_rows(session, job, label=label, failed_only=where.status == DOC_FAILED)
         head = list(islice(rows, 1))  # runs the query now (and result_rows' own checks)
         yield b""

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import DOC_DONE, Classification, Document, Job
+from lstmq.db.schema import Job
 from lstmq.settings import get_settings
-from tests.support.api import GOOD, Api, assert_problem, jsonl, running_api
+from tests.support.api import GOOD, Api, assert_problem, classified_job, jsonl, running_api
 from tests.support.jobs import add_job
 from tests.support.processes import run_lstmq
 from tests.support.queued import queued_doc_ids, queued_payloads
@@ -119,22 +119,6 @@ def test_admin_cancels_and_requeues(api):
 
 
 # --- results -------------------------------------------------------------------------------------
-
-
-def classified_job(api: Api, results: list[tuple[str, float] | None]) -> str:
-    """A job whose documents have these (label, score) results; None leaves one pending."""
-    job_id, doc_ids = add_job(api.stack.engine, [f"text {i}" for i in range(len(results))])
-    with session_scope(api.stack.engine) as session:
-        for doc_id, result in zip(doc_ids, results, strict=True):
-            if result is not None:
-                label, score = result
-                session.get(Document, doc_id).status = DOC_DONE
-                session.add(
-                    Classification(
-                        document_id=doc_id, model="news", model_version="v1", label=label, score=score, probs={}
-                    )
-                )
-    return job_id
 
 
 def results(api: Api, job_id: str, query: str = "") -> list[dict]:

@@ -153,3 +153,16 @@ def test_a_login_form_posted_from_another_site_is_refused(api):
     body = urlencode({"token": api.tokens["read"]}).encode()
     assert api.call("POST", "/login", None, body, FORM | {"Origin": "https://evil.example"}).status == 403
     assert api.call("POST", "/login", None, body, FORM | {"Origin": f"http://127.0.0.1:{api.port}"}).status == 303
+
+
+def test_the_results_table_pages_and_filters(api):
+    job_id, ids = add_job(api.stack.engine, [f"doc text {i}" for i in range(60)])
+    with session_scope(api.stack.engine) as session:
+        session.execute(update(Document).where(Document.id == ids[-1]).values(status=DOC_FAILED, error="boom"))
+    cookie, _ = login(api, "read")
+    first = get(api, f"/jobs/{job_id}", cookie).body.decode().split('id="results"')[1]
+    assert first.count("<tr><td>") == 50 and f'href="?after={ids[49]}#results"' in first
+    rest = get(api, f"/jobs/{job_id}?after={ids[49]}", cookie).body.decode().split('id="results"')[1]
+    assert rest.count("<tr><td>") == 10 and "doc text 50" in rest and "Next page" not in rest
+    failed = get(api, f"/jobs/{job_id}?status=failed", cookie).body.decode().split('id="results"')[1]
+    assert "doc text 59" in failed and "doc text 0<" not in failed

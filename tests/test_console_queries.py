@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
-from api.console.queries import ResultFilter, failed_documents, least_confident, results_page, score_summary
+from api.console.queries import failed_documents, least_confident, score_summary
+from api.result_pages import ResultFilter, results_page
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job
 from lstmq.db.schema import Classification, Document

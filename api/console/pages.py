@@ -26,6 +26,7 @@ from api.console.render import HERE, page
 from api.deps import EngineDep, celery_of, engine_of
 from api.jobs import STATES, JobId, jobs_page
 from api.problems import status_of
+from api.result_pages import ResultFilter, results_page
 from api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
 from api.tokens import grants
 from lstmq.db.engine import session_scope
@@ -166,18 +167,18 @@ def job(
     done: str = "",
 ):
     status = status if status in (DOC_DONE, DOC_FAILED, DOC_PENDING) else None
-    where = queries.ResultFilter(label or None, status, after)
+    where = ResultFilter(label=label or None, status=status, after=after)
     with session_scope(engine) as session:
         view = _job_view(session, job_id, where)
     chart = {"width": CHART_WIDTH, "row": ROW_HEIGHT, "hist": HIST_HEIGHT, "axis": AXIS_HEIGHT, "top": TOP_MARGIN}
     return page(request, "job.html", console, where=where, chart=chart, notice=NOTICES.get(done), **view)
 
 
-def _job_view(session, job_id: str, where: queries.ResultFilter) -> dict:
+def _job_view(session, job_id: str, where: ResultFilter) -> dict:
     found = get_job(session, job_id)
     classify = found.task == "classify"
     scores = queries.score_summary(session, found) if classify else queries.ScoreSummary([], [])
-    rows, after = queries.results_page(session, found, where)
+    rows, after = results_page(session, found, where)
     return {
         "job": job_status(session, job_id),
         "labels": label_bars(scores.labels),

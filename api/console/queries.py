@@ -1,5 +1,5 @@
-"""What a job page shows beyond ``lstmq status``: label counts and a score histogram, the least
-confident and the failed documents, and one page of results with their texts (keyset paged)."""
+"""What a job page shows beyond ``lstmq status`` and its results (``api.result_pages``): label
+counts and a score histogram, the least confident and the failed documents."""
 
 from __future__ import annotations
 
@@ -8,19 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from lstmq.db.schema import DOC_FAILED, Classification, Document, Image, Job
+from api.result_pages import short_text
+from lstmq.db.schema import DOC_FAILED, Classification, Document, Job
 
 SCORE_BINS = 10
-TEXT_CHARS = 400  # of each text on a page; the results download has none, the database all
-PAGE_ROWS = 50
 FEW_ROWS = 10
-
-
-@dataclass(frozen=True)
-class ResultFilter:
-    label: str | None = None
-    status: str | None = None
-    after: int = 0  # the last document id of the previous page
 
 
 def _classified(job: Job):
@@ -58,7 +50,7 @@ def _count_if(condition):
 
 def least_confident(session: Session, job: Job, limit: int = FEW_ROWS) -> list:
     stmt = (
-        select(Document.external_id, _text(), Classification.label, Classification.score)
+        select(Document.external_id, short_text(), Classification.label, Classification.score)
         .select_from(_classified(job))
         .where(Document.job_id == job.id)
         .order_by(Classification.score, Document.id)
@@ -67,37 +59,7 @@ def least_confident(session: Session, job: Job, limit: int = FEW_ROWS) -> list:
 
 
 def failed_documents(session: Session, job: Job, limit: int = FEW_ROWS) -> list:
-    stmt = select(Document.external_id, _text(), Document.error).where(
+    stmt = select(Document.external_id, short_text(), Document.error).where(
         Document.job_id == job.id, Document.status == DOC_FAILED
     )
     return list(session.execute(stmt.order_by(Document.id).limit(limit)))
-
-
-def results_page(session: Session, job: Job, where: ResultFilter, limit: int = PAGE_ROWS) -> tuple[list, int | None]:
-    """Up to ``limit`` documents after ``where.after`` with their result, and the next cursor."""
-    result = Classification if job.task == "classify" else Image
-    columns = [Classification.label, Classification.score] if result is Classification else [Image.path]
-    stmt = (
-        select(Document.id, Document.external_id, Document.status, Document.error, _text(), *columns)
-        .outerjoin(result, and_(result.document_id == Document.id, result.model == job.model))
-        .where(Document.job_id == job.id, Document.id > where.after)
-        .order_by(Document.id, result.updated_at.desc())
-    )
-    if where.status:
-        stmt = stmt.where(Document.status == where.status)
-    if where.label and result is Classification:
-        stmt = stmt.where(Classification.label == where.label)
-    fetched = list(session.execute(stmt.limit(limit * 2 + 1)))
-    rows = _first_per_document(fetched)
-    more = len(rows) > limit or len(fetched) > limit * 2
-    return rows[:limit], rows[:limit][-1].id if more else None
-
-
-def _first_per_document(rows) -> list:
-    # A document with results from two model versions comes twice: keep the newest.
-    seen: set[int] = set()
-    return [row for row in rows if not (row.id in seen or seen.add(row.id))]
-
-
-def _text():
-    return func.substr(Document.text, 1, TEXT_CHARS).label("text")

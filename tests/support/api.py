@@ -13,6 +13,8 @@ from pathlib import Path
 
 from api.tokens import SCOPES, create_token
 from lstmq.db.engine import session_scope
+from lstmq.db.schema import DOC_DONE, Classification, Document
+from tests.support.jobs import add_job
 from tests.support.processes import LstmqProcess, worker_env
 from tests.support.stacks import Stack, open_stack
 
@@ -93,3 +95,19 @@ def assert_problem(reply: Reply, status: int) -> dict:
     assert PROBLEM_KEYS <= problem.keys() and problem["status"] == status
     assert "Traceback" not in problem["detail"]
     return problem
+
+
+def classified_job(api: Api, results: list[tuple[str, float] | None]) -> str:
+    """A job whose documents have these (label, score) results; None leaves one pending."""
+    job_id, doc_ids = add_job(api.stack.engine, [f"text {i}" for i in range(len(results))])
+    with session_scope(api.stack.engine) as session:
+        for doc_id, result in zip(doc_ids, results, strict=True):
+            if result is not None:
+                label, score = result
+                session.get(Document, doc_id).status = DOC_DONE
+                session.add(
+                    Classification(
+                        document_id=doc_id, model="news", model_version="v1", label=label, score=score, probs={}
+                    )
+                )
+    return job_id
