@@ -20,10 +20,13 @@ from lstmq.errors import InputError
 T = TypeVar("T")
 
 
-def chunked(items: Iterable[T], max_items: int, max_bytes: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+def chunked(
+    items: Iterable[T], max_items: int, max_bytes: int, size: Callable[[T], int], grow_to: int | None = None
+) -> Iterator[list[T]]:
     """Consecutive runs of ``items`` with at most ``max_items`` each and a total ``size`` of
     at most ``max_bytes``; an item larger than ``max_bytes`` travels alone. Lazy: holds one
-    batch at a time."""
+    batch at a time. ``grow_to``: each batch may hold twice the items of the one before, up
+    to ``grow_to`` (a first chunk that comes soon, later ones that cost less per item)."""
     if max_items < 1 or max_bytes < 1:
         raise ValueError("max_items and max_bytes must be positive")
     batch: list[T] = []
@@ -33,6 +36,8 @@ def chunked(items: Iterable[T], max_items: int, max_bytes: int, size: Callable[[
         if batch and (len(batch) == max_items or batch_bytes + item_bytes > max_bytes):
             yield batch
             batch, batch_bytes = [], 0
+            if grow_to and max_items < grow_to:
+                max_items = min(2 * max_items, grow_to)
         batch.append(item)
         batch_bytes += item_bytes
     if batch:

@@ -20,6 +20,7 @@ from lstmq.db.schema import DOC_PENDING, Document, utcnow
 # A row of the chunk, in this column order.
 COLUMNS = ("external_id", "source", "record_no", "line_no", "content_hash", "text")
 DOCUMENTS = Document.__table__
+LOOKUP_IDS = 500  # ids per SELECT ... IN on SQLite: before 3.32 a statement takes at most 999 parameters
 # One per connection, emptied by each commit: COPY fills it, one INSERT ... SELECT moves it.
 INCOMING = table("lstmq_incoming", column("ord"), *(column(name) for name in COLUMNS))
 CREATE_INCOMING = (
@@ -77,11 +78,10 @@ def _insert_rows(session: Session, job_id: str, rows: Sequence[tuple]) -> set[st
     SQLite: no RETURNING needed). Safe because only this submit writes the job's documents,
     and the unique constraint still refuses what a lookup would miss."""
     ids = [row[0] for row in rows]
-    taken = set(
-        session.scalars(
-            select(DOCUMENTS.c.external_id).where(DOCUMENTS.c.job_id == job_id, DOCUMENTS.c.external_id.in_(ids))
-        )
-    )
+    taken = set()
+    for start in range(0, len(ids), LOOKUP_IDS):
+        known = DOCUMENTS.c.external_id.in_(ids[start : start + LOOKUP_IDS])
+        taken.update(session.scalars(select(DOCUMENTS.c.external_id).where(DOCUMENTS.c.job_id == job_id, known)))
     fresh = [row for row in rows if row[0] not in taken]
     _insert_new(session, job_id, fresh)
     return {row[0] for row in fresh}

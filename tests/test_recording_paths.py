@@ -15,7 +15,9 @@ from lstmq.db.schema import Document
 from lstmq.queue import make_celery
 from lstmq.readers.records import Record, Rejected
 from lstmq.settings import get_settings
+from producer import recording
 from producer import submit as submit_module
+from producer.batching import chunked
 from producer.submit import submit_records
 from tests.support.models import install_fake_model
 from tests.support.postgres import empty_postgres
@@ -93,6 +95,8 @@ def test_copy_and_executemany_record_the_same_documents_and_reject_the_same_reco
     engines, monkeypatch, chunk_docs, numbered_first
 ):
     monkeypatch.setattr(submit_module, "INSERT_CHUNK_DOCS", chunk_docs)  # duplicates within and across chunks
+    monkeypatch.setattr(submit_module, "INSERT_CHUNK_MAX_DOCS", chunk_docs)
+    monkeypatch.setattr(recording, "LOOKUP_IDS", 3)  # SQLite looks a chunk's ids up in several statements
     made, _app = engines
     items = mixed_input(seed=chunk_docs + numbered_first, numbered_first=numbered_first)
     sqlite, postgres = (recorded(engine, items) for engine in made.values())
@@ -103,3 +107,10 @@ def test_copy_and_executemany_record_the_same_documents_and_reject_the_same_reco
     assert ([(d[0], d[1]) for d in docs], sorted(rejected)) == (kept, sorted(rejects))
     assert counts == (len(docs), len(rejected)) and {d[-1] for d in docs} == {"pending"}
     assert [d[4] for d in docs] == [int(d[3]) - 1 for d in docs]  # record numbers kept with their lines
+
+
+def test_chunks_may_grow_to_a_limit_so_the_first_comes_soon_and_later_ones_cost_less():
+    sizes = [len(chunk) for chunk in chunked(range(100), 5, 10**9, lambda _: 1, grow_to=24)]
+    assert sizes == [5, 10, 20, 24, 24, 17]
+    by_bytes = [len(chunk) for chunk in chunked(range(100), 5, 12, lambda _: 1, grow_to=24)]
+    assert by_bytes == [5, 10, *[12] * 7, 1]  # the byte limit still closes every chunk
