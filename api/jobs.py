@@ -14,7 +14,7 @@ from api.deps import CeleryDep, EngineDep
 from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_status
+from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for
@@ -45,7 +45,7 @@ def list_jobs(
 ) -> dict:
     with session_scope(engine) as session:
         page, after = jobs_page(session, limit, before, state, schedule)
-        return {"jobs": [job_summary(job) for job in page], "next": after}
+        return {"jobs": [job_summary(job) | {"health": health_of(session, job)} for job in page], "next": after}
 
 
 def jobs_page(
@@ -71,10 +71,24 @@ def _filtered(session: Session, before: str | None, state: str | None, schedule:
     return stmt
 
 
-@api.get("/jobs/{job_id}", dependencies=[read_access], summary="Counts, rate and ETA (as `lstmq status --json`)")
+@api.get(
+    "/jobs/{job_id}",
+    dependencies=[read_access],
+    summary="Counts, rate and ETA (as `lstmq status --json`), and `health` when stalled",
+)
 def get_status(job_id: JobId, engine: EngineDep) -> dict:
     with session_scope(engine) as session:
-        return job_status(session, job_id).as_dict()
+        current = job_status(session, job_id)
+        return current.as_dict() | {"health": health_of(session, current)}
+
+
+def health_of(session: Session, status: JobStatus) -> dict | None:
+    """Since when a job is stalled and its re-sends (``lstmq status`` prints it), else None."""
+    found = job_health(session, status, get_settings().stall_after_s)
+    if found is None:
+        return None
+    stamps = {key: getattr(found, key) for key in ("stalled_since", "recovered_at")}
+    return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
 
 
 @api.get("/jobs/{job_id}/rejected", dependencies=[read_access], summary="Rejected lines of an API submission")

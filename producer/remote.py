@@ -20,7 +20,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lstmq.db.queries import JOB_FINISHED, JobStatus
+from lstmq.db.queries import JOB_FINISHED, Health, JobStatus
 from lstmq.db.schema import DOC_FAILED, JOB_CANCELLED
 from lstmq.errors import InputError
 from lstmq.readers.sources import STDIN_NAME, Source, resolve_sources
@@ -89,13 +89,26 @@ def _print_rejected(client: ApiClient, source: Source, report: dict) -> None:
 
 
 def status(client: ApiClient, job_id, as_json, watch) -> None:
-    current = follow(client, job_id) if watch else job_status(client, job_id)
-    click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current))
+    if watch:
+        follow(client, job_id)
+    current, health = _status_and_health(client.get(f"{JOBS}/{job_id}"))
+    click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current, health))
 
 
 def job_status(client: ApiClient, job_id: str) -> JobStatus:
-    found = client.get(f"{JOBS}/{job_id}")
-    return JobStatus(**{**found, **{key: _when(found[key]) for key in STAMPS}})
+    return _status_and_health(client.get(f"{JOBS}/{job_id}"))[0]
+
+
+def _status_and_health(found: dict) -> tuple[JobStatus, Health | None]:
+    """The API's status object: the ``lstmq status --json`` fields plus ``health``."""
+    fields = {key: value for key, value in found.items() if key != "health"}
+    return JobStatus(**fields | {key: _when(found[key]) for key in STAMPS}), _health(found["health"])
+
+
+def _health(found: dict | None) -> Health | None:
+    if found is None:
+        return None
+    return Health(_when(found["stalled_since"]), found["recoveries"], _when(found["recovered_at"]))
 
 
 def _when(stamp: str | None) -> datetime | None:
@@ -119,9 +132,10 @@ def _rows(response) -> Iterator[dict]:
 def jobs(client: ApiClient, as_json, limit) -> None:
     found = list(_recent(client, local._positive(local._int_option(limit, "--limit"), "--limit")))
     if as_json:
-        click.echo(json.dumps(found))
+        click.echo(json.dumps([output.job_summary(_summary_status(job)) for job in found]))
     else:
-        output.print_jobs([_summary_status(job) for job in found])
+        health = {job["id"]: _health(job["health"]) for job in found if job["health"]}
+        output.print_jobs([_summary_status(job) for job in found], health)
 
 
 def _recent(client: ApiClient, limit: int) -> Iterator[dict]:
@@ -137,7 +151,8 @@ def _recent(client: ApiClient, limit: int) -> Iterator[dict]:
 def _summary_status(summary: dict) -> JobStatus:
     # A job list row has no rate or timestamps but its creation: print_jobs shows none of them.
     missing = {"docs_per_s": None, "eta_s": None, "submitted_at": None, "finished_at": None}
-    return JobStatus(**{**summary, **missing, "created_at": _when(summary["created_at"])})
+    fields = {key: summary[key] for key in output.JOB_KEYS}
+    return JobStatus(**fields | missing | {"created_at": _when(summary["created_at"])})
 
 
 def follow(client: ApiClient, job_id: str, interval_s: float = output.POLL_INTERVAL_S) -> JobStatus:

@@ -12,11 +12,16 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import Document, Job, utcnow
 from tests.support.api import Api, free_port, running_api
 from tests.support.inputs import corpus
+from tests.support.jobs import add_job
 from tests.support.processes import ROOT, run_lstmq, worker_env
 
 REMOTE = {name: f"producer.remote:{name}_command" for name in ("submit", "status", "results", "jobs")}
@@ -116,3 +121,28 @@ def test_mistakes_get_one_error_line_and_the_database_paths_exit_code(api, job, 
 def test_a_read_token_cannot_submit(api, tmp_path):
     done = remote(api, "submit", str(corpus(tmp_path / "in.jsonl", 2)), "--model", "news", token=api.tokens["read"])
     assert done.returncode == 2 and "has scope read; this needs submit" in done.stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def idle_api(request, tmp_path_factory) -> Iterator[Api]:
+    """A server and no worker: a job left pending stays stalled (no reconciler re-sends it)."""
+    with running_api(request, tmp_path_factory.mktemp("api-cli-idle")) as running:
+        yield running
+
+
+def test_a_stalled_job_reads_the_same_over_the_api(idle_api):
+    job_id, _ = add_job(idle_api.stack.engine, ["one", "two"])
+    hour_ago, minutes_ago = utcnow() - timedelta(hours=1), utcnow() - timedelta(minutes=10)
+    with session_scope(idle_api.stack.engine) as session:
+        session.execute(update(Document).where(Document.job_id == job_id).values(updated_at=hour_ago))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(created_at=hour_ago, submitted_at=hour_ago, recovered_at=minutes_ago, recoveries=2)
+        )
+    printed = {}
+    for args in (["status", job_id], ["jobs"], ["jobs", "--json"]):
+        over_http, direct = remote(idle_api, *args), run_lstmq(*args)
+        assert over_http.stdout == direct.stdout, args
+        printed[args[0]] = over_http.stdout.decode()
+    assert "stalled since" in printed["status"] and "recovering (re-sent 2x" in printed["status"]

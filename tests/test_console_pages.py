@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import update
 
 from api.tokens import create_token, revoke_token
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import DOC_FAILED, Document, Job
+from lstmq.db.schema import DOC_FAILED, Document, Job, utcnow
 from tests.support.api import GOOD, Api, Reply, running_api
 from tests.support.jobs import add_job
 
@@ -166,3 +167,13 @@ def test_the_results_table_pages_and_filters(api):
     assert rest.count("<tr><td>") == 10 and "doc text 50" in rest and "Next page" not in rest
     failed = get(api, f"/jobs/{job_id}?status=failed", cookie).body.decode().split('id="results"')[1]
     assert "doc text 59" in failed and "doc text 0<" not in failed
+
+
+def test_a_stalled_job_says_so_on_its_page(api):
+    job_id, _ = add_job(api.stack.engine, ["waiting"])
+    hour_ago = utcnow() - timedelta(hours=1)
+    with session_scope(api.stack.engine) as session:
+        session.execute(update(Document).where(Document.job_id == job_id).values(updated_at=hour_ago))
+        session.execute(update(Job).where(Job.id == job_id).values(created_at=hour_ago, submitted_at=hour_ago))
+    html = get(api, f"/jobs/{job_id}", login(api, "read")[0]).body.decode()
+    assert "stalled since" in html and "waiting for a live worker" in html

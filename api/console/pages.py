@@ -30,12 +30,13 @@ from api.result_pages import ResultFilter, results_page
 from api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
 from api.tokens import grants
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job, get_job, job_status
+from lstmq.db.queries import cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING
 from lstmq.errors import LstmqError
 from lstmq.modelstore import scan_models
 from lstmq.settings import get_settings
 from producer.batching import batch_size_for
+from producer.output import stalled
 from producer.schedules.output import run_dict, schedule_dict
 from producer.schedules.store import history, list_schedules, timing_of
 from producer.sending import requeue
@@ -179,8 +180,11 @@ def _job_view(session, job_id: str, where: ResultFilter) -> dict:
     classify = found.task == "classify"
     scores = queries.score_summary(session, found) if classify else queries.ScoreSummary([], [])
     rows, after = results_page(session, found, where)
+    current = job_status(session, job_id)
+    health = job_health(session, current, get_settings().stall_after_s)
     return {
-        "job": job_status(session, job_id),
+        "job": current,
+        "stalled": stalled(health) if health else None,
         "labels": label_bars(scores.labels),
         "histogram": histogram_bars(scores.histogram),
         "least": queries.least_confident(session, found) if classify else [],
