@@ -123,17 +123,14 @@ def test_a_read_token_cannot_submit(api, tmp_path):
     assert done.returncode == 2 and "has scope read; this needs submit" in done.stderr.decode()
 
 
-@pytest.fixture(scope="module")
-def idle_api(request, tmp_path_factory) -> Iterator[Api]:
-    """A server and no worker: a job left pending stays stalled (no reconciler re-sends it)."""
-    with running_api(request, tmp_path_factory.mktemp("api-cli-idle")) as running:
-        yield running
-
-
-def test_a_stalled_job_reads_the_same_over_the_api(idle_api):
-    job_id, _ = add_job(idle_api.stack.engine, ["one", "two"])
+def test_a_stalled_job_reads_the_same_over_the_api(api):
+    # Last in this module: without a worker no reconciler re-sends the job while it is read.
+    for worker in api.stack.workers:
+        worker.kill()
+    api.stack.workers.clear()
+    job_id, _ = add_job(api.stack.engine, ["one", "two"])
     hour_ago, minutes_ago = utcnow() - timedelta(hours=1), utcnow() - timedelta(minutes=10)
-    with session_scope(idle_api.stack.engine) as session:
+    with session_scope(api.stack.engine) as session:
         session.execute(update(Document).where(Document.job_id == job_id).values(updated_at=hour_ago))
         session.execute(
             update(Job)
@@ -142,7 +139,7 @@ def test_a_stalled_job_reads_the_same_over_the_api(idle_api):
         )
     printed = {}
     for args in (["status", job_id], ["jobs"], ["jobs", "--json"]):
-        over_http, direct = remote(idle_api, *args), run_lstmq(*args)
+        over_http, direct = remote(api, *args), run_lstmq(*args)
         assert over_http.stdout == direct.stdout, args
         printed[args[0]] = over_http.stdout.decode()
     assert "stalled since" in printed["status"] and "recovering (re-sent 2x" in printed["status"]
