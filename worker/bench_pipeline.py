@@ -28,16 +28,17 @@ MINIMAL_TRAINING = (
     " --epochs=1 --threads=1 --no-calibrate --device=cpu"
 ).split()
 PRODUCER_STAGES = ("read", "hash", "record", "send")
-WORKER_STAGES = ("receive", "read state", "tokenize", "model", "write results", "ack")
+WORKER_STAGES = ("receive", "read state", "tokenize", "model", "write results")
 # docs/s on the 2-core development machine (issue 11): Redis + PostgreSQL, and the embedded setup
 TARGETS = {"end to end": 20_000, "record": 40_000}
 EMBEDDED_TARGETS = {"end to end": 5_000}
 
 
 def train_minimal_classifier(model_dir: Path) -> None:
-    """``lstmq train classifier`` on the samples, writing ``model_dir/MINIMAL_MODEL``."""
+    """``lstmq train classifier`` on the samples, writing ``model_dir/MINIMAL_MODEL`` (the labelled
+    samples beside ``model_dir``)."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    corpus = model_dir / "samples.jsonl"
+    corpus = model_dir.parent / "samples.jsonl"
     with corpus.open("w") as out:
         for label in SAMPLE_LABELS:
             for line in (SAMPLES / f"{label}.jsonl").read_text().splitlines():
