@@ -83,6 +83,9 @@ def send_batch(app: Celery, task: str, payload: BatchPayload) -> None:
         app.send_task(
             TASK_NAMES[task],
             args=[payload.model_dump(mode="json")],
+            # A short repr: Celery otherwise saferepr()s the whole payload for its logs, about a
+            # third of publishing a 256-document message.
+            argsrepr=f"<{len(payload.docs)} documents of job {payload.job_id}>",
             queue=QUEUES[task],
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from lstmq import stages
 from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn
 from lstmq.db.dialects import dialect_insert, upsert
 from lstmq.db.engine import session_scope
@@ -104,13 +105,17 @@ def report(batch: BatchPayload, docs: list[DocIn], outcome: Outcome) -> dict:
 def process_batch(
     engine: Engine, batch: BatchPayload, results: Results, work: Callable[[list[DocIn]], Outcome]
 ) -> dict:
-    """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts."""
-    docs = docs_to_process(engine, batch)
-    if not docs:
-        return report(batch, docs, Outcome())
-    outcome = work(docs)
-    write_outcome(engine, outcome, results)
-    return report(batch, docs, outcome)
+    """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts.
+    Each step is counted (``lstmq.stages``) and flushed for ``lstmq bench --pipeline``."""
+    with stages.timed("read state", len(batch.docs)):
+        docs = docs_to_process(engine, batch)
+    if docs:
+        with stages.timed("model", len(docs)):
+            outcome = work(docs)
+        with stages.timed("write results", len(docs)):
+            write_outcome(engine, outcome, results)
+    stages.flush()
+    return report(batch, docs, outcome if docs else Outcome())
 
 
 def give_up(engine: Engine, batch: BatchPayload, error: str) -> dict:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from lstmq import stages
 from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
@@ -88,7 +89,8 @@ def forged(batch: BatchPayload) -> bool:
 def run_batch(task, payload: dict, kind: str) -> dict | None:
     """The body every lstmq task shares: validate → authentic? → poison check → the batch
     function → one transaction."""
-    batch = parse(payload)
+    with stages.timed("receive", len(payload.get("docs", ())) if isinstance(payload, dict) else 0):
+        batch = parse(payload)
     if batch is None:
         return None
     with transient_db_errors():

@@ -88,7 +88,9 @@ class Document(Base):
 
     __table_args__ = (
         UniqueConstraint("job_id", "external_id", name="uq_documents_job_external"),
-        Index("ix_documents_job_status", "job_id", "status"),
+        # id last: the sender's keyset pages (pending, id > last, in id order) read only their
+        # page; on (job_id, status) each page sorted every pending document of the job.
+        Index("ix_documents_job_status", "job_id", "status", "id"),
         Index("ix_documents_external_id", "external_id"),
         Index("ix_documents_content_hash", "content_hash"),
     )
