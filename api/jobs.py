@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 from api.auth import admin_access, read_access
 from api.deps import CeleryDep, EngineDep
 from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
+from lstmq.batching import batch_size_for
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, Schedule
+from lstmq.sending import requeue
 from lstmq.settings import get_settings
-from producer.batching import batch_size_for
 from producer.output import job_summary
-from producer.sending import requeue
 
 MAX_PAGE_JOBS = 500
 JobId = Annotated[str, Path(max_length=64, description="A job id (`lstmq jobs`).")]

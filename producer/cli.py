@@ -1,5 +1,5 @@
 """``lstmq submit / status / results / jobs / cancel / requeue``: a thin layer over
-``producer.submit``, ``producer.sending`` and ``lstmq.db.queries``.
+``producer.submit``, ``lstmq.sending`` and ``lstmq.db.queries``.
 
 Options a user can get wrong are taken as plain strings and checked here, so every mistake
 is one ``error: ...`` line (click's own usage errors span several lines).
@@ -11,16 +11,16 @@ import json
 
 import click
 
+from lstmq.batching import batch_size_for
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import cancel_job, get_job, job_health, job_status, list_jobs, live_workers, result_rows
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.queue import make_celery
 from lstmq.readers.records import Fields
 from lstmq.readers.sources import read_sources, resolve_sources
+from lstmq.sending import requeue as requeue_job
 from lstmq.settings import get_settings
 from producer import output
-from producer.batching import batch_size_for
-from producer.sending import requeue as requeue_job
 from producer.submit import check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")

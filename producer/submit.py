@@ -3,11 +3,11 @@
 Two phases, so that no document is ever lost or counted twice:
 
 1. *record*: documents are inserted in chunks (bounded memory; ``COPY`` on PostgreSQL, see
-   ``producer.recording``) while the job is marked as recording (``producer.sending.RECORDING``;
+   ``producer.recording``) while the job is marked as recording (``lstmq.sending.RECORDING``;
    ``requeue`` refuses it). A failure here, a ``--strict`` refusal, or an input with no good
    record deletes the job again, leaving nothing in the database.
 2. *send*: pending documents are streamed back from the database and published in batches
-   (``producer.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
+   (``lstmq.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
 Without ``--strict`` the phases overlap: after each recorded chunk its full batches are sent,
 so workers start while a large input is still being read (the benchmark's end-to-end rate
@@ -30,6 +30,7 @@ from sqlalchemy import Engine, delete, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from lstmq import stages
+from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import TASK_NAMES
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
@@ -37,10 +38,9 @@ from lstmq.errors import InputError, ModelNotFound, TransientError
 from lstmq.modelstore import find_model
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
+from lstmq.sending import RECORDING, PendingSender, SendReport, mark_recorded
 from lstmq.settings import get_settings
-from producer.batching import batch_size_for, chunked
 from producer.recording import record_rows
-from producer.sending import RECORDING, PendingSender, SendReport, mark_recorded
 
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
 INSERT_CHUNK_MAX_DOCS = 8192  # each later one twice the one before, up to this (a commit per 500 cost ~20 %)

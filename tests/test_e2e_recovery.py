@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, text
 
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
-from producer.sending import requeue
+from lstmq.sending import requeue
 from tests.support.inputs import corpus
 from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
 from tests.support.locks import documents_locked, lock_waiters

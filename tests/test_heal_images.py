@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from lstmq.db.schema import DOC_FAILED, Document  # noqa: E402
 from lstmq.errors import TransientError  # noqa: E402
-from producer.sending import requeue  # noqa: E402
+from lstmq.sending import requeue  # noqa: E402
 from tests.support.jobs import add_job, batch_of, status_counts  # noqa: E402
 from tests.support.queued import queued_doc_ids  # noqa: E402
 from tests.support.tiny_generator import TINY_NAME, make_tiny_generator  # noqa: E402

@@ -9,6 +9,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from lstmq.batching import chunked
 from lstmq.db.engine import make_engine, session_scope
 from lstmq.db.migrate import upgrade
 from lstmq.db.schema import Document
@@ -17,7 +18,6 @@ from lstmq.readers.records import Record, Rejected
 from lstmq.settings import get_settings
 from producer import recording
 from producer import submit as submit_module
-from producer.batching import chunked
 from producer.submit import submit_records
 from tests.support.models import install_fake_model
 from tests.support.postgres import empty_postgres

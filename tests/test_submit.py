@@ -11,15 +11,15 @@ import re
 import pytest
 from sqlalchemy import func, select, update
 
+from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job
 from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserError
 from lstmq.queue import make_celery
 from lstmq.readers.records import Record, Rejected
+from lstmq.sending import requeue, send_pending
 from producer import submit as submit_module
-from producer.batching import batch_size_for, chunked
-from producer.sending import requeue, send_pending
 from producer.submit import submit_records
 from tests.support.processes import run_lstmq
 from tests.support.queued import queued_doc_ids, queued_payloads
@@ -403,12 +403,12 @@ def test_requeue_refuses_a_job_whose_input_is_still_being_recorded(migrated_db, 
 
 
 def test_a_broker_failing_while_sending_names_the_recorded_job_to_requeue(migrated_db, celery_app, models, monkeypatch):
-    import producer.sending
+    import lstmq.sending
 
     def broken(*_args):
         raise ServiceUnavailable("broker redis://x unreachable: down")
 
-    monkeypatch.setattr(producer.sending, "send_batch", broken)
+    monkeypatch.setattr(lstmq.sending, "send_batch", broken)
     with pytest.raises(ServiceUnavailable) as info:
         submit(migrated_db, celery_app, recs("a"))
     with session_scope(migrated_db) as session:

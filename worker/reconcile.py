@@ -41,8 +41,8 @@ from lstmq.db.schema import (
 )
 from lstmq.errors import ServiceUnavailable
 from lstmq.queue import queue_length
+from lstmq.sending import RECORDING, PendingSender
 from lstmq.settings import Settings
-from producer.sending import RECORDING, PendingSender
 
 log = logging.getLogger("lstmq.worker")
 MAX_FRUITLESS_RECOVERIES = 3

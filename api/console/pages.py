@@ -29,17 +29,17 @@ from api.problems import status_of
 from api.result_pages import ResultFilter, results_page
 from api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
 from api.tokens import grants
+from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING
 from lstmq.errors import LstmqError
 from lstmq.modelstore import scan_models
+from lstmq.sending import requeue
 from lstmq.settings import get_settings
-from producer.batching import batch_size_for
 from producer.output import stalled
 from producer.schedules.output import run_dict, schedule_dict
 from producer.schedules.store import history, list_schedules, timing_of
-from producer.sending import requeue
 
 JOBS_PER_PAGE = 50
 HISTORY_RUNS = 50

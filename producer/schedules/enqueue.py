@@ -9,11 +9,11 @@ from __future__ import annotations
 from celery import Celery
 from sqlalchemy import Engine, select
 
+from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Job
+from lstmq.sending import send_pending
 from lstmq.settings import get_settings
-from producer.batching import batch_size_for
-from producer.sending import send_pending
 
 
 def publish_pending(engine: Engine, app: Celery, schedule_id: int) -> list[str]:

@@ -13,13 +13,13 @@ from celery import Celery
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from lstmq.batching import chunked, utf8_len
 from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, pending_page
 from lstmq.db.schema import DOC_FAILED, DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, utcnow
 from lstmq.errors import UserError
 from lstmq.queue import send_batch
-from producer.batching import chunked, utf8_len
 
 PAGE_BATCHES = 4  # batches' worth of documents read per database round trip
 # In jobs.options while a submit is still reading its input: such a job's documents are an
