@@ -13,8 +13,10 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 from rich.console import Console
@@ -61,21 +63,14 @@ def _one_source(inputs, fmt) -> Source:
     return sources[0]
 
 
-class _body:
-    """The upload: a file with its length, or stdin sent in chunks."""
-
-    def __init__(self, source: Source) -> None:
-        self.path = source.path
-
-    def __enter__(self):
-        if self.path is None:
-            return sys.stdin.buffer, {}
-        self.file = Path(self.path).open("rb")
-        return self.file, {"Content-Length": str(Path(self.path).stat().st_size)}
-
-    def __exit__(self, *exc) -> None:
-        if self.path is not None:
-            self.file.close()
+@contextmanager
+def _body(source: Source) -> Iterator[tuple[BinaryIO, dict]]:
+    """The upload and its headers: a file with its length, or stdin sent in chunks."""
+    if source.path is None:
+        yield sys.stdin.buffer, {}
+        return
+    with Path(source.path).open("rb") as file:
+        yield file, {"Content-Length": str(Path(source.path).stat().st_size)}
 
 
 def _print_rejected(client: ApiClient, source: Source, report: dict) -> None:
