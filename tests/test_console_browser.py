@@ -85,9 +85,11 @@ def screenshot(browser, shots: Path, name: str) -> None:
     print(f"screenshot: {path}")
 
 
-def upload(browser, api: Api, path: Path, model: str) -> str:
-    """Submit ``path`` from the jobs page; returns the job id once its page is shown."""
-    browser.get(f"http://127.0.0.1:{api.port}/jobs")
+def upload(browser, api: Api, path: Path, model: str, fresh: bool = True) -> str:
+    """Submit ``path`` from the jobs page (``fresh``: loaded anew, default fields); returns the
+    job id once its page is shown."""
+    if fresh:
+        browser.get(f"http://127.0.0.1:{api.port}/jobs")
     browser.find_element(By.ID, "file").send_keys(str(path))
     Select(browser.find_element(By.ID, "model")).select_by_value(model)
     browser.find_element(By.ID, "submit").click()
@@ -126,6 +128,19 @@ def test_an_unusable_upload_is_refused_on_the_page(console, api, tmp_path):
     console.find_element(By.ID, "submit").click()
     error = WebDriverWait(console, WAIT_S).until(lambda b: b.find_element(By.ID, "submit-error").text)
     assert "empty body" in error and console.current_url.endswith("/jobs")
+
+
+def test_a_csv_upload_names_its_text_column(console, api, tmp_path):
+    source = tmp_path / "reviews.csv"
+    source.write_text("key,body\nr1,Loved every minute of it.\nr2,Dull and far too long.\n")
+    console.get(f"http://127.0.0.1:{api.port}/jobs")
+    for field, value in (("text-field", "body"), ("id-field", "key")):
+        console.find_element(By.ID, field).clear()
+        console.find_element(By.ID, field).send_keys(value)
+    upload(console, api, source, "sentiment", fresh=False)
+    wait_finished(console)
+    rows = console.find_elements(By.CSS_SELECTOR, "table.results tbody tr")
+    assert [row.find_element(By.TAG_NAME, "td").text for row in rows] == ["r1", "r2"]
 
 
 def test_upload_and_watch_a_classify_job_finish(console, api, shots, tmp_path):

@@ -51,7 +51,12 @@ async function submitFile(event) {
   const file = form.querySelector("#file").files[0];
   const model = form.querySelector("#model").selectedOptions[0];
   const error = form.querySelector("#submit-error");
-  const query = new URLSearchParams({ model: model.value, task: model.dataset.task });
+  const query = new URLSearchParams({
+    model: model.value,
+    task: model.dataset.task,
+    text_field: form.querySelector("#text-field").value,
+    id_field: form.querySelector("#id-field").value,
+  });
   if (formatOf(file.name)) query.set("format", formatOf(file.name));
   const response = await fetch(`/api/v1/jobs?${query}`, {
     method: "POST", body: file, credentials: "same-origin", headers: { "X-CSRF-Token": csrf() },
