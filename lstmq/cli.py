@@ -16,10 +16,10 @@ from lstmq.errors import LstmqError
 # command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "db": "lstmq.db.cli:db",
-    "submit": "producer.cli:submit",
-    "status": "producer.cli:status",
-    "results": "producer.cli:results",
-    "jobs": "producer.cli:jobs",
+    "submit": "producer.remote:submit_command",  # producer.cli's command plus --api
+    "status": "producer.remote:status_command",
+    "results": "producer.remote:results_command",
+    "jobs": "producer.remote:jobs_command",
     "cancel": "producer.cli:cancel",
     "requeue": "producer.cli:requeue",
     "workers": "producer.cli:workers",

@@ -1,9 +1,6 @@
 """`lstmq submit|status|results|jobs --api URL`: the CLI through the HTTP API, on a machine
 whose database and broker settings lead nowhere, prints what the database path prints and
 exits with the same codes.
-
-Until lstmq/cli.py registers producer.remote's commands, each run registers them itself (a
-no-op once it does).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from tests.support.inputs import corpus
 from tests.support.jobs import add_job
 from tests.support.processes import ROOT, run_lstmq, worker_env
 
-REMOTE = {name: f"producer.remote:{name}_command" for name in ("submit", "status", "results", "jobs")}
-RUN = f"import sys; from lstmq.cli import COMMANDS, main; COMMANDS.update({REMOTE!r}); main(sys.argv[1:])"
 NOWHERE = {  # a database and a broker nobody listens on: the API path must not touch them
     "LSTMQ_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/nothing",
     "LSTMQ_BROKER_URL": "redis://127.0.0.1:9/0",
@@ -45,7 +40,7 @@ def remote(api: Api, *args: str, stdin: bytes | None = None, token: str | None =
     env["LSTMQ_API_URL"] = url or f"http://127.0.0.1:{api.port}"
     env["LSTMQ_API_TOKEN"] = token or api.tokens["submit"]
     return subprocess.run(
-        [sys.executable, "-c", RUN, *args], input=stdin, capture_output=True, env=env, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "lstmq", *args], input=stdin, capture_output=True, env=env, cwd=ROOT, timeout=120
     )
 
 
