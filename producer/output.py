@@ -10,7 +10,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from itertools import islice
 
@@ -120,7 +120,17 @@ def _write_table(rows: Iterable[dict], columns) -> None:
 
 
 def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
-    """Poll the job with a progress bar on stderr until it is finished or cancelled."""
+    """Poll the job in the database with a progress bar on stderr until it is finished or cancelled."""
+
+    def fetch() -> JobStatus:
+        with session_scope(engine) as session:
+            return job_status(session, job_id)
+
+    return follow_status(fetch, job_id, interval_s)
+
+
+def follow_status(fetch: Callable[[], JobStatus], job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
+    """Call ``fetch`` (the database or the API) with a progress bar on stderr until the job ends."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -131,8 +141,7 @@ def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> 
     with Progress(*columns, console=Console(stderr=True)) as progress:
         bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
         while True:
-            with session_scope(engine) as session:
-                current = job_status(session, job_id)
+            current = fetch()
             progress.update(bar, total=current.total, completed=current.done + current.failed, failed=current.failed)
             if current.state in (JOB_FINISHED, JOB_CANCELLED):
                 return current

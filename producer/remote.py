@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,11 +18,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from lstmq.db.queries import JOB_FINISHED, Health, JobStatus
-from lstmq.db.schema import DOC_FAILED, JOB_CANCELLED
+from lstmq.db.queries import Health, JobStatus
+from lstmq.db.schema import DOC_FAILED
 from lstmq.errors import InputError
 from lstmq.readers.sources import STDIN_NAME, Source, resolve_sources
 from producer import cli as local
@@ -152,21 +149,7 @@ def _summary_status(summary: dict) -> JobStatus:
 
 def follow(client: ApiClient, job_id: str, interval_s: float = output.POLL_INTERVAL_S) -> JobStatus:
     """As ``output.follow``, polling the API: a progress bar on stderr until the job ends."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
-        while True:
-            current = job_status(client, job_id)
-            progress.update(bar, total=current.total, completed=current.done + current.failed, failed=current.failed)
-            if current.state in (JOB_FINISHED, JOB_CANCELLED):
-                return current
-            time.sleep(interval_s)
+    return output.follow_status(lambda: job_status(client, job_id), job_id, interval_s)
 
 
 API_OPTION = click.Option(
