@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
@@ -19,6 +19,7 @@ from lstmq.sending import requeue
 from tests.support.inputs import corpus
 from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
 from tests.support.locks import documents_locked, lock_waiters
+from tests.support.postgres import set_connections
 from tests.support.stacks import BACKENDS, open_stack
 from tests.support.waiting import wait_until
 from worker.redeliveries import MAX_REDELIVERIES
@@ -76,17 +77,6 @@ def test_requeue_finishes_a_job_whose_worker_was_killed_with_its_batch_unacknowl
     requeue(stack.engine, stack.app, job_id, 5)
     stack.wait_finished(job_id)
     assert_one_result_per_document(stack, job_id)
-
-
-def set_connections(pg_url: str, allowed: bool) -> None:
-    """Open or close the test database to new connections, cutting the existing ones."""
-    name = pg_url.rsplit("/", 1)[1]
-    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
-        if not allowed:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-    admin.dispose()
 
 
 def test_a_short_database_outage_is_retried_and_loses_nothing(services_stack, pg_url, tmp_path):

@@ -31,7 +31,7 @@ from lstmq.settings import get_settings
 from producer.submit import submit_records
 from tests.support.inputs import corpus
 from tests.support.jobs import status_counts
-from tests.support.postgres import empty_postgres
+from tests.support.postgres import empty_postgres, set_connections
 from tests.support.stacks import Stack, open_stack
 from tests.support.waiting import wait_until
 
@@ -163,17 +163,6 @@ def finish_after_fault(stack: Stack, job_id: str, drill_name: str, n: int = DOCS
     except AssertionError as exc:
         raise AssertionError(f"{exc}{stack.logs()}") from None
     return took
-
-
-def set_connections(pg_url: str, allowed: bool) -> None:
-    """Open or close the drill's database to new connections, cutting the existing ones."""
-    name = pg_url.rsplit("/", 1)[1]
-    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
-        if not allowed:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-    admin.dispose()
 
 
 # --- the drills ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The session's PostgreSQL database, emptied for a test that needs to start from nothing."""
+"""The session's PostgreSQL database: emptied for a test that needs to start from nothing, or
+closed to connections for an outage drill."""
 
 from __future__ import annotations
 
@@ -13,3 +14,14 @@ def empty_postgres(url: str) -> str:
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+def set_connections(pg_url: str, allowed: bool) -> None:
+    """Open or close the database at ``pg_url`` to new connections, cutting the existing ones."""
+    name = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+    admin.dispose()
