@@ -1,7 +1,9 @@
 """``GET /metrics``: Prometheus text, read from the database and broker at each scrape.
 
 Gauges, not counters: the database is the source of truth and any API process can answer.
-Jobs by state (as `lstmq status` derives it), documents by status, messages waiting per queue.
+Jobs by state (as `lstmq status` derives it), documents by model and status, messages waiting
+per queue. Documents per model are what a dashboard turns into docs/s per model:
+``sum by (model) (deriv(lstmq_documents{status=~"done|failed"}[5m]))``.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ class StoreCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily("lstmq_jobs", "Jobs by state.", labels=["state"])
-        documents = GaugeMetricFamily("lstmq_documents", "Documents by status.", labels=["status"])
+        documents = GaugeMetricFamily("lstmq_documents", "Documents by model and status.", labels=["model", "status"])
         with session_scope(self.engine) as session:
             for state, n in session.execute(_jobs_by_state()):
                 jobs.add_metric([state], n)
-            for status, n in session.execute(select(Document.status, func.count()).group_by(Document.status)):
-                documents.add_metric([status], n)
+            for model, status, n in session.execute(_documents_by_model_and_status()):
+                documents.add_metric([model, status], n)
         yield jobs
         yield documents
         yield from self._queue_depths()
@@ -59,6 +61,11 @@ class StoreCollector:
             log.warning("metrics: broker unreachable: %s", exc)
             return
         yield depth
+
+
+def _documents_by_model_and_status():
+    by = (Job.model, Document.status)
+    return select(*by, func.count()).join(Job, Job.id == Document.job_id).group_by(*by)
 
 
 def _jobs_by_state():

@@ -54,11 +54,11 @@ def test_models_lists_the_installed_models(api):
     assert models["news"]["kind"] == "classifier" and "World" in models["news"]["labels"]
 
 
-def test_metrics_count_jobs_by_state_and_documents_by_status(api):
+def test_metrics_count_jobs_by_state_and_documents_by_model_and_status(api):
     add_job(api.stack.engine, ["one", "two"])
     text = api.call("GET", "/metrics", "read").body.decode()
     assert 'lstmq_jobs{state="queued"}' in text
-    assert 'lstmq_documents{status="pending"}' in text
+    assert 'lstmq_documents{model="news",status="pending"}' in text
     assert 'lstmq_queue_messages{queue="lstmq.classify"}' in text
 
 
