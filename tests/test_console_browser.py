@@ -3,7 +3,8 @@ nothing is downloaded: the driver path is given and Selenium Manager is kept off
 
 Log in, upload a file, watch the job finish, see the label chart and the results table (a
 document's markup shown as text), open a render job's gallery and one full image. Screenshots go
-to $LSTMQ_ARTIFACTS (CI keeps them) or the test's folder, and their paths are printed.
+to $LSTMQ_TEST_ARTIFACTS, else out/screenshots/ in the repository (git-ignored: the path CI keeps),
+and their paths are printed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.conftest import service_missing  # noqa: E402
 from tests.support.api import Api, running_api  # noqa: E402
-from tests.support.processes import run_lstmq  # noqa: E402
+from tests.support.processes import ROOT, run_lstmq  # noqa: E402
 from tests.support.stacks import JOB_TIMEOUT_S  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -71,7 +72,8 @@ def browser(api) -> Iterator[webdriver.Chrome]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("LSTMQ_ARTIFACTS") or tmp_path_factory.mktemp("screenshots"))
+    # LSTMQ_TEST_*: the per-test settings fixture clears every other LSTMQ_* variable.
+    folder = Path(os.environ.get("LSTMQ_TEST_ARTIFACTS") or ROOT / "out" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
