@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from lstmq.db.schema import ApiToken, utcnow
 from lstmq.errors import InputError, UserError
+from lstmq.modelstore import valid_name
 
 SCOPES = ("read", "submit", "admin")  # each scope includes the ones before it
 TOKEN_PREFIX = "lstmq"
@@ -27,7 +28,6 @@ ID_BYTES = 6  # 12 hex characters
 SECRET_BYTES = 32
 SALT_BYTES = 16
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per token
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOKEN_PATTERN = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Za-z0-9_-]{{20,100}})$")
 
 
@@ -49,7 +49,7 @@ def create_token(session: Session, name: str, scope: str) -> str:
     """Store a new token's hash; returns the token, which exists nowhere else afterwards."""
     if scope not in SCOPES:
         raise InputError(f"unknown scope {scope!r} (expected {', '.join(SCOPES)})")
-    if not NAME_PATTERN.match(name):
+    if not valid_name(name):
         raise InputError(f"token name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
         raise UserError(f"a token named {name!r} exists (names stay taken after revoke)")
