@@ -17,7 +17,8 @@ from lstmq.batching import chunked, utf8_len
 from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, pending_page
-from lstmq.db.schema import DOC_FAILED, DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, utcnow
+from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, utcnow
+from lstmq.db.transitions import reopen_failed
 from lstmq.errors import UserError
 from lstmq.queue import send_batch
 
@@ -115,10 +116,5 @@ def requeue(engine: Engine, app: Celery, job_id: str, batch_size: int, failed: b
 
 
 def _reopen_failed(session: Session, job: Job) -> None:
-    reopened = session.execute(
-        update(Document)
-        .where(Document.job_id == job.id, Document.status == DOC_FAILED)
-        .values(status=DOC_PENDING, updated_at=utcnow())
-    ).rowcount
-    if reopened:
+    if reopen_failed(session, job.id, utcnow()):
         job.finished_at = None

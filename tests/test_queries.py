@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
 from lstmq.db.schema import Classification, Document, Image, Job, as_utc
+from lstmq.db.transitions import mark_done, mark_failed
 from lstmq.errors import InputError, JobNotFound
 from producer.output import job_summary
 from tests.support.processes import run_lstmq
@@ -81,10 +81,12 @@ def finish(
     model: str = "clf",
     image: str | None = None,
 ) -> None:
-    """What a worker writes: a result row and the document's status."""
+    """What a worker writes: a result row and the document's status (its job's counters with it)."""
     with session_scope(engine) as session:
-        status = "failed" if error else "done"
-        session.execute(update(Document).where(Document.id == doc_id).values(status=status, error=error, updated_at=at))
+        if error:
+            mark_failed(session, {doc_id: error}, at)
+        else:
+            mark_done(session, [doc_id], at)
         if label is not None:
             session.add(
                 Classification(

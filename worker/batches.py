@@ -13,14 +13,15 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from lstmq import stages
 from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn
 from lstmq.db.dialects import dialect_insert, upsert
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
+from lstmq.db.schema import DOC_DONE, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
+from lstmq.db.transitions import mark_done, mark_failed
 
 log = logging.getLogger("lstmq.worker")
 
@@ -130,8 +131,8 @@ def give_up(engine: Engine, batch: BatchPayload, error: str) -> dict:
 def write_outcome(engine: Engine, outcome: Outcome, results: Results) -> None:
     """Result rows, document statuses and the model version: one transaction, all-or-nothing.
 
-    No job row is touched: batches of one job never wait for each other, and a job's
-    ``finished_at`` is derived by the status queries from its documents' ``updated_at``."""
+    The job's counters move last, just before the commit: batches of one job wait for each
+    other only for that commit, never while writing their rows (``lstmq.db.transitions``)."""
     known = _registered.setdefault(engine, set())
     version = outcome.version if outcome.rows and outcome.version else None
     with session_scope(engine) as session:
@@ -157,17 +158,8 @@ def register_model_version(session: Session, info: VersionInfo) -> None:
 
 
 def set_document_status(session: Session, done: list[int], failed: dict[int, str]) -> None:
-    """Mark documents done (clearing any earlier error) in one statement, and each failed one
-    with its own error (rare, so one parameter set per document)."""
+    """Mark documents done (clearing any earlier error) and each failed one with its own error;
+    the job's counters move with them (``lstmq.db.transitions``)."""
     now = utcnow()
-    if done:
-        session.execute(
-            update(Document).where(Document.id.in_(done)).values(status=DOC_DONE, error=None, updated_at=now),
-            execution_options={"synchronize_session": False},
-        )
-    if failed:
-        params = [
-            {"id": doc_id, "status": DOC_FAILED, "error": error[:MAX_ERROR_CHARS], "updated_at": now}
-            for doc_id, error in failed.items()
-        ]
-        session.execute(update(Document), params)  # ORM bulk UPDATE by primary key
+    mark_done(session, done, now)
+    mark_failed(session, {doc_id: error[:MAX_ERROR_CHARS] for doc_id, error in failed.items()}, now)

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import (
-    DOC_FAILED,
     DOC_PENDING,
     JOB_QUEUED,
     JOB_SUBMITTING,
@@ -39,6 +38,7 @@ from lstmq.db.schema import (
     as_utc,
     utcnow,
 )
+from lstmq.db.transitions import fail_pending
 from lstmq.errors import ServiceUnavailable
 from lstmq.queue import queue_length
 from lstmq.sending import RECORDING, PendingSender
@@ -66,7 +66,7 @@ def open_jobs(engine: Engine) -> list[Job]:
 def last_progress(engine: Engine, job: Job) -> datetime:
     """Its last result, submission, or re-send: whichever is latest."""
     with engine.connect() as conn:
-        last_result = conn.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
+        last_result = conn.scalar(select(Job.progressed_at).where(Job.id == job.id))  # the job's row, not a scan
     return max(as_utc(m) for m in (last_result, job.submitted_at, job.created_at, job.recovered_at) if m)
 
 
@@ -153,11 +153,7 @@ def give_up(engine: Engine, job: Job) -> None:
         f"their worker?); fix the cause, then `lstmq requeue {job.id} --failed`"
     )
     with session_scope(engine) as session:
-        failed = session.execute(
-            update(Document)
-            .where(Document.job_id == job.id, Document.status == DOC_PENDING)
-            .values(status=DOC_FAILED, error=error, updated_at=utcnow())
-        ).rowcount
+        failed = fail_pending(session, job.id, error, utcnow())
     log.error("job %s: %d pending documents failed: %s", job.id, failed, error)
 
 

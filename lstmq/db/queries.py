@@ -1,7 +1,9 @@
 """Questions about jobs, asked in SQLAlchemy 2.0 with bound parameters; callers own sessions.
 
-Counts come from one GROUP BY over the (job_id, status) index. A job's state is the stored
-one (submitting, queued, cancelled) except that a queued job with nothing pending reads as
+A job's counts are the counters its row keeps (``lstmq.db.transitions`` moves them with every
+status change), so reading a job costs the same at a million documents as at ten;
+``status_counts`` counts the documents themselves. A job's state is the stored one
+(submitting, queued, cancelled) except that a queued job with nothing pending reads as
 ``finished``; its ``finished_at`` is filled in the first time a status query sees that.
 """
 
@@ -15,7 +17,6 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.db.schema import (
-    DOC_DONE,
     DOC_FAILED,
     DOC_PENDING,
     JOB_CANCELLED,
@@ -88,7 +89,8 @@ def get_job(session: Session, job_id: str) -> Job:
 
 
 def status_counts(session: Session, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-    """{job_id: {status: count}} for the given jobs."""
+    """{job_id: {status: count}} for the given jobs, counted from their documents (a scan of
+    each job's index entries: for checks and small jobs, not for polling)."""
     stmt = (
         select(Document.job_id, Document.status, func.count())
         .where(Document.job_id.in_(job_ids))
@@ -101,19 +103,18 @@ def status_counts(session: Session, job_ids: Sequence[str]) -> dict[str, dict[st
 
 
 def job_status(session: Session, job_id: str, now: datetime | None = None) -> JobStatus:
-    job = get_job(session, job_id)
-    return _status(session, job, status_counts(session, [job.id])[job.id], now)
+    return _status(session, get_job(session, job_id), now)
 
 
 def list_jobs(session: Session, limit: int = 50) -> list[JobStatus]:
     """The most recent jobs first."""
     jobs = session.scalars(select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)).all()
-    counts = status_counts(session, [job.id for job in jobs])
-    return [_status(session, job, counts[job.id]) for job in jobs]
+    return [_status(session, job) for job in jobs]
 
 
-def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | None = None) -> JobStatus:
-    done, failed, pending = (counts.get(s, 0) for s in (DOC_DONE, DOC_FAILED, DOC_PENDING))
+def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatus:
+    done, failed = job.done_count, job.failed_count
+    pending = job.total - done - failed
     state = job.state
     if state == JOB_QUEUED and pending == 0:
         state = JOB_FINISHED
@@ -128,7 +129,7 @@ def _status(session: Session, job: Job, counts: dict[str, int], now: datetime | 
         state=state,
         task=job.task,
         model=job.model,
-        total=done + failed + pending,
+        total=job.total,
         done=done,
         failed=failed,
         pending=pending,
@@ -150,8 +151,7 @@ def _schedule_name(session: Session, schedule_id: int | None) -> str | None:
 
 def _mark_finished(session: Session, job: Job) -> None:
     """finished_at = when the last document got its result (not when someone looked)."""
-    last = session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id))
-    job.finished_at = last or job.submitted_at or job.created_at
+    job.finished_at = job.progressed_at or job.submitted_at or job.created_at
 
 
 def job_health(session: Session, status: JobStatus, stall_after_s: int, now: datetime | None = None) -> Health | None:
@@ -159,8 +159,7 @@ def job_health(session: Session, status: JobStatus, stall_after_s: int, now: dat
     if status.state not in (JOB_QUEUED, JOB_SUBMITTING) or status.pending == 0:
         return None
     job = get_job(session, status.id)
-    last_result = as_utc(session.scalar(select(func.max(Document.updated_at)).where(Document.job_id == job.id)))
-    since = max(m for m in (last_result, as_utc(job.submitted_at), as_utc(job.created_at)) if m)
+    since = max(as_utc(m) for m in (job.progressed_at, job.submitted_at, job.created_at) if m)
     if ((now or utcnow()) - since).total_seconds() < stall_after_s:
         return None
     return Health(since, job.recoveries, as_utc(job.recovered_at))

@@ -2,7 +2,7 @@
 
 - ``jobs``: one submission (or one scheduled run).
 - ``documents``: every accepted record of a job, recorded *before* it is queued, with its
-  per-document ``status`` (pending/done/failed) and ``error``.
+  per-document ``status`` (pending/done/failed) and ``error``; ``jobs`` keeps their counts.
 - ``classifications`` / ``images``: one result per (document, model, model_version),
   written as upserts so a redelivered batch rewrites the same rows.
 - ``model_versions``: what each content-derived version id means (name, labels, config).
@@ -67,6 +67,11 @@ class Job(Base):
     # The reconciler's last re-send of the job's orphaned documents, and how many it made.
     recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Kept by every status change, in its transaction (lstmq.db.counters), so reading a job's
+    # state never counts its documents: pending = total - done - failed.
+    done_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # last change
 
     __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
 

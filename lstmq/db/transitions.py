@@ -1,0 +1,86 @@
+"""Every change of a document's status, with its job's counters moved in the same transaction.
+
+Each UPDATE names the status it moves documents from, and its rowcount is what the counters
+move by: a document that a redelivered or concurrent copy of its batch already moved is not
+counted twice (PostgreSQL re-checks the WHERE of a row it waited for under READ COMMITTED;
+SQLite serialises writers). The job row comes last in every transaction, after the documents,
+so two writers never wait for each other in opposite orders, and it is held only until commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.orm import Session
+
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job
+
+DOCUMENTS, JOBS = Document.__table__, Job.__table__
+
+
+def mark_done(session: Session, ids: Collection[int], now: datetime) -> None:
+    """Pending or failed documents of one job become done, their error cleared."""
+    job_id = _job_of(session, ids)
+    if job_id is None:
+        return
+    moved = _move(session, job_id, ids, DOC_PENDING, DOC_DONE, now, error=None)
+    refailed = _move(session, job_id, ids, DOC_FAILED, DOC_DONE, now, error=None) if moved < len(ids) else 0
+    count(session, job_id, now, done=moved + refailed, failed=-refailed)
+
+
+def mark_failed(session: Session, errors: dict[int, str], now: datetime) -> None:
+    """Pending documents of one job become failed, each with its own error; a failed one takes
+    the new error; a done one stays done (its result is written)."""
+    job_id = _job_of(session, errors)
+    if job_id is None:
+        return
+    moved = _move(session, job_id, errors, DOC_PENDING, DOC_FAILED, now)
+    stmt = (
+        update(DOCUMENTS)
+        .where(DOCUMENTS.c.id == bindparam("doc_id"), DOCUMENTS.c.status == DOC_FAILED)
+        .values(error=bindparam("message"), updated_at=now)
+    )
+    session.execute(stmt, [{"doc_id": doc_id, "message": error} for doc_id, error in errors.items()])
+    count(session, job_id, now, failed=moved)
+
+
+def fail_pending(session: Session, job_id: str, error: str, now: datetime) -> int:
+    """Every pending document of the job becomes failed with ``error``; returns how many."""
+    failed = session.execute(
+        update(DOCUMENTS)
+        .where(DOCUMENTS.c.job_id == job_id, DOCUMENTS.c.status == DOC_PENDING)
+        .values(status=DOC_FAILED, error=error, updated_at=now)
+    ).rowcount
+    count(session, job_id, now, failed=failed)
+    return failed
+
+
+def reopen_failed(session: Session, job_id: str, now: datetime) -> int:
+    """Failed documents of the job are pending again (their error kept until a result lands)."""
+    reopened = session.execute(
+        update(DOCUMENTS)
+        .where(DOCUMENTS.c.job_id == job_id, DOCUMENTS.c.status == DOC_FAILED)
+        .values(status=DOC_PENDING, updated_at=now)
+    ).rowcount
+    count(session, job_id, now, failed=-reopened)
+    return reopened
+
+
+def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: int = 0) -> None:
+    """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back."""
+    if done or failed:
+        latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
+        values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
+        session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest))
+
+
+def _job_of(session: Session, ids: Collection[int]) -> str | None:
+    """The job of a batch's documents (a batch has one job), by one primary-key probe."""
+    return session.scalar(select(DOCUMENTS.c.job_id).where(DOCUMENTS.c.id == next(iter(ids)))) if ids else None
+
+
+def _move(session: Session, job_id: str, ids: Collection[int], old: str, new: str, now: datetime, **values) -> int:
+    where = (DOCUMENTS.c.id.in_(list(ids)), DOCUMENTS.c.job_id == job_id, DOCUMENTS.c.status == old)
+    return session.execute(update(DOCUMENTS).where(*where).values(status=new, updated_at=now, **values)).rowcount
