@@ -9,12 +9,13 @@ import random
 import re
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, utcnow
+from lstmq.db.transitions import mark_done, mark_failed
 from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserError
 from lstmq.queue import make_celery
 from lstmq.readers.records import Record, Rejected
@@ -244,8 +245,12 @@ def test_render_jobs_go_to_the_render_queue(migrated_db, celery_app, models, red
 
 
 def set_status(engine, doc_ids, status):
+    """As a worker sets it: through lstmq.db.transitions, so the job's counters move too."""
     with session_scope(engine) as session:
-        session.execute(update(Document).where(Document.id.in_(doc_ids)).values(status=status))
+        if status == DOC_FAILED:
+            mark_failed(session, dict.fromkeys(doc_ids, "failed"), utcnow())
+        else:
+            mark_done(session, doc_ids, utcnow())
 
 
 def test_requeue_sends_only_documents_without_a_result(migrated_db, celery_app, models, redis_url):
