@@ -8,17 +8,18 @@ batch rewrites the same rows and never adds a second one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
 from sqlalchemy.orm import Session
 
 from lstmq import stages
 from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn
-from lstmq.db.dialects import dialect_insert, upsert
+from lstmq.db.dialects import among, dialect_insert, upsert_rows
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
 from lstmq.db.transitions import mark_done, mark_failed
@@ -59,16 +60,11 @@ class Outcome:
     version: VersionInfo | None = None  # the model that made the rows
 
 
-def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
-    """The batch's documents that still need a result: none if the job is cancelled or gone;
-    documents already done (a redelivered batch) and ids not in this job are skipped."""
-    stmt = (
-        select(Document.id, Document.status, Job.state)
-        .join(Job, Job.id == Document.job_id)
-        .where(Document.id.in_([doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+def docs_to_process(engine: Engine, batch: BatchPayload, rows: list[Row] | None = None) -> list[DocIn]:
+    """The batch's documents that still need a result, from its state (``rows``, read here when
+    not given): none if the job is cancelled or gone; documents already done (a redelivered
+    batch) and ids not in this job are skipped."""
+    rows = batch_state(engine, batch) if rows is None else rows
     if rows and rows[0].state == JOB_CANCELLED:
         log.info("job %s is cancelled: batch skipped", batch.job_id)
         return []
@@ -76,22 +72,46 @@ def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
     return [doc for doc in batch.docs if doc.id in open_ids]
 
 
-def refusal(engine: Engine, batch: BatchPayload) -> str | None:
+def batch_state(engine: Engine, batch: BatchPayload) -> list[Row]:
+    """Each of the batch's documents in its job: status and content hash, with the job's state and
+    model. One statement outside a transaction: no BEGIN and ROLLBACK round trips."""
+    stmt = (
+        select(Document.id, Document.status, Document.content_hash, Job.state, Job.model)
+        .join(Job, Job.id == Document.job_id)
+        .where(among(engine, Document.id, [doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return list(conn.execute(stmt).all())
+
+
+def refusal(engine: Engine, batch: BatchPayload, rows: list[Row]) -> str | None:
     """Why ``batch`` cannot be what lstmq sent for its job (None when it can): a producer sends
     the job's model and each document's recorded text, cut to ``MAX_MESSAGE_TEXT_CHARS``. So a
-    forged batch (another model, or other text, for real document ids) writes no result."""
-    stmt = (
-        select(Document.id, Job.model, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
-        .join(Job, Job.id == Document.job_id)
-        .where(Document.id.in_([doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
+    forged batch (another model, or other text, for real document ids) writes no result.
+
+    A text whose sha256 is its document's ``content_hash`` is the recorded one; only the others
+    (texts cut for the message, or rows whose hash is not of their text) are compared with the
+    recorded text, read for them alone."""
     if rows and rows[0].model != batch.model:
         return f"model {batch.model!r} is not the job's model {rows[0].model!r}"
-    recorded = {row.id: row.text for row in rows}
-    forged = [doc.id for doc in batch.docs if doc.id in recorded and recorded[doc.id] != doc.text]
+    hashes = {row.id: row.content_hash for row in rows}
+    unproven = [doc for doc in batch.docs if doc.id in hashes and sha256_hex(doc.text) != hashes[doc.id]]
+    recorded = recorded_texts(engine, [doc.id for doc in unproven]) if unproven else {}
+    forged = [doc.id for doc in unproven if recorded.get(doc.id, doc.text) != doc.text]
     return f"the text of document {forged[0]} is not the recorded one" if forged else None
+
+
+def sha256_hex(text: str) -> str:
+    """What the producer records as ``content_hash``; a lone surrogate (never in a recorded text,
+    but JSON can carry one) gets a hash that matches nothing instead of an exception."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def recorded_texts(engine: Engine, ids: list[int]) -> dict[int, str]:
+    """The recorded texts of ``ids`` as a message carries them (cut to ``MAX_MESSAGE_TEXT_CHARS``)."""
+    stmt = select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS)).where(Document.id.in_(ids))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return dict(conn.execute(stmt).all())
 
 
 def fail_all(docs: list[DocIn], error: str) -> Outcome:
@@ -104,12 +124,16 @@ def report(batch: BatchPayload, docs: list[DocIn], outcome: Outcome) -> dict:
 
 
 def process_batch(
-    engine: Engine, batch: BatchPayload, results: Results, work: Callable[[list[DocIn]], Outcome]
+    engine: Engine,
+    batch: BatchPayload,
+    results: Results,
+    work: Callable[[list[DocIn]], Outcome],
+    rows: list[Row] | None = None,
 ) -> dict:
-    """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts.
-    Each step is counted (``lstmq.stages``) and flushed for ``lstmq bench --pipeline``."""
-    with stages.timed("read state", len(batch.docs)):
-        docs = docs_to_process(engine, batch)
+    """Run ``work`` on what is left of ``batch`` (``rows``: its state, as the task read it) and
+    record its outcome; returns counts. Each step is counted (``lstmq.stages``; reading the
+    state by the task) and flushed for ``lstmq bench --pipeline``."""
+    docs = docs_to_process(engine, batch, rows)
     if docs:
         with stages.timed("model", len(docs)):
             outcome = work(docs)
@@ -138,7 +162,7 @@ def write_outcome(engine: Engine, outcome: Outcome, results: Results) -> None:
     with session_scope(engine) as session:
         if version and version.version not in known:
             register_model_version(session, version)
-        upsert(session, results.table, outcome.rows, RESULT_KEY, results.columns)
+        upsert_rows(session, results.table, outcome.rows, RESULT_KEY, results.columns)
         set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
     if version:
         known.add(version.version)

@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from lstmq import stages
 from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
-from worker.batches import give_up, refusal
+from worker.batches import batch_state, give_up, refusal
 from worker.celery_app import app
 from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
 
@@ -65,7 +65,7 @@ def crashed_too_often(task, batch: BatchPayload) -> dict | None:
     return give_up(get_engine(), batch, poison_error(count))
 
 
-def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str], dict]:
+def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str, list[Row]], dict]:
     """The function that runs a batch of ``kind``, imported only when a batch runs: it loads torch
     (seconds), which belongs in the process running tasks (never a prefork parent) and must come
     after the poison check, or a worker killed while loading it would never be counted."""
@@ -78,25 +78,33 @@ def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str], dict]:
     return classify_batch
 
 
-def forged(batch: BatchPayload) -> bool:
-    """A batch that lstmq did not send as it is (see ``batches.refusal``) is refused, logged."""
-    reason = refusal(get_engine(), batch)
+def authentic_state(batch: BatchPayload) -> list[Row] | None:
+    """The batch's state, read once (``batches.batch_state``) for the authenticity check and the
+    batch function; None for a batch lstmq did not send as it is (``batches.refusal``): refused,
+    logged."""
+    with stages.timed("read state", len(batch.docs)):
+        rows = batch_state(get_engine(), batch)
+        reason = refusal(get_engine(), batch, rows)
     if reason:
         log.error("job %s: batch refused, no result written: %s", batch.job_id, reason)
-    return reason is not None
+        return None
+    return rows
 
 
 def run_batch(task, payload: dict, kind: str) -> dict | None:
-    """The body every lstmq task shares: validate → authentic? → poison check → the batch
-    function → one transaction."""
+    """The body every lstmq task shares: validate → read its state, authentic? → poison check →
+    the batch function → one transaction."""
     with stages.timed("receive", len(payload.get("docs", ())) if isinstance(payload, dict) else 0):
         batch = parse(payload)
     if batch is None:
         return None
     with transient_db_errors():
-        if forged(batch):
+        rows = authentic_state(batch)
+        if rows is None:
             return None
-        return crashed_too_often(task, batch) or batch_function(kind)(batch, get_engine(), task.app.conf.lstmq_device)
+        return crashed_too_often(task, batch) or batch_function(kind)(
+            batch, get_engine(), task.app.conf.lstmq_device, rows
+        )
 
 
 @app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
