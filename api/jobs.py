@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.auth import admin_access, read_access
@@ -15,20 +15,19 @@ from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.batching import batch_size_for
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
-from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Document, Job, Schedule
+from lstmq.db.queries import HAS_PENDING, JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
+from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, Schedule
 from lstmq.sending import requeue
 from lstmq.settings import get_settings
 from producer.output import job_summary
 
 MAX_PAGE_JOBS = 500
 JobId = Annotated[str, Path(max_length=64, description="A job id (`lstmq jobs`).")]
-_pending = exists().where(Document.job_id == Job.id, Document.status == DOC_PENDING)
 # A job's state as `lstmq status` shows it ("finished" is derived, never stored).
 STATE_FILTERS = {
     JOB_SUBMITTING: Job.state == JOB_SUBMITTING,
-    JOB_QUEUED: and_(Job.state == JOB_QUEUED, _pending),
-    JOB_FINISHED: and_(Job.state == JOB_QUEUED, ~_pending),
+    JOB_QUEUED: and_(Job.state == JOB_QUEUED, HAS_PENDING),
+    JOB_FINISHED: and_(Job.state == JOB_QUEUED, ~HAS_PENDING),
     JOB_CANCELLED: Job.state == JOB_CANCELLED,
 }
 STATES = tuple(STATE_FILTERS)

@@ -33,7 +33,7 @@ from lstmq import stages
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import TASK_NAMES
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Document, Job
+from lstmq.db.schema import Document, Job, utcnow
 from lstmq.errors import InputError, ModelNotFound, TransientError
 from lstmq.modelstore import find_model
 from lstmq.queue import ping_broker
@@ -201,8 +201,10 @@ def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
 
 
 def _save_counts(target, report: SubmitReport) -> None:
-    """Keep jobs.total/rejected current while recording, so `lstmq status` can follow along."""
-    stmt = update(Job).where(Job.id == report.job_id).values(total=report.total, rejected=report.rejected)
+    """Keep jobs.total/rejected current while recording, so `lstmq status` can follow along
+    (pending is total - done - failed) and a job still being recorded is not taken for stalled."""
+    counts = {"total": report.total, "rejected": report.rejected, "progressed_at": utcnow()}
+    stmt = update(Job).where(Job.id == report.job_id).values(**counts)
     if isinstance(target, Engine):
         with session_scope(target) as session:
             session.execute(stmt)

@@ -37,6 +37,7 @@ JOB_FINISHED = "finished"  # derived, never stored
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
 LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats
+HAS_PENDING = Job.total > Job.done_count + Job.failed_count  # SQL: a document is pending, by the counters
 
 
 @dataclass

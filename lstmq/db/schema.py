@@ -67,11 +67,12 @@ class Job(Base):
     # The reconciler's last re-send of the job's orphaned documents, and how many it made.
     recovered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     recoveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Kept by every status change, in its transaction (lstmq.db.counters), so reading a job's
+    # Kept by every status change, in its transaction (lstmq.db.transitions), so reading a job's
     # state never counts its documents: pending = total - done - failed.
     done_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # last change
+    # The last change to its documents: recorded, or a status moved (their latest updated_at).
+    progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
 
