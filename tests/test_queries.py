@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -281,10 +284,6 @@ def test_jobs_lists_newest_first_with_their_counts(migrated_db):
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; SQL is covered above
 def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
-    import csv
-    import io
-    import json
-
     job_id, ids = make_job(migrated_db, 2)
     finish(migrated_db, ids[0], label="pos")
     status = json.loads(run_lstmq("status", job_id, "--json").stdout)
