@@ -32,7 +32,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.drop_column("recoveries")
-        batch_op.drop_column("recovered_at")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not batch mode: on SQLite a batch copies
+    # jobs into a new table and drops the old one, and the drop cascades to every document.
+    for name in ("recoveries", "recovered_at"):
+        op.drop_column("jobs", name)
     op.drop_table("workers")
