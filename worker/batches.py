@@ -74,14 +74,16 @@ def docs_to_process(engine: Engine, batch: BatchPayload, rows: list[Row] | None 
 
 def batch_state(engine: Engine, batch: BatchPayload) -> list[Row]:
     """Each of the batch's documents in its job: status and content hash, with the job's state and
-    model. One statement outside a transaction: no BEGIN and ROLLBACK round trips."""
+    model. One statement outside a transaction: no BEGIN and ROLLBACK round trips. Primary-key
+    lookups only (a document's job is compared here, not in SQL: given ``documents.job_id = ?``
+    a planner with stale statistics may scan the whole job by ``ix_documents_job_status``)."""
     stmt = (
-        select(Document.id, Document.status, Document.content_hash, Job.state, Job.model)
-        .join(Job, Job.id == Document.job_id)
-        .where(among(engine, Document.id, [doc.id for doc in batch.docs]), Document.job_id == batch.job_id)
+        select(Document.id, Document.status, Document.content_hash, Document.job_id, Job.state, Job.model)
+        .join(Job, Job.id == batch.job_id)
+        .where(among(engine, Document.id, [doc.id for doc in batch.docs]))
     )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return list(conn.execute(stmt).all())
+        return [row for row in conn.execute(stmt) if row.job_id == batch.job_id]
 
 
 def refusal(engine: Engine, batch: BatchPayload, rows: list[Row]) -> str | None:
