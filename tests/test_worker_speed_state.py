@@ -11,7 +11,7 @@ from sqlalchemy import event, update
 from lstmq.contract import MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.schema import Document
 from tests.support.jobs import add_job, batch_of
-from worker.batches import batch_state, refusal
+from worker.batches import batch_state, docs_to_process, refusal, state_known
 
 TEXTS = ["a genuine document", "another one, recorded as sent", "x" * (MAX_MESSAGE_TEXT_CHARS + 10)]
 SENT = [text[:MAX_MESSAGE_TEXT_CHARS] for text in TEXTS]  # what a producer puts in a message
@@ -70,3 +70,20 @@ def test_a_row_whose_hash_is_not_of_its_text_falls_back_to_the_text(migrated_db)
 def test_forged_batches_are_refused(migrated_db, model, texts, expected):
     job_id, ids = hashed_job(migrated_db, TEXTS[:2])
     assert check(migrated_db, batch_of(job_id, model, ids, texts))[0] == expected.format(ids[1])
+
+
+def test_the_batch_function_reuses_the_state_its_task_read(migrated_db):
+    job_id, ids = hashed_job(migrated_db, TEXTS[:2])
+    batch = batch_of(job_id, "news", ids, SENT[:2])
+    rows = batch_state(migrated_db, batch)
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(migrated_db, "before_cursor_execute", listener)
+    try:
+        with state_known(batch, rows):
+            assert [doc.id for doc in docs_to_process(migrated_db, batch)] == ids
+            assert statements == []
+            docs_to_process(migrated_db, batch_of(job_id, "news", ids, SENT[:2]))  # another batch: read
+    finally:
+        event.remove(migrated_db, "before_cursor_execute", listener)
+    assert len(statements) == 1
