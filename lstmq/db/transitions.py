@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
+from lstmq.db.dialects import among
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job
 
 DOCUMENTS, JOBS = Document.__table__, Job.__table__
@@ -25,8 +26,8 @@ def mark_done(session: Session, ids: Collection[int], now: datetime) -> None:
     job_id = _job_of(session, ids)
     if job_id is None:
         return
-    moved = _move(session, job_id, ids, DOC_PENDING, DOC_DONE, now, error=None)
-    refailed = _move(session, job_id, ids, DOC_FAILED, DOC_DONE, now, error=None) if moved < len(ids) else 0
+    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, error=None)
+    refailed = _move(session, ids, DOC_FAILED, DOC_DONE, now, error=None) if moved < len(ids) else 0
     count(session, job_id, now, done=moved + refailed, failed=-refailed)
 
 
@@ -36,7 +37,7 @@ def mark_failed(session: Session, errors: dict[int, str], now: datetime) -> None
     job_id = _job_of(session, errors)
     if job_id is None:
         return
-    moved = _move(session, job_id, errors, DOC_PENDING, DOC_FAILED, now)
+    moved = _move(session, errors, DOC_PENDING, DOC_FAILED, now)
     stmt = (
         update(DOCUMENTS)
         .where(DOCUMENTS.c.id == bindparam("doc_id"), DOCUMENTS.c.status == DOC_FAILED)
@@ -81,6 +82,9 @@ def _job_of(session: Session, ids: Collection[int]) -> str | None:
     return session.scalar(select(DOCUMENTS.c.job_id).where(DOCUMENTS.c.id == next(iter(ids)))) if ids else None
 
 
-def _move(session: Session, job_id: str, ids: Collection[int], old: str, new: str, now: datetime, **values) -> int:
-    where = (DOCUMENTS.c.id.in_(list(ids)), DOCUMENTS.c.job_id == job_id, DOCUMENTS.c.status == old)
+def _move(session: Session, ids: Collection[int], old: str, new: str, now: datetime, **values) -> int:
+    # By primary key only: with ``job_id = ?`` in the WHERE, PostgreSQL planned a walk of the
+    # job's (job_id, status, id) index entries (49,744 rows filtered for 256 moved on a 50k job),
+    # a cost that grew with the job. The ids are one job's (the worker read them for that job).
+    where = (among(session.get_bind(), DOCUMENTS.c.id, list(ids)), DOCUMENTS.c.status == old)
     return session.execute(update(DOCUMENTS).where(*where).values(status=new, updated_at=now, **values)).rowcount
