@@ -16,7 +16,7 @@ def flaky(outage_attempts: int):
     """A batch function whose service is down for the first ``outage_attempts`` calls."""
     calls = []
 
-    def run(batch, engine, device):
+    def run(batch, engine, device, state):
         calls.append(batch.job_id)
         if len(calls) <= outage_attempts:
             raise ServiceUnavailable("database error: connection refused")

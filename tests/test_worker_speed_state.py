@@ -11,7 +11,7 @@ from sqlalchemy import event, update
 from lstmq.contract import MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.schema import Document
 from tests.support.jobs import add_job, batch_of
-from worker.batches import batch_state, docs_to_process, refusal, state_known
+from worker.batches import batch_state, docs_to_process, refusal
 
 TEXTS = ["a genuine document", "another one, recorded as sent", "x" * (MAX_MESSAGE_TEXT_CHARS + 10)]
 SENT = [text[:MAX_MESSAGE_TEXT_CHARS] for text in TEXTS]  # what a producer puts in a message
@@ -80,10 +80,9 @@ def test_the_batch_function_reuses_the_state_its_task_read(migrated_db):
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(migrated_db, "before_cursor_execute", listener)
     try:
-        with state_known(batch, rows):
-            assert [doc.id for doc in docs_to_process(migrated_db, batch)] == ids
-            assert statements == []
-            docs_to_process(migrated_db, batch_of(job_id, "news", ids, SENT[:2]))  # another batch: read
+        assert [doc.id for doc in docs_to_process(migrated_db, batch, rows)] == ids
+        assert statements == []
+        docs_to_process(migrated_db, batch)  # no state given: read
     finally:
         event.remove(migrated_db, "before_cursor_execute", listener)
     assert len(statements) == 1

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, Row, func, select
@@ -30,8 +28,6 @@ log = logging.getLogger("lstmq.worker")
 
 RESULT_KEY = ("document_id", "model", "model_version")  # one result per document and model version
 MAX_ERROR_CHARS = 2000  # an error message is for people; a traceback does not belong in a row
-# The state the running task read for its batch (``state_known``), with the batch object it is for.
-_known_state: ContextVar[tuple[BatchPayload, list[Row]] | None] = ContextVar("lstmq_known_state", default=None)
 # Model versions this process has recorded, per engine: one INSERT per version, not per batch.
 _registered: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
@@ -64,29 +60,16 @@ class Outcome:
     version: VersionInfo | None = None  # the model that made the rows
 
 
-def docs_to_process(engine: Engine, batch: BatchPayload) -> list[DocIn]:
-    """The batch's documents that still need a result, from its state (read here unless the task
-    already read it: ``state_known``): none if the job is cancelled or gone; documents already
-    done (a redelivered batch) and ids not in this job are skipped."""
-    known = _known_state.get()
-    rows = known[1] if known and known[0] is batch else batch_state(engine, batch)
+def docs_to_process(engine: Engine, batch: BatchPayload, state: list[Row] | None = None) -> list[DocIn]:
+    """The batch's documents that still need a result, from its ``state`` (read here unless the
+    task already read it for its authenticity check): none if the job is cancelled or gone;
+    documents already done (a redelivered batch) and ids not in this job are skipped."""
+    rows = batch_state(engine, batch) if state is None else state
     if rows and rows[0].state == JOB_CANCELLED:
         log.info("job %s is cancelled: batch skipped", batch.job_id)
         return []
     open_ids = {row.id for row in rows if row.status != DOC_DONE}
     return [doc for doc in batch.docs if doc.id in open_ids]
-
-
-@contextmanager
-def state_known(batch: BatchPayload, rows: list[Row]) -> Iterator[None]:
-    """While the block runs, ``docs_to_process`` of this very ``batch`` object uses ``rows``: the
-    task read them for its authenticity check, and the batch function (called as ``(batch,
-    engine, device)``) need not read them again."""
-    token = _known_state.set((batch, rows))
-    try:
-        yield
-    finally:
-        _known_state.reset(token)
 
 
 def batch_state(engine: Engine, batch: BatchPayload) -> list[Row]:
@@ -143,12 +126,16 @@ def report(batch: BatchPayload, docs: list[DocIn], outcome: Outcome) -> dict:
 
 
 def process_batch(
-    engine: Engine, batch: BatchPayload, results: Results, work: Callable[[list[DocIn]], Outcome]
+    engine: Engine,
+    batch: BatchPayload,
+    results: Results,
+    work: Callable[[list[DocIn]], Outcome],
+    state: list[Row] | None = None,
 ) -> dict:
     """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts. Each step
     is counted (``lstmq.stages``; reading the state by the task) and flushed for ``lstmq bench
-    --pipeline``."""
-    docs = docs_to_process(engine, batch)
+    --pipeline``. ``state``: the batch's state when the task already read it."""
+    docs = docs_to_process(engine, batch, state)
     if docs:
         with stages.timed("model", len(docs)):
             outcome = work(docs)
@@ -158,9 +145,9 @@ def process_batch(
     return report(batch, docs, outcome if docs else Outcome())
 
 
-def give_up(engine: Engine, batch: BatchPayload, error: str) -> dict:
+def give_up(engine: Engine, batch: BatchPayload, error: str, state: list[Row] | None = None) -> dict:
     """Record every unfinished document of the batch as failed with ``error`` (poison batch)."""
-    docs = docs_to_process(engine, batch)
+    docs = docs_to_process(engine, batch, state)
     outcome = fail_all(docs, error)
     with session_scope(engine) as session:
         set_document_status(session, [], outcome.failed)

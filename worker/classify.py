@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
 
 from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.schema import Classification
@@ -58,6 +58,6 @@ def predict(batch: BatchPayload, docs: list[DocIn], device: str) -> Outcome:
     return outcome_of(batch.model, classifier, docs, predictions)
 
 
-def classify_batch(batch: BatchPayload, engine: Engine, device: str = "auto") -> dict:
+def classify_batch(batch: BatchPayload, engine: Engine, device: str = "auto", state: list[Row] | None = None) -> dict:
     """Classify what is left of ``batch`` and record it; returns counts for the task log."""
-    return process_batch(engine, batch, CLASSIFICATIONS, lambda docs: predict(batch, docs, device))
+    return process_batch(engine, batch, CLASSIFICATIONS, lambda docs: predict(batch, docs, device), state)

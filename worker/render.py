@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
 
 from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.schema import Image
@@ -76,7 +76,7 @@ def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path) -> Out
     return store_all(root, batch.model, generator, docs, rendered)
 
 
-def render_batch(batch: BatchPayload, engine: Engine, device: str = "auto") -> dict:
+def render_batch(batch: BatchPayload, engine: Engine, device: str = "auto", state: list[Row] | None = None) -> dict:
     """Render what is left of ``batch`` and record it; returns counts for the task log."""
     root = get_settings().images
-    return process_batch(engine, batch, IMAGES, lambda docs: draw(batch, docs, device, root))
+    return process_batch(engine, batch, IMAGES, lambda docs: draw(batch, docs, device, root), state)

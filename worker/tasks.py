@@ -20,7 +20,7 @@ from lstmq import stages
 from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
-from worker.batches import batch_state, give_up, refusal, state_known
+from worker.batches import batch_state, give_up, refusal
 from worker.celery_app import app
 from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
 
@@ -56,16 +56,16 @@ def parse(payload: object) -> BatchPayload | None:
         return None
 
 
-def crashed_too_often(task, batch: BatchPayload) -> dict | None:
+def crashed_too_often(task, batch: BatchPayload, state: list[Row]) -> dict | None:
     """Give up a batch whose worker keeps dying; None when it may run."""
     count = count_redelivery(task.app.conf.broker_url, task.request)
     if count < MAX_REDELIVERIES:
         return None
     log.error("job %s: %s", batch.job_id, poison_error(count))
-    return give_up(get_engine(), batch, poison_error(count))
+    return give_up(get_engine(), batch, poison_error(count), state)
 
 
-def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str], dict]:
+def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str, list[Row]], dict]:
     """The function that runs a batch of ``kind``, imported only when a batch runs: it loads torch
     (seconds), which belongs in the process running tasks (never a prefork parent) and must come
     after the poison check, or a worker killed while loading it would never be counted."""
@@ -102,10 +102,10 @@ def run_batch(task, payload: dict, kind: str) -> dict | None:
         rows = authentic_state(batch)
         if rows is None:
             return None
-        with state_known(batch, rows):
-            return crashed_too_often(task, batch) or batch_function(kind)(
-                batch, get_engine(), task.app.conf.lstmq_device
-            )
+        # The state read for the authenticity check is the batch function's too: read once.
+        return crashed_too_often(task, batch, rows) or batch_function(kind)(
+            batch, get_engine(), task.app.conf.lstmq_device, rows
+        )
 
 
 @app.task(name=TASK_NAMES["classify"], **RETRY_POLICY)
