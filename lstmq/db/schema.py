@@ -97,8 +97,8 @@ class Document(Base):
         # id last: the sender's keyset pages (pending, id > last, in id order) read only their
         # page; on (job_id, status) each page sorted every pending document of the job.
         Index("ix_documents_job_status", "job_id", "status", "id"),
-        Index("ix_documents_external_id", "external_id"),
-        Index("ix_documents_content_hash", "content_hash"),
+        # No index on external_id or content_hash alone (migration 0007): lstmq never looks a
+        # document up by either, and every index is written again on every status change.
     )
 
 
