@@ -39,11 +39,25 @@ def test_pipeline_prints_both_rates_the_stages_and_the_targets_and_leaves_nothin
     result = bench("--pipeline", "--docs=300", "--batch-size=100", "--threads=1", *services)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert re.search(r"^\(a\) model in-process, batched: +[\d,]+ docs/s$", out, re.MULTILINE), out
+    a_line = r"^\(a\) model in-process, batched: +[\d,]+ docs/s  \(the model's own CPU: [\d,.]+ µs per document; 1/a = [\d,.]+ µs\)$"
+    assert re.search(a_line, out, re.MULTILINE), out
     assert re.search(r"^\(p\) end to end, 300 documents: +[\d,]+ docs/s .*p/a = \d+\.\d\d\)$", out, re.MULTILINE), out
     stages = re.findall(r"^    producer (\w+) +[\d,]+ docs/s", out, re.MULTILINE)
     assert stages == ["read", "hash", "record", "send"], out
     assert re.search(r"^    slowest stage: [\w ]+ \([\d,]+ docs/s\)$", out, re.MULTILINE), out
+    cpu = re.search(
+        r"^CPU per document: producer ([\d,]+) µs, worker ([\d,]+) µs \(the model alone: [\d,]+ µs\),"
+        r" database \+ broker \+ rest ([\d,]+) µs; total ([\d,]+) µs$",
+        out,
+        re.MULTILINE,
+    )
+    assert cpu, out
+    producer, worker, rest, total = (int(n.replace(",", "")) for n in cpu.groups())
+    assert producer > 0 and worker > 0 and abs(producer + worker + rest - total) <= 2, out  # rounding
+    ceiling = (
+        rf"^\d+ cores were \d+% busy during \(p\) .* CPU-bound ceiling here: \d+ cores / {cpu[4]} µs = [\d,]+ docs/s$"
+    )
+    assert re.search(ceiling, out, re.MULTILINE), out
     end_to_end = "20,000" if setup != "embedded" else "5,000"
     assert re.search(rf"^targets: end to end [\d,]+ \(>= {end_to_end}\){targets}$", out, re.MULTILINE), out
     if setup != "embedded":

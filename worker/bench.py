@@ -42,10 +42,12 @@ from lstmq.readers.records import Record
 from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.settings import DEFAULT_BATCH_DOCS, Settings, get_settings
 from producer.submit import submit_records
+from worker import cpu_usage
 from worker.bench_pipeline import (
     EMBEDDED_TARGETS,
     MINIMAL_MODEL,
     TARGETS,
+    model_cpu,
     report_pipeline,
     since,
     train_minimal_classifier,
@@ -201,6 +203,14 @@ def pipeline_rate(bench: Bench, task: str, model: str, texts: list[str], batch_s
 
 
 def timed_submit(bench: Bench, task: str, model: str, items: Iterable[Item], batch_size: int) -> tuple[float, float]:
+    rate, submit_seconds, job_id = timed_job(bench, task, model, items, batch_size)
+    delete_job(bench.engine, job_id)
+    return rate, submit_seconds
+
+
+def timed_job(bench: Bench, task: str, model: str, items: Iterable[Item], batch_size: int) -> tuple[float, float, str]:
+    """(docs/s from the start of submitting to the last result written, seconds submitting, the
+    job's id): the job is left in the database."""
     start = time.perf_counter()
     report = submit_records(
         bench.engine, bench.app, items, task=task, model=model, batch_size=batch_size, sources=["bench"]
@@ -208,8 +218,7 @@ def timed_submit(bench: Bench, task: str, model: str, items: Iterable[Item], bat
     submitted = time.perf_counter()
     wait_done(bench.engine, report.job_id, bench.worker)
     elapsed = time.perf_counter() - start
-    delete_job(bench.engine, report.job_id)
-    return report.total / elapsed, submitted - start
+    return report.total / elapsed, submitted - start, report.job_id
 
 
 def wait_done(engine, job_id: str, worker) -> None:
@@ -339,20 +348,34 @@ def bench_pipeline(docs, input_path, batch_size, device, worker_args, redis_url,
     """(a) and (p) for the minimal classifier, with the stage counters of both sides of (p)."""
     click.echo(f"pipeline: minimal classifier, batch {batch_size}, device {device}")
     with pipeline(redis_url, database_url, worker_args, minimal_model=True) as run:
-        a = inprocess_rate("classify", MINIMAL_MODEL, generate_texts(min(docs, INPROCESS_DOCS)), batch_size, device)
-        click.echo(f"(a) model in-process, batched:     {a:12,.0f} docs/s")
+        a, a_cpu = model_alone(generate_texts(min(docs, INPROCESS_DOCS)), batch_size, device)
+        click.echo(f"(a) model in-process, batched:     {a:12,.0f} docs/s  {model_cpu(a, a_cpu)}")
         corpus = Path(input_path) if input_path else write_corpus(run.home / "corpus.jsonl", iter_texts(docs))
         pipeline_rate(run, "classify", MINIMAL_MODEL, generate_texts(batch_size), batch_size)  # warm-up
-        p, p_submit, producer, worker = counted_run(run, corpus, batch_size)
+        p, p_submit, producer, worker, cpu = counted_run(run, corpus, batch_size)
     targets = EMBEDDED_TARGETS if database_url.startswith("sqlite") else TARGETS
-    report_pipeline(p, p_submit, a, producer, worker, targets)
+    report_pipeline(p, p_submit, a, producer, worker, targets, cpu, a_cpu)
 
 
-def counted_run(run: Bench, corpus: Path, batch_size: int) -> tuple[float, float, dict, dict]:
-    """(p) as ``timed_submit`` gives it, and what each side's stage counters counted meanwhile."""
+def model_alone(texts: list[str], batch_size: int, device: str) -> tuple[float, float]:
+    """(a) for the minimal classifier, and the CPU seconds per document this process spent on it:
+    1/a on one idle core, more when threads add up, less of it when other processes take turns."""
+    inprocess_rate("classify", MINIMAL_MODEL, texts[:batch_size], batch_size, device)  # imports: not (a)
+    start = time.process_time()
+    a = inprocess_rate("classify", MINIMAL_MODEL, texts, batch_size, device)
+    return a, (time.process_time() - start) / len(texts)
+
+
+def counted_run(run: Bench, corpus: Path, batch_size: int) -> tuple[float, float, dict, dict, cpu_usage.Usage | None]:
+    """(p) as ``timed_submit`` gives it, what each side's stage counters counted meanwhile, and
+    the CPU that the producer, the worker and the rest of the machine used meanwhile (None
+    without /proc). The job is deleted after the CPU reading: deleting is no part of (p)."""
     worker_before = stages.collect(run.home / "stages")
     stages.reset()
     items = read_sources(resolve_sources([str(corpus)]))
-    p, p_submit = timed_submit(run, "classify", MINIMAL_MODEL, items, batch_size)
+    meter = cpu_usage.Meter(run.worker.pid)
+    p, p_submit, job_id = timed_job(run, "classify", MINIMAL_MODEL, items, batch_size)
+    cpu = meter.stop()
+    delete_job(run.engine, job_id)
     time.sleep(POLL_S)  # the worker flushes its counters just after committing its last batch
-    return p, p_submit, stages.snapshot(), since(stages.collect(run.home / "stages"), worker_before)
+    return p, p_submit, stages.snapshot(), since(stages.collect(run.home / "stages"), worker_before), cpu

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from lstmq import stages
+from worker import cpu_usage
 
 MINIMAL_MODEL = "pipeline-minimal"
 SAMPLES = Path(__file__).resolve().parents[1] / "lstmq" / "samples"
@@ -83,8 +84,24 @@ def slowest(counted: dict[str, stages.Stage]) -> str:
     return f"slowest stage: {name} ({counted[name].rate:,.0f} docs/s)"
 
 
-def report_pipeline(p: float, p_submit: float, a: float, producer: dict, worker: dict, targets: dict) -> None:
-    """(p) with its ratio to (a), each side's stages, the slowest of them, and the targets."""
+def model_cpu(a: float, cpu_per_document: float) -> str:
+    """The model's own CPU per document beside 1/a, for the (a) line (they agree with one thread
+    on an idle core): what the worker's CPU per document in (p) is set against."""
+    return f"(the model's own CPU: {cpu_per_document * 1e6:,.1f} µs per document; 1/a = {1e6 / a:,.1f} µs)"
+
+
+def report_pipeline(
+    p: float,
+    p_submit: float,
+    a: float,
+    producer: dict,
+    worker: dict,
+    targets: dict,
+    cpu: cpu_usage.Usage | None,
+    model_cpu_per_document: float,
+) -> None:
+    """(p) with its ratio to (a), each side's stages, the slowest of them, the CPU each party used
+    per document, and the targets."""
     submitted = producer["record"].items
     click.echo(
         f"(p) end to end, {submitted:,} documents: {p:12,.0f} docs/s  (the submit returned after {p_submit:.1f} s,"
@@ -93,5 +110,7 @@ def report_pipeline(p: float, p_submit: float, a: float, producer: dict, worker:
     for line in stage_lines("producer", PRODUCER_STAGES, producer) + stage_lines("worker", WORKER_STAGES, worker):
         click.echo(line)
     click.echo(f"    {slowest({**producer, **worker})}")
+    for line in cpu_usage.report_lines(cpu, submitted, model_cpu_per_document):
+        click.echo(line)
     measured = {"end to end": p, "record": producer["record"].rate}
     click.echo("targets: " + "; ".join(f"{k} {measured[k]:,.0f} (>= {v:,})" for k, v in targets.items()))
