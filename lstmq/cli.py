@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "worker": "worker.cli:worker",
     "train": "lstmq.cli:train",
     "eval": "worker.ml.classifier.cli:evaluate",
+    "calibrate": "worker.ml.classifier.cli:calibrate",
     "predict": "worker.ml.classifier.cli:predict",
     "models": "worker.ml.classifier.cli:models",
     "bench": "worker.bench:bench",

@@ -12,7 +12,7 @@ from lstmq.modelstore import version_id
 from tests.support.tiny_classifier import make_tiny_classifier
 from tests.test_ml_training import TINY, synthetic
 from worker.ml.classifier.artifact import load_artifact, save_artifact
-from worker.ml.classifier.calibration import calibrate, ece, fit_temperature, nll
+from worker.ml.classifier.calibration import calibrate, ece, fit_temperature, held_out_ece, nll
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.inference import Classifier
 from worker.ml.classifier.metrics import reliability
@@ -52,6 +52,21 @@ def test_fitting_a_temperature_undoes_overconfidence_and_lowers_ece():
 def test_an_underconfident_model_is_sharpened():
     log_p, y = overconfident(scale=0.4)
     assert fit_temperature(log_p, y) == pytest.approx(0.4, rel=0.1)
+
+
+def test_held_out_ece_fits_on_one_half_and_measures_on_the_other():
+    log_p, y = overconfident()
+    held = held_out_ece(log_p.exp(), y)
+    assert [f["rows"] for f in held["folds"]] == [2000, 2000]
+    assert all(f["temperature"] == pytest.approx(5.0, rel=0.15) for f in held["folds"])
+    assert held["ece_before"] > 0.1 and held["ece_after"] < 0.04 and held["nll_after"] < held["nll_before"]
+    assert held["ece_after"] == pytest.approx(sum(f["ece_after"] for f in held["folds"]) / 2, abs=1e-5)
+    # the halves are a seeded shuffle, not even/odd rows: labels alternating in file order split evenly
+    alternating = torch.arange(400) % 2
+    probs = torch.full((400, 2), 0.5)
+    assert held_out_ece(probs, alternating) == held_out_ece(probs, alternating)
+    assert held_out_ece(probs, alternating)["folds"][0]["ece_before"] < 0.1
+    assert held_out_ece(probs[:1], alternating[:1]) is None
 
 
 def test_a_temperature_keeps_every_argmax_and_one_changes_nothing():

@@ -1,4 +1,5 @@
-"""Thin click commands: ``lstmq train classifier``, ``train distill``, ``eval``, ``predict``, ``models``.
+"""Thin click commands: ``lstmq train classifier``, ``train distill``, ``eval``, ``calibrate``,
+``predict``, ``models``.
 
 torch is imported inside the commands (via ``operations`` and ``runs``), so ``lstmq --help`` and
 ``lstmq models`` start without it.
@@ -169,7 +170,9 @@ def _command_line(ctx: click.Context) -> str:
     parts = ctx.command_path.split()
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
-        if isinstance(param, click.Option) and value is not None and value != param.default:
+        if isinstance(param, click.Argument):
+            parts.append(str(value))
+        elif isinstance(param, click.Option) and value is not None and value != param.default:
             parts += _given(param, value)
     return shlex.join(parts)
 
@@ -201,6 +204,41 @@ def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads
     else:
         print_report(report)
         _print_reliability(report["calibration"])
+
+
+@click.command("calibrate")
+@click.option("--model", required=True, help="installed classifier whose config.json gets the temperature")
+@click.argument("file", type=FILE)
+@FORMAT_OPTION
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+@click.pass_context
+def calibrate(ctx, model, file, fmt, text_field, label_field, device, threads):
+    """Fit one temperature for MODEL on a labelled dev FILE and store it in the model's config.json
+    (accuracy is unchanged; scores become calibrated probabilities; the version id changes)."""
+    from worker.ml.classifier.operations import set_threads  # torch: this command only
+    from worker.ml.classifier.recalibrate import calibrate_installed  # torch: this command only
+
+    set_threads(threads)
+    done = calibrate_installed(model, file, device, (text_field, label_field), fmt, _command_line(ctx))
+    c, report = done["calibration"], done["report"]
+    click.echo(
+        f"{model}: temperature {done['previous_temperature']} -> {c['temperature']}, fitted on {c['rows']} rows; "
+        f"accuracy {report['accuracy']:.4f} (unchanged by any temperature)"
+    )
+    click.echo(f"ECE in-sample (fitted and measured on all rows): {c['ece_before']:.4f} -> {c['ece_after']:.4f}")
+    held = c["held_out"]
+    if held:
+        ts = " / ".join(str(f["temperature"]) for f in held["folds"])
+        click.echo(
+            f"ECE held-out (fitted on one half, measured on the other, mean of both ways; T {ts}): "
+            f"{held['ece_before']:.4f} -> {held['ece_after']:.4f}, NLL {held['nll_before']:.4f} -> {held['nll_after']:.4f}"
+        )
+    click.echo(f"NLL in-sample {c['nll_before']:.4f} -> {c['nll_after']:.4f}")
+    click.echo(f"wrote {done['path']}/config.json; version {done['version_before']} -> {done['version']}")
+    _print_reliability(report["calibration"])
 
 
 def _print_reliability(calibration: dict) -> None:
