@@ -1,4 +1,5 @@
-"""The three shipped models: present, small, loadable, and their recorded dev metrics reproduce."""
+"""The three shipped models: present, small, loadable, calibrated, and their recorded dev metrics
+(accuracy and expected calibration error) reproduce."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import json
 import pytest
 import torch
 
-from lstmq.modelstore import check_artifact
+from lstmq.modelstore import check_artifact, version_id
 from lstmq.settings import SHIPPED_MODEL_DIR
 from worker.ml.classifier.artifact import load_artifact
 from worker.ml.classifier.inference import Classifier
-from worker.ml.classifier.metrics import classification_report
+from worker.ml.classifier.metrics import calibration_report, classification_report
 
 SHIPPED = {
     "news": ("ag_news", ["Business", "Sci/Tech", "Sports", "World"]),
@@ -30,20 +31,40 @@ def test_shipped_model_is_a_small_valid_artifact_with_a_card(name):
     assert sum(f.stat().st_size for f in path.iterdir()) <= MAX_ARTIFACT_BYTES
     card = (path / "MODEL_CARD.md").read_text()
     assert config["training"]["command"] in card and config["training"]["command"].startswith("lstmq train classifier")
+    assert f"Version id: `{version_id(path)}`" in card  # the card describes these files, not earlier ones
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_is_calibrated_on_its_dev_split_and_its_card_says_how(name):
+    """`lstmq calibrate` on the card's dev file stored the temperature the card and config.json record."""
+    path = SHIPPED_MODEL_DIR / name
+    config = check_artifact(path)
+    calibration = config["training"]["calibration"]
+    assert config["architecture"]["temperature"] == calibration["temperature"]
+    assert (
+        calibration["file"] == config["training"]["dev_file"] and calibration["rows"] == config["training"]["dev_rows"]
+    )
+    assert calibration["command"] == f"lstmq calibrate --model {name} {calibration['file']} --device cpu --threads 1"
+    assert config["metrics"]["dev"]["ece"] == calibration["ece_after"]
+    card = (path / "MODEL_CARD.md").read_text()
+    assert calibration["command"] in card and f"T = {calibration['temperature']}" in card
 
 
 # news has 6,000 dev rows: about a minute on a busy 2-core box
 @pytest.mark.parametrize("name", [pytest.param("news", marks=pytest.mark.slow), "sentiment", "spam"])
 def test_shipped_model_dev_metrics_reproduce(name, shared_data):
-    """The accuracy in config.json (and the card) is what evaluating the artifact gives today."""
+    """The accuracy and ECE in config.json (and the card) are what evaluating the artifact gives today."""
     path = SHIPPED_MODEL_DIR / name
     model, tokenizer, config = load_artifact(path)
     clf = Classifier(name, "-", model, tokenizer, config["labels"], config["max_tokens"], torch.device("cpu"))
     with gzip.open(shared_data / SHIPPED[name][0] / "dev.jsonl.gz", "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     preds = clf.predict([r["text"] for r in rows])
-    report = classification_report([r["label"] for r in rows], [p.label for p in preds], clf.labels)
+    gold = [r["label"] for r in rows]
+    report = classification_report(gold, [p.label for p in preds], clf.labels)
     assert round(report["accuracy"], 5) == config["metrics"]["dev"]["accuracy"]
+    ece = calibration_report(gold, clf.labels, [p.probs for p in preds])["ece"]
+    assert round(ece, 5) == config["metrics"]["dev"]["ece"]
 
 
 def test_shipped_generator_is_small_and_its_recorded_oracle_scores_reproduce():
