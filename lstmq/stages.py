@@ -35,6 +35,7 @@ class Stage:
 
 _stages: dict[str, Stage] = {}
 _lock = threading.Lock()  # stages may be counted from several threads of one process
+_flushing = threading.Lock()
 
 
 def add(name: str, items: int, seconds: float) -> None:
@@ -90,8 +91,9 @@ def flush() -> None:
         return
     target = Path(folder) / f"{os.getpid()}.json"
     temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps({name: [s.items, s.seconds] for name, s in snapshot().items()}))
-    temporary.replace(target)  # a reader never sees half a file
+    with _flushing:  # threads of one worker flush too: one file, the newest counters last
+        temporary.write_text(json.dumps({name: [s.items, s.seconds] for name, s in snapshot().items()}))
+        temporary.replace(target)  # a reader never sees half a file
 
 
 def collect(folder: Path) -> dict[str, Stage]:

@@ -112,7 +112,7 @@ def child_pids(parent: int) -> list[int]:
 
 def test_a_batch_that_keeps_killing_its_worker_is_given_up_and_its_documents_failed(services_stack):
     stack = services_stack
-    worker = stack.start_worker("--concurrency=2")  # prefork: the parent survives its children
+    worker = stack.start_worker("--concurrency=2", "--pool=prefork")  # the parent survives its children
     texts = [f"a poisonous document {i}" for i in range(8)]
     job_id, ids = add_job(stack.engine, texts)
     send_batch(stack.app, "classify", batch_of(job_id, "news", ids, texts))

@@ -19,13 +19,20 @@ from worker.cli import celery_argv, child_device, choose_pool, parse_queues, tor
         ("auto", 1, "solo"),
         ("cuda", 1, "solo"),
         ("cpu", 1, "solo"),
-        ("cpu", 4, "prefork"),
-        ("auto", 2, "prefork"),
+        ("cpu", 4, "threads"),
+        ("auto", 2, "threads"),
         ("cuda", 2, "threads"),
     ],
 )
-def test_the_pool_never_forks_after_cuda(device, concurrency, pool):
+def test_several_batches_in_flight_share_one_model_by_default(device, concurrency, pool):
     assert choose_pool(device, concurrency) == pool
+
+
+def test_prefork_is_chosen_only_when_asked_and_never_with_cuda():
+    assert choose_pool("cpu", 2, "prefork") == "prefork"
+    assert choose_pool("auto", 1, "prefork") == "solo"
+    with pytest.raises(click.BadParameter, match="prefork children cannot use CUDA"):
+        choose_pool("cuda", 2, "prefork")
 
 
 def test_forked_children_run_on_cpu_when_the_device_is_auto():
@@ -34,9 +41,11 @@ def test_forked_children_run_on_cpu_when_the_device_is_auto():
     assert child_device("cuda", "threads") == "cuda"
 
 
-def test_prefork_children_share_the_cores():
-    assert torch_threads(2, cores=16) == 8
-    assert torch_threads(4, cores=2) == 1
+def test_prefork_children_share_the_cores_and_one_shared_model_gets_them_all():
+    assert torch_threads("prefork", 2, cores=16) == 8
+    assert torch_threads("prefork", 4, cores=2) == 1
+    assert torch_threads("threads", 4, cores=16) == 16
+    assert torch_threads("solo", 1, cores=2) == 2
 
 
 def test_every_task_queue_is_consumed_by_default_and_unknown_queues_are_refused():

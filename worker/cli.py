@@ -1,9 +1,12 @@
 """``lstmq worker``: a real Celery worker with a process model chosen for the device.
 
-- concurrency 1, or any CUDA device: ``--pool solo`` (one process, one model, no fork after
-  CUDA), or threads for CUDA with concurrency > 1 (one model shared by the threads);
-- CPU with concurrency > 1: prefork children, each with cores/concurrency torch threads, each
-  loading the model lazily on its first batch (the parent never imports torch).
+- concurrency 1: ``--pool solo`` (one process, one batch at a time);
+- concurrency > 1 (default ``--pool auto``): threads, CPU or CUDA. One model in the process,
+  fed by several batches in flight: while one batch is in the model, others are read, checked,
+  tokenized or written (psycopg, ``tokenizers`` and torch release the GIL), and the model's
+  passes take the work of every waiting batch at once (``worker.ml.coalesce``);
+- ``--pool prefork`` (CPU only): child processes, each with its own model and cores/concurrency
+  torch threads, for hosts where the per-batch Python work needs more than one core.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ import click
 from lstmq.contract import ALL_QUEUES
 
 DEVICES = ("auto", "cpu", "cuda")
+POOLS = ("auto", "threads", "prefork")
 
 
-def choose_pool(device: str, concurrency: int) -> str:
-    """solo | threads | prefork (pure: the rules in the module docstring)."""
+def choose_pool(device: str, concurrency: int, pool: str = "auto") -> str:
+    """solo | threads | prefork (pure: the rules in the module docstring); raises
+    click.BadParameter for prefork with CUDA (forked children cannot use it)."""
+    if pool == "prefork" and device == "cuda":
+        raise click.BadParameter("prefork children cannot use CUDA: use --pool threads (the default)")
     if concurrency == 1:
         return "solo"
-    return "threads" if device == "cuda" else "prefork"
+    return "prefork" if pool == "prefork" else "threads"
 
 
 def child_device(device: str, pool: str) -> str:
@@ -29,8 +36,11 @@ def child_device(device: str, pool: str) -> str:
     return "cpu" if pool == "prefork" and device == "auto" else device
 
 
-def torch_threads(concurrency: int, cores: int | None = None) -> int:
-    return max(1, (cores or os.cpu_count() or 1) // concurrency)
+def torch_threads(pool: str, concurrency: int, cores: int | None = None) -> int:
+    """Prefork children share the cores; one shared model (solo, threads) runs one pass at a
+    time (``worker.ml.coalesce``), so it gets them all."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // concurrency) if pool == "prefork" else cores
 
 
 def parse_queues(value: str | None) -> list[str]:
@@ -71,7 +81,14 @@ def celery_argv(queues: list[str], pool: str, concurrency: int, loglevel: str, h
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Batches processed at once (processes on CPU, threads on CUDA).",
+    help="Batches in flight at once (threads sharing one model, unless --pool prefork).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(POOLS),
+    default="auto",
+    show_default=True,
+    help="With --concurrency > 1: threads feeding one model (auto), or prefork processes (CPU only).",
 )
 @click.option(
     "--loglevel",
@@ -88,16 +105,22 @@ def celery_argv(queues: list[str], pool: str, concurrency: int, loglevel: str, h
 )
 @click.option("--hostname", "-n", help="Worker node name (Celery's -n), e.g. gpu0@%h.")
 def worker(
-    queues: str | None, device: str, concurrency: int, loglevel: str, threads: int | None, hostname: str | None
+    queues: str | None,
+    device: str,
+    concurrency: int,
+    pool: str,
+    loglevel: str,
+    threads: int | None,
+    hostname: str | None,
 ) -> None:
     """Run a worker: load models lazily, classify/render batches, write results to the database."""
     queue_list = parse_queues(queues)
-    pool = choose_pool(device, concurrency)
+    pool = choose_pool(device, concurrency, pool)
     # Read by torch when it is first imported, in the process that runs batches (never here).
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     else:
-        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(concurrency)))
+        os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(pool, concurrency)))
     if device == "cuda":  # refuse now rather than fail every batch; no fork follows (solo/threads)
         from worker.ml.device import resolve_device  # torch: only when CUDA is asked for (solo/threads)
 

@@ -9,6 +9,7 @@ changed); a new version replaces the loaded model. While an artifact is missing 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,13 +22,19 @@ Model = TypeVar("Model")  # a loaded model with a ``version`` attribute
 class ModelCache:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], object] = {}
+        # Threads of one worker share its models: one of them loads, the others wait for it.
+        self._loading = threading.Lock()
 
     def get(self, name: str, device: str, load: Callable[[ModelInfo], Model]) -> Model:
         """The loaded model unless another version is installed now; else ``load(find_model(name))``."""
         model = self._models.get((name, device))
-        if model is None or installed_version(name) not in (None, model.version):
-            model = self._models[name, device] = load(find_model(name))
-        return model
+        if model is not None and installed_version(name) in (None, model.version):
+            return model
+        with self._loading:
+            model = self._models.get((name, device))  # another thread may have loaded it meanwhile
+            if model is None or installed_version(name) not in (None, model.version):
+                model = self._models[name, device] = load(find_model(name))
+            return model
 
     def clear(self) -> None:
         self._models.clear()

@@ -22,11 +22,16 @@ from lstmq.modelstore import ModelInfo
 from worker.ml.batching import pad, plan_batches, scatter
 from worker.ml.cache import ModelCache
 from worker.ml.classifier.artifact import load_artifact
+from worker.ml.coalesce import Coalescer
 from worker.ml.device import resolve_autocast, resolve_device
 from worker.ml.tokenizer import UNK_ID, encode_batch
 
-BATCH_DOCS = 256  # documents per forward pass
+BATCH_DOCS = 256  # documents per forward pass on CPU (larger passes buy a CPU nothing)
 BATCH_CELLS = 256 * 128  # documents x padded length per forward pass: bounds memory
+# On a GPU a pass of a few thousand documents costs about what one of 256 does: the batches
+# in flight are merged (``worker.ml.coalesce``) into passes of up to this many, token-budgeted.
+CUDA_BATCH_DOCS = 4096
+CUDA_BATCH_CELLS = 4096 * 64
 
 
 @dataclass
@@ -54,33 +59,39 @@ class Classifier:
         self.device, self.autocast_dtype = device, autocast_dtype
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
-        self.batch_docs = BATCH_DOCS
+        cuda = device.type == "cuda"
+        self.batch_docs, self.batch_cells = (CUDA_BATCH_DOCS, CUDA_BATCH_CELLS) if cuda else (BATCH_DOCS, BATCH_CELLS)
+        # The threads of a worker share this model: their batches' passes are merged.
+        self._passes = Coalescer(self._probs, max_items=self.batch_docs)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """One Prediction per text, in input order."""
+        """One Prediction per text, in input order. Tokenizing happens in the caller's thread;
+        the model's passes are shared with the other threads' batches."""
         results: list[Prediction | None] = [_reject(t) for t in texts]
         todo = [i for i, r in enumerate(results) if r is None]
         encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
         ids = [e.ids or [UNK_ID] for e in encoded]
-        probs = self._probs(ids)
+        probs = self._passes(ids) if ids else []
         for i, enc, p in zip(todo, encoded, probs, strict=True):
             results[i] = self._prediction(p, _flags(enc))
         return results
 
     def _probs(self, ids: list[list[int]]) -> list[list[float]]:
-        batches = plan_batches([len(x) for x in ids], self.batch_docs, BATCH_CELLS)
+        batches = plan_batches([len(x) for x in ids], self.batch_docs, self.batch_cells)
         return scatter(batches, [self._forward([ids[i] for i in b]) for b in batches], len(ids))
 
     def _forward(self, ids: list[list[int]]) -> list[list[float]]:
-        lengths = torch.tensor([len(x) for x in ids])
-        batch = torch.tensor(pad(ids), device=self.device)  # (B, T)
+        lengths = torch.tensor([len(x) for x in ids])  # stays on the CPU (pack_padded_sequence)
+        batch = torch.tensor(pad(ids))  # (B, T)
+        if self.device.type == "cuda":  # page-locked: the copy runs asynchronously, by DMA
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
         amp = (
             torch.autocast(self.device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype
             else contextlib.nullcontext()
         )
         with torch.inference_mode(), amp:
-            return self.model(batch, lengths).float().cpu().tolist()  # (B, C)
+            return self.model(batch, lengths).float().cpu().tolist()  # (B, C): one copy back per pass
 
     def _prediction(self, probs: list[float], flags: list[str]) -> Prediction:
         best = max(range(len(probs)), key=probs.__getitem__)
