@@ -21,7 +21,7 @@ from tests.support.stacks import BACKENDS, open_stack
 @pytest.fixture(scope="module", params=BACKENDS)
 def stack(request, tmp_path_factory):
     with open_stack(request, request.param, tmp_path_factory.mktemp(request.param)) as stack:
-        stack.start_worker(*(["--concurrency=2"] if request.param == "services" else []))
+        stack.start_worker("--concurrency=2")  # threads sharing one model, on both backends
         yield stack
 
 
