@@ -3,13 +3,13 @@ SQLite) keep upsert's rules: one row per key, a rewrite replaces the values, sta
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from lstmq.db.dialects import upsert_rows
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Classification
-from tests.support.jobs import add_job
-from worker.batches import RESULT_KEY
+from tests.support.jobs import add_job, status_counts
+from worker.batches import RESULT_KEY, Outcome, write_outcome
 from worker.classify import CLASSIFICATIONS
 
 
@@ -62,3 +62,18 @@ def test_flags_and_text_values_survive_the_json_round_trip(migrated_db):
     write(migrated_db, rows)
     label, _score, _probs, flags, *_ = stored(migrated_db)[ids[0]]
     assert (label, flags) == ('quote " and ünïcode \\ label', ["truncated", "no_known_tokens"])
+
+
+def test_a_batch_of_new_results_is_written_without_reading_anything(migrated_db):
+    """Rows, statuses and the job's counters: writes only (the worker knows its batch's job)."""
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    outcome = Outcome(rows=rows_for(ids, "long", 0.9))
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(migrated_db, "before_cursor_execute", listener)
+    try:
+        write_outcome(migrated_db, outcome, CLASSIFICATIONS, job_id)
+    finally:
+        event.remove(migrated_db, "before_cursor_execute", listener)
+    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert status_counts(migrated_db, job_id) == {"done": 3}

@@ -140,7 +140,7 @@ def process_batch(
         with stages.timed("model", len(docs)):
             outcome = work(docs)
         with stages.timed("write results", len(docs)):
-            write_outcome(engine, outcome, results)
+            write_outcome(engine, outcome, results, batch.job_id)
     stages.flush()
     return report(batch, docs, outcome if docs else Outcome())
 
@@ -150,11 +150,11 @@ def give_up(engine: Engine, batch: BatchPayload, error: str, state: list[Row] | 
     docs = docs_to_process(engine, batch, state)
     outcome = fail_all(docs, error)
     with session_scope(engine) as session:
-        set_document_status(session, [], outcome.failed)
+        set_document_status(session, [], outcome.failed, batch.job_id)
     return report(batch, docs, outcome)
 
 
-def write_outcome(engine: Engine, outcome: Outcome, results: Results) -> None:
+def write_outcome(engine: Engine, outcome: Outcome, results: Results, job_id: str | None = None) -> None:
     """Result rows, document statuses and the model version: one transaction, all-or-nothing.
 
     The job's counters move last, just before the commit: batches of one job wait for each
@@ -165,7 +165,7 @@ def write_outcome(engine: Engine, outcome: Outcome, results: Results) -> None:
         if version and version.version not in known:
             register_model_version(session, version)
         upsert_rows(session, results.table, outcome.rows, RESULT_KEY, results.columns)
-        set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed)
+        set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed, job_id)
     if version:
         known.add(version.version)
 
@@ -183,9 +183,9 @@ def register_model_version(session: Session, info: VersionInfo) -> None:
     session.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
 
 
-def set_document_status(session: Session, done: list[int], failed: dict[int, str]) -> None:
+def set_document_status(session: Session, done: list[int], failed: dict[int, str], job_id: str | None = None) -> None:
     """Mark documents done (clearing any earlier error) and each failed one with its own error;
-    the job's counters move with them (``lstmq.db.transitions``)."""
+    the job's counters move with them (``lstmq.db.transitions``). ``job_id``: the batch's job."""
     now = utcnow()
-    mark_done(session, done, now)
-    mark_failed(session, {doc_id: error[:MAX_ERROR_CHARS] for doc_id, error in failed.items()}, now)
+    mark_done(session, done, now, job_id)
+    mark_failed(session, {doc_id: error[:MAX_ERROR_CHARS] for doc_id, error in failed.items()}, now, job_id)
