@@ -22,7 +22,7 @@ from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
 from worker.batches import batch_state, give_up, refusal
 from worker.celery_app import app
-from worker.redeliveries import MAX_REDELIVERIES, count_redelivery, poison_error
+from worker.redeliveries import MAX_REDELIVERIES, poison_error, running
 
 log = logging.getLogger("lstmq.worker")
 
@@ -56,9 +56,8 @@ def parse(payload: object) -> BatchPayload | None:
         return None
 
 
-def crashed_too_often(task, batch: BatchPayload, state: list[Row]) -> dict | None:
-    """Give up a batch whose worker keeps dying; None when it may run."""
-    count = count_redelivery(task.app.conf.broker_url, task.request)
+def crashed_too_often(batch: BatchPayload, count: int, state: list[Row]) -> dict | None:
+    """Give up a batch whose worker died ``count`` times while running it; None when it may run."""
     if count < MAX_REDELIVERIES:
         return None
     log.error("job %s: %s", batch.job_id, poison_error(count))
@@ -92,18 +91,20 @@ def authentic_state(batch: BatchPayload) -> list[Row] | None:
 
 
 def run_batch(task, payload: dict, kind: str) -> dict | None:
-    """The body every lstmq task shares: validate → read its state, authentic? → poison check →
-    the batch function → one transaction."""
+    """The body every lstmq task shares: validate → its turn, marked running → read its state,
+    authentic? → poison check → the batch function → one transaction."""
     with stages.timed("receive", len(payload.get("docs", ())) if isinstance(payload, dict) else 0):
         batch = parse(payload)
     if batch is None:
         return None
-    with transient_db_errors():
+    # Its turn in this process, marked running in the broker (worker.redeliveries). The state is
+    # read once the turn has come (a redelivered batch waits for the batches beside it), and the
+    # state read for the authenticity check is the batch function's too: read once.
+    with transient_db_errors(), running(task.app.conf.broker_url, task.request) as count:
         rows = authentic_state(batch)
         if rows is None:
             return None
-        # The state read for the authenticity check is the batch function's too: read once.
-        return crashed_too_often(task, batch, rows) or batch_function(kind)(
+        return crashed_too_often(batch, count, rows) or batch_function(kind)(
             batch, get_engine(), task.app.conf.lstmq_device, rows
         )
 
