@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from lstmq import filebroker
 from lstmq.contract import ALL_QUEUES, QUEUES, TASK_NAMES, BatchPayload
 from lstmq.errors import ServiceUnavailable
 from lstmq.settings import Settings, get_settings, mask_url
@@ -78,6 +79,8 @@ def make_celery(settings: Settings | None = None, include: list[str] | None = No
         task_send_sent_event=False,
         enable_utc=True,
     )
+    if settings.embedded_broker:  # whole message files only (lstmq.filebroker)
+        app.conf.broker_transport = filebroker.Transport
     app.conf.lstmq_queues = ALL_QUEUES
     return app
 
