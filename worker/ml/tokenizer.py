@@ -88,7 +88,10 @@ def encode_batch(tok: Tokenizer, texts: Sequence[str], max_tokens: int) -> list[
     char_cap = max_tokens * CHARS_PER_TOKEN_BOUND
     clipped = [t[:char_cap] for t in texts]
     out = []
-    for text, clip, enc in zip(texts, clipped, tok.encode_batch(clipped, add_special_tokens=False), strict=True):
+    # The _fast variant skips character offsets, which nothing here reads: ~20% of tokenizing
+    # (news: 49 -> 39 us per text on one thread), and tokenizing is most of a small model's cost.
+    encodings = tok.encode_batch_fast(clipped, add_special_tokens=False)
+    for text, clip, enc in zip(texts, clipped, encodings, strict=True):
         ids = enc.ids
         out.append(Encoded(ids[:max_tokens], len(ids) > max_tokens or len(clip) < len(text)))
     return out
