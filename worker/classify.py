@@ -35,8 +35,8 @@ def outcome_of(model_name: str, classifier, docs: list[DocIn], predictions) -> O
                 "model": model_name,
                 "model_version": classifier.version,
                 "label": pred.label,
-                "score": float(pred.score),
-                "probs": {label: float(p) for label, p in zip(labels, pred.probs, strict=True)},
+                "score": pred.score,  # floats already: one tolist() per forward pass
+                "probs": dict(zip(labels, pred.probs, strict=True)),
                 "flags": list(pred.flags),
             }
         )
