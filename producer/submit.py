@@ -10,8 +10,9 @@ Two phases, so that no document is ever lost or counted twice:
    (``lstmq.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
 Without ``--strict`` the phases overlap: after each recorded chunk its full batches are sent,
-so workers start while a large input is still being read (the benchmark's end-to-end rate
-depends on it). A document is still committed before its batch is published. If the input
+from a thread while the next chunk is recorded (``OverlappedSends``), so workers start while a
+large input is still being read (the benchmark's end-to-end rate depends on it). A document
+is still committed before its batch is published. If the input
 then fails midway, the job is deleted and batches already sent name a job that no longer
 exists, which workers skip. ``--strict`` sends nothing until the whole input has validated.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from time import perf_counter
@@ -98,13 +100,15 @@ def submit_records(
     job = _create_job(engine, task, model, sources, size, strict)
     report = SubmitReport(job_id=job.id)
     sender = PendingSender(engine, app, job, size)
-    after_chunk = (lambda: None) if strict else (lambda: _send(sender, final=False))
-    try:
-        _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk)
-        _refuse_unless_acceptable(report, strict)
-    except BaseException:
-        _delete_job(engine, report.job_id)
-        raise
+    with OverlappedSends(lambda: _send(sender, final=False)) as early:
+        try:
+            _record_all(engine, report, items, on_reject or (lambda _r: None), (lambda: None) if strict else early.poke)
+            early.drain()  # the last early send ends (or raises) before the final one starts
+            _refuse_unless_acceptable(report, strict)
+        except BaseException:
+            early.drain(quiet=True)  # no send in flight while the job is deleted
+            _delete_job(engine, report.job_id)
+            raise
     mark_recorded(engine, report.job_id)
     try:
         report.batches = _send(sender, final=True).batches
@@ -114,6 +118,39 @@ def submit_records(
             f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` once the service is back"
         ) from None
     return report
+
+
+class OverlappedSends:
+    """Full batches are sent from a thread while the caller records the next chunk: reading
+    back and publishing overlap with parsing, hashing and ``COPY`` (psycopg and the broker
+    client wait on sockets without the GIL). One send at a time; a poke while one runs is
+    skipped (the next poke, or the final send, takes what it missed). A send's error is
+    raised by the next ``poke`` or by ``drain``."""
+
+    def __init__(self, send: Callable[[], object]) -> None:
+        self._send = send
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmq-send")
+        self._running: Future | None = None
+
+    def poke(self) -> None:
+        if self._running is not None:
+            if not self._running.done():
+                return
+            self._running.result()  # raises what the last send raised
+        self._running = self._pool.submit(self._send)
+
+    def drain(self, quiet: bool = False) -> None:
+        """Wait for the send in flight; raise its error unless ``quiet`` (another one is)."""
+        if self._running is not None:
+            running, self._running = self._running, None
+            if running.exception() is not None and not quiet:
+                raise running.exception()
+
+    def __enter__(self) -> OverlappedSends:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._pool.shutdown(wait=True)  # never leave a send running behind the caller
 
 
 def _send(sender: PendingSender, final: bool) -> SendReport:

@@ -24,6 +24,7 @@ from producer import submit as submit_module
 from producer.submit import submit_records
 from tests.support.processes import run_lstmq
 from tests.support.queued import queued_doc_ids, queued_payloads
+from tests.support.waiting import wait_until
 
 # --- chunking: a pure function ---------------------------------------------------------
 
@@ -184,7 +185,8 @@ def test_batches_are_sent_while_the_input_is_still_being_read(migrated_db, celer
 
     def items():
         yield from recs(*(f"d{n}" for n in range(600)))  # past one insert chunk (500 documents)
-        seen_while_reading.append(len(queued_payloads(redis_url)))
+        # The first chunk's full batches go out (from the sender's thread) before the input ends.
+        seen_while_reading.append(wait_until(lambda: len(queued_payloads(redis_url)) == 5, 30, "5 batches") and 5)
         yield from recs(*(f"e{n}" for n in range(50)))
 
     report = submit(migrated_db, celery_app, items(), batch_size=100)
