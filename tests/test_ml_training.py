@@ -12,7 +12,7 @@ from worker.ml.classifier.artifact import load_artifact, save_artifact
 from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import Labelled
 from worker.ml.classifier.inference import Classifier
-from worker.ml.classifier.train import train_classifier
+from worker.ml.classifier.train import eval_steps, train_classifier
 
 TOPICS = {
     "sport": "goal match team coach league score player season win cup".split(),
@@ -251,3 +251,11 @@ def test_balanced_class_weights_change_training_and_an_unknown_kind_is_refused()
     assert not torch.equal(plain.model.members[0].head.weight, weighted.model.members[0].head.weight)
     with pytest.raises(InputError, match="class weight must be one of none, balanced, not 'inverse'"):
         train_classifier(train, dev, TrainConfig(**TINY, class_weight="inverse"), torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("steps", "evals", "expected"),
+    [(417, 2, {208, 417}), (417, 1, {417}), (10, 3, {3, 7, 10}), (3, 5, {1, 2, 3}), (1, 1, {1})],
+)
+def test_dev_is_evaluated_evenly_and_once_per_point_of_an_epoch(steps, evals, expected):
+    assert eval_steps(steps, evals) == expected

@@ -123,7 +123,7 @@ def train_member(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     scheduler = _schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup)
-    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    evals = eval_steps(steps_per_epoch, cfg.evals_per_epoch)
     lengths = [len(x) for x in train_ids]
     tracker = _Best(cfg.patience)
     for epoch in range(cfg.epochs):
@@ -140,7 +140,7 @@ def train_member(
             scheduler.step()
             progress({"event": "step", "loss": loss.item()})
             late = deadline is not None and time.perf_counter() > deadline
-            if step % eval_every == 0 or step == steps_per_epoch or late:
+            if step in evals or late:
                 acc = _accuracy(model, prep.dev_ids, prep.dev_y, device)
                 tracker.update(model, acc, {"member": member, "epoch": round(epoch + step / steps_per_epoch, 3)})
                 progress({"event": "eval", "dev_accuracy": acc, "best": tracker.acc})
@@ -150,6 +150,14 @@ def train_member(
             break
     model.load_state_dict(tracker.state)
     return model.eval(), tracker.acc, tracker.history, not late
+
+
+def eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """The steps of an epoch after which dev is evaluated: evenly spaced, the last step always,
+    never two in a row (with 417 steps and 2 evaluations, steps // evals gave 208, 416 and 417:
+    the extra evaluation counted as one without improvement and stopped training early)."""
+    count = min(evals_per_epoch, steps_per_epoch)
+    return {max(1, round(k * steps_per_epoch / count)) for k in range(1, count + 1)}
 
 
 def hard_targets(train_y: list[int], num_labels: int, cfg: TrainConfig, device: torch.device) -> Objective:
