@@ -30,8 +30,13 @@ def test_shipped_model_is_a_small_valid_artifact_with_a_card(name):
     assert config["labels"] == SHIPPED[name][1]
     assert sum(f.stat().st_size for f in path.iterdir()) <= MAX_ARTIFACT_BYTES
     card = (path / "MODEL_CARD.md").read_text()
-    assert config["training"]["command"] in card and config["training"]["command"].startswith("lstmq train classifier")
+    command = config["training"]["command"]
+    assert command in card and command.startswith(("lstmq train classifier", "lstmq train distill"))
     assert f"Version id: `{version_id(path)}`" in card  # the card describes these files, not earlier ones
+    if command.startswith("lstmq train distill"):  # a student: the card names its teacher and how close it came
+        distillation = config["training"]["distillation"]
+        assert f"version `{distillation['teacher_version']}`" in card
+        assert f"Agreement with the teacher on dev: **{distillation['dev_agreement']:.4f}**" in card
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
