@@ -44,6 +44,8 @@ def test_pipeline_prints_both_rates_the_stages_and_the_targets_and_leaves_nothin
     assert re.search(r"^\(p\) end to end, 300 documents: +[\d,]+ docs/s .*p/a = \d+\.\d\d\)$", out, re.MULTILINE), out
     stages = re.findall(r"^    producer (\w+) +[\d,]+ docs/s", out, re.MULTILINE)
     assert stages == ["read", "hash", "record", "send"], out
+    worker_stages = re.findall(r"^    worker +(\S+(?: \S+)*) +[\d,]+ docs/s", out, re.MULTILINE)
+    assert worker_stages == ["receive", "read state", "model", "tokenize", "write results"], out
     assert re.search(r"^    slowest stage: [\w ]+ \([\d,]+ docs/s\)$", out, re.MULTILINE), out
     cpu = re.search(
         r"^CPU per document: producer ([\d,]+) µs, worker ([\d,]+) µs \(the model alone: [\d,]+ µs\),"

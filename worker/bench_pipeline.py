@@ -29,7 +29,8 @@ MINIMAL_TRAINING = (
     " --epochs=1 --threads=1 --no-calibrate --device=cpu"
 ).split()
 PRODUCER_STAGES = ("read", "hash", "record", "send")
-WORKER_STAGES = ("receive", "read state", "tokenize", "model", "write results")
+# "model" is the whole prediction (tokenizing included); "tokenize" is that part of it alone.
+WORKER_STAGES = ("receive", "read state", "model", "tokenize", "write results")
 # docs/s on the 2-core development machine (issue 11): Redis + PostgreSQL, and the embedded setup
 TARGETS = {"end to end": 20_000, "record": 40_000}
 EMBEDDED_TARGETS = {"end to end": 5_000}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lstmq import stages
 from lstmq.modelstore import ModelInfo
 from worker.ml.batching import pad, plan_batches, scatter
 from worker.ml.cache import ModelCache
@@ -69,7 +70,8 @@ class Classifier:
         the model's passes are shared with the other threads' batches."""
         results: list[Prediction | None] = [_reject(t) for t in texts]
         todo = [i for i, r in enumerate(results) if r is None]
-        encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
+        with stages.timed("tokenize", len(todo)):  # a part of the worker's "model" stage
+            encoded = encode_batch(self.tokenizer, [texts[i] for i in todo], self.max_tokens)
         ids = [e.ids or [UNK_ID] for e in encoded]
         probs = self._passes(ids) if ids else []
         for i, enc, p in zip(todo, encoded, probs, strict=True):
