@@ -123,9 +123,10 @@ def running(broker_url: str, request, lock: SharedExclusiveLock = BATCHES) -> It
     if not tracked(broker_url):
         yield 0
         return
-    if redelivered(request):
+    alone = redelivered(request)
+    if alone:
         log.info("task %s was redelivered: it runs alone in this process", request.id)
-    with lock.exclusive() if redelivered(request) else lock.shared():
+    with lock.exclusive() if alone else lock.shared():
         count = start_run(broker_url, request)
         try:
             yield count
