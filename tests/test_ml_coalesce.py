@@ -7,6 +7,7 @@ import threading
 import pytest
 import torch
 
+from tests.support.threads import run_together
 from tests.support.tiny_classifier import make_tiny_classifier
 from tests.support.waiting import wait_until
 from worker.ml.classifier.artifact import load_artifact
@@ -111,16 +112,8 @@ def test_threads_sharing_a_classifier_get_what_each_would_get_alone(tiny):
         [" ".join(["a good", "a bad", "film"][(i + j + k) % 3] for k in range(j % 7 + 1)) for j in range(40)]
         for i in range(6)
     ]
-    alone = [[p.probs for p in tiny.predict(batch)] for batch in texts]
-    together: dict[int, list] = {}
-
-    def run(i: int) -> None:
-        together[i] = [p.probs for p in tiny.predict(texts[i])]
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(texts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for i, probs in enumerate(alone):  # merged passes pad differently: equal up to float rounding
-        assert [p for row in together[i] for p in row] == pytest.approx([p for row in probs for p in row], abs=1e-5)
+    probs = lambda batch: [p for row in tiny.predict(batch) for p in row.probs]  # noqa: E731
+    alone = [probs(batch) for batch in texts]
+    together = run_together(probs, texts)
+    for i, expected in enumerate(alone):  # merged passes pad differently: equal up to float rounding
+        assert together[i] == pytest.approx(expected, abs=1e-5)

@@ -4,11 +4,10 @@ forward passes (pinned host memory, non-blocking copies) and passes merged acros
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 
+from tests.support.threads import run_together
 from tests.support.tiny_classifier import make_tiny_classifier
 from worker.ml.classifier.artifact import load_artifact
 from worker.ml.classifier.inference import Classifier
@@ -62,17 +61,6 @@ def test_threads_sharing_a_classifier_on_cuda_get_what_each_would_get_alone(arti
     gpu = load(artifact, "cuda")
     batches = [texts(1000 + 37 * i, seed=i + 1) for i in range(8)]  # started at once: passes merge
     alone = [flat(gpu.predict(batch)) for batch in batches]
-    together: dict[int, list[float]] = {}
-    start = threading.Barrier(len(batches))
-
-    def run(i: int) -> None:
-        start.wait(timeout=60)
-        together[i] = flat(gpu.predict(batches[i]))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    together = run_together(lambda batch: flat(gpu.predict(batch)), batches)
     for i, probs in enumerate(alone):  # merged passes pad differently: equal up to float rounding
         assert together[i] == pytest.approx(probs, abs=1e-5)
