@@ -12,9 +12,9 @@ import torch
 from lstmq.modelstore import version_id
 from tests.test_ml_cli import run
 from tests.test_ml_training import TINY, synthetic
+from worker.ml.artifacts import update_config
 from worker.ml.classifier.artifact import load_artifact, save_artifact
 from worker.ml.classifier.config import TrainConfig
-from worker.ml.classifier.recalibrate import write_config
 from worker.ml.classifier.train import train_classifier
 
 SHARPEN = 4.0  # the head's weights times this: logits x4, a confidently wrong model
@@ -139,6 +139,6 @@ def test_a_failed_config_write_leaves_the_old_file_and_no_temporary(home):
     path = home / "models" / "topics"
     old = (path / "config.json").read_bytes()
     with pytest.raises(TypeError):
-        write_config(path, {"not json": object()})
+        update_config(path, metrics={"not json": object()})
     assert (path / "config.json").read_bytes() == old
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]

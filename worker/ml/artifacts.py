@@ -87,9 +87,21 @@ def _write_config(folder: Path, config: dict) -> None:
 
 
 def update_config(path: Path, **changes) -> None:
-    """Merge keys into config.json (e.g. metrics after evaluation); weights are untouched."""
+    """Merge keys into config.json (e.g. metrics after evaluation); weights are untouched. The
+    file is replaced by a rename: a reader (a worker checking the version before each batch)
+    finds the old file or the new one, never half of one; a failed write leaves the old one."""
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    _write_config(path, {**config, **changes})
+    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".json", dir=path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({**config, **changes}, indent=2) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; artifacts are read by all (``_staged``)
+        os.replace(tmp, path / "config.json")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_config(path: Path, kind: str) -> dict:

@@ -10,9 +10,6 @@ the model), ``training.calibration`` (what changed, on which file, by which comm
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import torch
 
 from lstmq.errors import InputError
 from lstmq.modelstore import locate_model, version_id
+from worker.ml.artifacts import update_config
 from worker.ml.classifier.artifact import load_artifact
 from worker.ml.classifier.calibration import calibrate, held_out_ece
 from worker.ml.classifier.data import read_labelled
@@ -64,10 +62,13 @@ def calibrate_installed(
     }
     report = classification_report(dev.labels, argmax_labels(probs, labels), labels)
     report["calibration"] = calibration_report(dev.labels, labels, probs)
-    config["architecture"] = model.cfg.to_dict()
-    config.setdefault("training", {})["calibration"] = record
-    config.setdefault("metrics", {}).setdefault("dev", {})["ece"] = summary["ece_after"]
-    write_config(path, config)
+    metrics = config.get("metrics", {})
+    update_config(
+        path,
+        architecture=model.cfg.to_dict(),
+        training={**config.get("training", {}), "calibration": record},
+        metrics={**metrics, "dev": {**metrics.get("dev", {}), "ece": summary["ece_after"]}},
+    )
     return {
         "path": str(path),
         "version_before": version_before,
@@ -76,19 +77,3 @@ def calibrate_installed(
         "calibration": record,
         "report": report,
     }
-
-
-def write_config(path: Path, config: dict) -> None:
-    """Replace ``path``/config.json by a rename: a reader (a worker checking the version before
-    each batch) finds the old file or the new one, never a half-written one."""
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".json", dir=path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(config, indent=2) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; artifacts are read by all (artifacts._staged)
-        os.replace(tmp, path / "config.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
