@@ -14,13 +14,18 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 pytest.importorskip("torch")  # the worker runs the shipped news and shapes models
 webdriver = pytest.importorskip("selenium.webdriver")
 
-from selenium.common.exceptions import NoAlertPresentException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -87,6 +92,12 @@ def screenshot(browser, shots: Path, name: str) -> None:
     print(f"screenshot: {path}")
 
 
+def wait(browser, timeout_s: float = WAIT_S) -> WebDriverWait:
+    """A wait that outlasts page loads: an element read while the page is replaced is stale,
+    not a failure."""
+    return WebDriverWait(browser, timeout_s, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def upload(browser, api: Api, path: Path, model: str, fresh: bool = True) -> str:
     """Submit ``path`` from the jobs page (``fresh``: loaded anew, default fields); returns the
     job id once its page is shown."""
@@ -95,17 +106,16 @@ def upload(browser, api: Api, path: Path, model: str, fresh: bool = True) -> str
     browser.find_element(By.ID, "file").send_keys(str(path))
     Select(browser.find_element(By.ID, "model")).select_by_value(model)
     browser.find_element(By.ID, "submit").click()
-    WebDriverWait(browser, WAIT_S).until(lambda b: re.search(r"/jobs/[0-9a-f]{32}$", b.current_url))
+    wait(browser).until(lambda b: re.search(r"/jobs/[0-9a-f]{32}$", b.current_url))
     return browser.current_url.rsplit("/", 1)[1]
 
 
 def wait_finished(browser) -> None:
-    """The page follows the job by itself (console.js) and reloads once it is done."""
-    WebDriverWait(browser, JOB_TIMEOUT_S).until(
-        lambda b: (
-            b.find_element(By.CSS_SELECTOR, ".summary [data-field=state]").text == "finished"
-            and b.find_elements(By.ID, "results")
-        )
+    """The page follows the job by itself (console.js) and reloads once it is done; data-drawn
+    is the state the server drew the page in (the script updates data-state, not data-drawn), so
+    this waits for the reloaded page, not the old one about to be replaced."""
+    wait(browser, JOB_TIMEOUT_S).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, ".summary").get_attribute("data-drawn") == "finished"
     )
 
 
@@ -117,8 +127,9 @@ def console(browser, api, shots):
     browser.find_element(By.ID, "token").send_keys(api.tokens["admin"])
     screenshot(browser, shots, "login")
     browser.find_element(By.ID, "login").click()
-    assert browser.current_url.endswith("/jobs")
-    assert "test-admin (admin)" in browser.find_element(By.TAG_NAME, "header").text
+    # The login page's own address ends in /jobs too (/login?next=/jobs): wait for the jobs page.
+    wait(browser).until(lambda b: urlsplit(b.current_url).path == "/jobs")
+    wait(browser).until(lambda b: "test-admin (admin)" in b.find_element(By.TAG_NAME, "header").text)
     return browser
 
 
@@ -128,7 +139,7 @@ def test_an_unusable_upload_is_refused_on_the_page(console, api, tmp_path):
     console.get(f"http://127.0.0.1:{api.port}/jobs")
     console.find_element(By.ID, "file").send_keys(str(empty))
     console.find_element(By.ID, "submit").click()
-    error = WebDriverWait(console, WAIT_S).until(lambda b: b.find_element(By.ID, "submit-error").text)
+    error = wait(console).until(lambda b: b.find_element(By.ID, "submit-error").text)
     assert "empty body" in error and console.current_url.endswith("/jobs")
 
 
@@ -175,7 +186,7 @@ def test_a_render_job_shows_a_gallery_and_each_full_image(console, api, shots, t
     assert captions == CAPTIONS
     screenshot(browser, shots, "job-render")
     images[0].click()
-    assert re.search(r"/api/v1/images/.+\.png$", browser.current_url)
+    wait(browser).until(lambda b: re.search(r"/api/v1/images/.+\.png$", b.current_url))
     assert browser.execute_script("return document.images[0].naturalWidth") > 0
     browser.get(f"http://127.0.0.1:{api.port}/jobs")
     states = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "tbody [data-field=state]")]
