@@ -6,13 +6,15 @@ import gzip
 import io
 import itertools
 import json
+import tracemalloc
 
 import pytest
 
 from lstmq.errors import InputError
 from lstmq.readers.formats import read_records
-from lstmq.readers.records import Fields, Record, Rejected
+from lstmq.readers.records import MAX_TEXT_BYTES, Fields, Record, Rejected
 from lstmq.readers.sources import read_sources, resolve_sources
+from lstmq.readers.streams import MAX_LINE_BYTES, open_text_stream
 
 
 def read(*inputs: str, fmt: str | None = None, fields: Fields = Fields(), stdin: bytes | None = None) -> list:
@@ -222,3 +224,62 @@ def test_readers_are_lazy_so_memory_is_bounded_by_one_record():
     endless = (b'{"text": "again"}\n' for _ in itertools.count())
     first = list(itertools.islice(read_records(endless, "endless", "jsonl"), 3))
     assert texts(first) == ["again"] * 3
+
+
+LONG_TEXT = "word " * (MAX_TEXT_BYTES // 5 + 1)  # just over the cap, on a line under the line cap
+OVERLONG = b"x" * (MAX_LINE_BYTES + 10)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "txt"])
+def test_a_text_over_the_document_cap_is_rejected_and_its_neighbours_kept(tmp_path, fmt):
+    path = tmp_path / f"in.{fmt}"
+    lines = ["first", LONG_TEXT, "third"]
+    path.write_text("".join((json.dumps({"text": t}) if fmt == "jsonl" else t) + "\n" for t in lines))
+    items = read(path)
+    assert texts(items) == ["first", "third"]
+    assert problems(items) == [
+        f"{path}:2: text of {len(LONG_TEXT):,} bytes, longer than the 1,048,576 a document may have"
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "txt", "csv"])
+def test_a_line_over_the_line_cap_is_skipped_with_its_number(tmp_path, fmt):
+    head = b"text\n" if fmt == "csv" else b""
+    good = b'{"text": "%s"}\n' if fmt == "jsonl" else b"%s\n"
+    path = tmp_path / f"in.{fmt}"
+    path.write_bytes(head + good % b"before" + OVERLONG + b"\n" + good % b"after")
+    items = read(path)
+    line = 3 if fmt == "csv" else 2
+    assert texts(items) == ["before", "after"]
+    assert problems(items) == [
+        f"{path}:{line}: line of {len(OVERLONG) + 1:,} bytes, longer than the 8,388,608 a document's line may have"
+    ]
+
+
+def test_an_unclosed_csv_quote_does_not_gather_the_rest_of_the_file(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'text\n"open quote\n' + b"row\n" * (MAX_LINE_BYTES // 4 + 1))
+    items = read(path)
+    assert [item.reason for item in items if isinstance(item, Rejected)][0].startswith("malformed CSV (field larger")
+
+
+def test_reading_an_overlong_line_holds_no_more_than_the_line_cap():
+    stream = io.BytesIO(b"y" * (6 * MAX_LINE_BYTES) + b'\n{"text": "after"}\n')
+    tracemalloc.start()
+    try:
+        items = list(read_records(open_text_stream(stream, "big"), "big", "jsonl"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert texts(items) == ["after"]
+    assert peak < 3 * MAX_LINE_BYTES
+
+
+def test_a_folder_file_over_the_document_cap_is_rejected_unread(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("short")
+    (folder / "b.txt.gz").write_bytes(gzip.compress(b"z" * (4 * MAX_TEXT_BYTES)))  # a small zip bomb
+    items = read(folder)
+    assert texts(items) == ["short"]
+    assert problems(items) == [f"{folder}/b.txt.gz:1: file longer than the 1,048,576 bytes a document may have"]

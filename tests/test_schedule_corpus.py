@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from lstmq.readers.records import Fields
+from lstmq.readers.streams import MAX_LINE_BYTES
 from producer.schedules.cursors import HEAD_BYTES, UNCHANGED, Cursor, FileStat, plan_read
 from producer.schedules.files import scan_file
 
@@ -182,3 +183,20 @@ def test_a_deleted_or_unreadable_file_is_a_problem_not_an_error(tmp_path):
         locked.chmod(0o644)
     if os.geteuid() != 0:  # root reads anything
         assert "cannot read" in scan.problem and scan.cursor is None
+
+
+def test_an_overlong_appended_line_is_rejected_and_the_cursor_moves_past_it(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(jsonl("one"))
+    first = scan_file(str(path), None, None, Fields())
+    with path.open("ab") as fh:
+        fh.write(b"z" * (MAX_LINE_BYTES + 5) + b"\n" + jsonl("three").encode())
+    second = rescan(path, first)
+    assert texts(second) == ["three"] and second.records[0].line_no == 3
+    assert [str(r).split(": ", 1) for r in second.rejected] == [
+        [
+            f"{path}:2",
+            f"line of {MAX_LINE_BYTES + 6:,} bytes, longer than the {MAX_LINE_BYTES:,} a document's line may have",
+        ]
+    ]
+    assert second.cursor.offset == path.stat().st_size

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lstmq.errors import InputError
-from lstmq.readers.records import Fields, Record, Rejected, external_id_of, text_problem
+from lstmq.readers.records import MAX_TEXT_BYTES, Fields, Record, Rejected, external_id_of, text_problem
 from lstmq.readers.rows import Row, read_rows
 from lstmq.readers.streams import decode, open_text_stream
 
@@ -60,11 +60,13 @@ def _walk_text_files(folder: Path) -> Iterator[Path]:
 def _folder_record(path: Path, relative: str, shown: str, record_no: int) -> Item:
     try:
         with path.open("rb") as raw:
-            data = open_text_stream(raw, shown).read_all()
+            data = open_text_stream(raw, shown).read_at_most(MAX_TEXT_BYTES + 1)
     except InputError as exc:
         return Rejected(shown, 1, str(exc).removeprefix(f"{shown}: "))
     except OSError as exc:
         return Rejected(shown, 1, f"cannot read ({exc.strerror})")
+    if len(data) > MAX_TEXT_BYTES:  # read no further than the cap
+        return Rejected(shown, 1, f"file longer than the {MAX_TEXT_BYTES:,} bytes a document may have")
     text = decode(data, True)
     if not text.strip():
         return Rejected(shown, 1, "empty file")

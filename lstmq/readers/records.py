@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_EXTERNAL_ID_CHARS = 512  # documents.external_id is VARCHAR(512)
+# A document is what a model reads (it keeps the first few hundred tokens): 1 MiB is a long book
+# chapter. The cap keeps one record from filling a message, a worker's memory or a row.
+MAX_TEXT_BYTES = 1 << 20
 STDIN_NAME = "<stdin>"
 
 
@@ -53,7 +56,15 @@ def text_problem(text: object, field: str) -> str | None:
         return f"text field '{field}' is not a string"
     if not text.strip():
         return f"empty text field '{field}'"
-    return storable_problem(text, "text")
+    return storable_problem(text, "text") or size_problem(text)
+
+
+def size_problem(text: str) -> str | None:
+    """Why ``text`` is too long to be a document, or None (UTF-8 bytes; ``text`` is storable)."""
+    # Most texts are far below the cap in characters alone (at most 4 bytes each): no encoding.
+    if len(text) <= MAX_TEXT_BYTES // 4 or (size := len(text.encode("utf-8"))) <= MAX_TEXT_BYTES:
+        return None
+    return f"text of {size:,} bytes, longer than the {MAX_TEXT_BYTES:,} a document may have"
 
 
 def external_id_of(value: object, field: str) -> tuple[str | None, str | None]:

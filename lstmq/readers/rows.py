@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from lstmq.errors import InputError
 from lstmq.readers.records import Rejected
-from lstmq.readers.streams import decode
+from lstmq.readers.streams import MAX_LINE_BYTES, OverlongLine, decode
 
-# A CSV text field may hold a whole article; the csv module's default cap is 128 KiB.
-csv.field_size_limit(256 * 1024 * 1024)
+# A CSV text field may hold a whole article (the csv module's default cap is 128 KiB); an
+# unclosed quote must not gather the rest of the file into one field.
+csv.field_size_limit(MAX_LINE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,10 @@ class Row:
     values: dict
 
 
-def read_rows(lines: Iterable[bytes], name: str, fmt: str, fields: Sequence[str]) -> Iterator[Row | Rejected]:
+Line = bytes | OverlongLine
+
+
+def read_rows(lines: Iterable[Line], name: str, fmt: str, fields: Sequence[str]) -> Iterator[Row | Rejected]:
     """Rows of one input in format ``fmt``. ``fields`` are those a row must have, the text
     first: a CSV/TSV header without one is refused whole; a text line is put under the first."""
     if fmt == "jsonl":
@@ -46,8 +50,11 @@ def refuse_json_array(head: bytes, name: str) -> None:
         raise InputError(f"{name}: a JSON array is not JSON Lines; convert it with: jq -c '.[]' {name}")
 
 
-def _jsonl_rows(lines: Iterable[bytes], name: str) -> Iterator[Row | Rejected]:
+def _jsonl_rows(lines: Iterable[Line], name: str) -> Iterator[Row | Rejected]:
     for line_no, raw in enumerate(lines, 1):
+        if isinstance(raw, OverlongLine):
+            yield Rejected(name, line_no, raw.reason)
+            continue
         line = decode(raw, line_no == 1).strip()
         if line:
             yield _json_row(line, name, line_no)
@@ -65,28 +72,57 @@ def _json_row(line: str, name: str, line_no: int) -> Row | Rejected:
     return Row(name, line_no, obj)
 
 
-def _text_rows(lines: Iterable[bytes], name: str, text_field: str) -> Iterator[Row]:
+def _text_rows(lines: Iterable[Line], name: str, text_field: str) -> Iterator[Row | Rejected]:
     for line_no, raw in enumerate(lines, 1):
+        if isinstance(raw, OverlongLine):
+            yield Rejected(name, line_no, raw.reason)
+            continue
         line = decode(raw, line_no == 1).rstrip("\r\n")
         if line.strip():
             yield Row(name, line_no, {text_field: line})
 
 
-def _csv_rows(lines: Iterable[bytes], name: str, fields: Sequence[str], dialect: str) -> Iterator[Row | Rejected]:
-    reader = csv.reader((decode(raw, i == 0) for i, raw in enumerate(lines)), dialect)
+def _csv_rows(lines: Iterable[Line], name: str, fields: Sequence[str], dialect: str) -> Iterator[Row | Rejected]:
+    source = _CsvLines(lines)
+    reader = csv.reader(source, dialect)
     header = _csv_header(reader, name, fields)
-    start = reader.line_num + 1
+    start = source.line_no + 1
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
+        except _Overlong as exc:  # the reader drops the row it was in and reads on
+            yield Rejected(name, start, exc.line.reason)
         except csv.Error as exc:
             yield Rejected(name, start, f"malformed CSV ({exc})")
         else:
             if row:  # a blank line
                 yield _csv_row(row, header, name, start, fields)
-        start = reader.line_num + 1
+        start = source.line_no + 1
+
+
+class _Overlong(Exception):
+    def __init__(self, line: OverlongLine):
+        self.line = line
+
+
+class _CsvLines:
+    """Decoded lines for ``csv.reader``, counted here (the reader does not count a line that
+    raised); an overlong line raises ``_Overlong`` through the reader, which can go on after."""
+
+    def __init__(self, lines: Iterable[Line]):
+        self._lines, self.line_no = iter(lines), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._lines)
+        self.line_no += 1
+        if isinstance(raw, OverlongLine):
+            raise _Overlong(raw)
+        return decode(raw, self.line_no == 1)
 
 
 def _csv_header(reader, name: str, fields: Sequence[str]) -> list[str]:
@@ -94,6 +130,8 @@ def _csv_header(reader, name: str, fields: Sequence[str]) -> list[str]:
         header = next(reader, None)
     except csv.Error as exc:
         raise InputError(f"{name}:1: malformed CSV header ({exc})") from None
+    except _Overlong as exc:
+        raise InputError(f"{name}:1: CSV header is a {exc.line.reason}") from None
     if not header:
         raise InputError(f"{name}: empty CSV, expected a header row")
     for field in fields:

@@ -1,5 +1,6 @@
-"""Opening inputs as binary line streams: gzip by magic bytes, binary files refused, and
-mid-stream failures (a truncated gzip, an I/O error) turned into one ``InputError`` line."""
+"""Opening inputs as binary line streams: gzip by magic bytes, binary files refused, lines
+longer than ``MAX_LINE_BYTES`` skipped without being held (an ``OverlongLine`` in their place),
+and mid-stream failures (a truncated gzip, an I/O error) turned into one ``InputError`` line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ from lstmq.errors import InputError
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 8192  # a NUL in the first 8 KiB (after gunzip) means a binary file
 READ_BUFFER_BYTES = 1 << 16
+# A line holds one document: its text is capped at MAX_TEXT_BYTES (records.py); JSON escapes can
+# make the line several times longer. A longer line (a file with no newlines, a runaway field)
+# is skipped in small chunks once this much of it is read: it costs about twice this in memory.
+MAX_LINE_BYTES = 8 << 20
+
+
+class OverlongLine:
+    """Stands for a line longer than ``MAX_LINE_BYTES``, not kept: parsers reject it."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int):
+        self.size = size
+
+    @property
+    def reason(self) -> str:
+        return f"line of {self.size:,} bytes, longer than the {MAX_LINE_BYTES:,} a document's line may have"
 
 
 def open_text_stream(raw: BinaryIO, name: str) -> _GuardedStream:
@@ -37,15 +55,23 @@ class _GuardedStream:
     def __init__(self, stream: BinaryIO, name: str, head: bytes):
         self._stream, self._name, self.head = stream, name, head
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | OverlongLine]:
+        readline = self._stream.readline
         try:
-            yield from self._stream
+            while line := readline(MAX_LINE_BYTES + 1):
+                if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+                    yield line
+                    continue
+                size = len(line)
+                while not line.endswith(b"\n") and (line := readline(READ_BUFFER_BYTES)):
+                    size += len(line)
+                yield OverlongLine(size)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{self._name}: unreadable ({exc})") from None
 
-    def read_all(self) -> bytes:
+    def read_at_most(self, size: int) -> bytes:
         try:
-            return self._stream.read()
+            return self._stream.read(size)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{self._name}: unreadable ({exc})") from None
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from lstmq.readers.streams import GZIP_MAGIC
+from lstmq.readers.streams import GZIP_MAGIC, MAX_LINE_BYTES, READ_BUFFER_BYTES, OverlongLine
 
 HEAD_BYTES = 4096  # enough to tell one file from its replacement
 
@@ -121,15 +121,25 @@ class LineReader:
         self.offset, self.lines = plan.start, plan.start_line
         self._last = None if max_lines is None else plan.start_line + max_lines
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | OverlongLine]:
         self._fh.seek(self.offset)
         while self.offset < self._stop and self.lines != self._last:
-            line = self._fh.readline(self._stop - self.offset)
-            if not line or (not line.endswith(b"\n") and not self._tail):
+            line, size = self._next_line()
+            if not size or (not line.endswith(b"\n") and not self._tail):
                 return
-            self.offset += len(line)
+            self.offset += size
             self.lines += 1
-            yield line
+            yield OverlongLine(size) if size - line.endswith(b"\n") > MAX_LINE_BYTES else line
+
+    def _next_line(self) -> tuple[bytes, int]:
+        """The next line and its size; of a line over ``MAX_LINE_BYTES`` (skipped in chunks, as
+        ``lstmq.readers.streams`` does) only its last chunk, which tells whether it ended."""
+        line = self._fh.readline(min(self._stop - self.offset, MAX_LINE_BYTES + 1))
+        size = len(line)
+        while size > MAX_LINE_BYTES and not line.endswith(b"\n") and self.offset + size < self._stop:
+            line = self._fh.readline(min(READ_BUFFER_BYTES, self._stop - self.offset - size))
+            size += len(line)
+        return line, size
 
 
 def next_cursor(fh: BinaryIO, stat: FileStat, offset: int, lines: int) -> Cursor:
