@@ -63,10 +63,7 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         sources=[s.name for s in sources],
         on_reject=lambda bad: click.echo(str(bad), err=True),
     )
-    click.echo(
-        f"job {report.job_id}: {report.total} documents queued in {report.batches} batches, {report.rejected} rejected",
-        err=True,
-    )
+    click.echo(output.submitted_line(report.job_id, report.total, report.batches, report.rejected), err=True)
     click.echo(report.job_id)
     if wait:
         _require_complete(output.follow(engine, report.job_id))
@@ -147,7 +144,9 @@ def requeue(job_id, batch_size, failed) -> None:
     """Send again every document of JOB without a result (safe to repeat)."""
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
     sent = requeue_job(ready_engine(), make_celery(), job_id, size, failed=failed)
-    click.echo(f"job {job_id}: {sent.docs} pending documents sent in {sent.batches} batches")
+    click.echo(
+        f"job {job_id}: {output.count(sent.docs, 'pending document')} sent in {output.count(sent.batches, 'batch')}"
+    )
 
 
 def _int_option(value: str | None, name: str) -> int | None:

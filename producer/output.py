@@ -28,6 +28,18 @@ RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
 JOB_KEYS = ("id", "state", "task", "model", "total", "done", "failed", "pending", "rejected", "created_at", "schedule")
 TABLE_MAX_ROWS = 1000  # a terminal table is for looking; scripts use jsonl or csv
 POLL_INTERVAL_S = 1.0
+
+
+def count(n: int, noun: str) -> str:
+    """``1 batch``, ``2 batches``, ``1,000 documents``."""
+    return f"{n:,} {noun if n == 1 else noun + ('es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's')}"
+
+
+def submitted_line(job_id: str, total: int, batches: int, rejected: int) -> str:
+    """What ``lstmq submit`` (local or ``--api``) says once a job is queued."""
+    return f"job {job_id}: {count(total, 'document')} queued in {count(batches, 'batch')}, {rejected:,} rejected"
+
+
 PIPED_WIDTH = 200  # characters per table line when stdout is not a terminal
 
 

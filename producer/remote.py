@@ -43,11 +43,7 @@ def submit(client: ApiClient, inputs, task, model, fmt, text_field, id_field, ba
     with _body(source) as (body, headers), client.request("POST", JOBS, query, body, headers) as response:
         report = json.loads(response.read())
     _print_rejected(client, source, report)
-    click.echo(
-        f"job {report['id']}: {report['total']} documents queued in {report['batches']} batches, "
-        f"{report['rejected']} rejected",
-        err=True,
-    )
+    click.echo(output.submitted_line(report["id"], report["total"], report["batches"], report["rejected"]), err=True)
     click.echo(report["id"])
     if wait:
         local._require_complete(follow(client, report["id"]))
