@@ -13,7 +13,16 @@ import click
 
 from lstmq.batching import batch_size_for
 from lstmq.db.engine import ready_engine, session_scope
-from lstmq.db.queries import cancel_job, get_job, job_health, job_status, list_jobs, live_workers, result_rows
+from lstmq.db.queries import (
+    cancel_job,
+    get_job,
+    job_health,
+    job_status,
+    list_jobs,
+    live_workers,
+    resolve_job_id,
+    result_rows,
+)
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.queue import make_celery
 from lstmq.readers.records import Fields
@@ -74,8 +83,9 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.option("--watch", is_flag=True, help="Follow with a progress bar until the job is finished.")
 def status(job_id, as_json, watch) -> None:
-    """Counts, rate and ETA of a job."""
+    """Counts, rate and ETA of a job (its id, or a unique prefix of 6+ characters)."""
     engine = ready_engine()
+    job_id = _job_id(engine, job_id)
     if watch:
         current = output.follow(engine, job_id)
     with session_scope(engine) as session:
@@ -95,7 +105,7 @@ def results(job_id, fmt, label, failed_only) -> None:
         raise InputError(f"unknown format {fmt!r} (expected {', '.join(RESULT_FORMATS)})")
     engine = ready_engine()
     with session_scope(engine) as session:
-        job = get_job(session, job_id)
+        job = get_job(session, resolve_job_id(session, job_id))
         rows = result_rows(session, job, label=label, failed_only=failed_only)
         output.write_results(rows, fmt, task=job.task)
 
@@ -132,8 +142,9 @@ def workers() -> None:
 def cancel(job_id) -> None:
     """Stop a job: workers skip its batches; pending documents stay pending."""
     with session_scope(ready_engine()) as session:
+        job_id = resolve_job_id(session, job_id)
         current = cancel_job(session, job_id)
-    click.echo(f"job {job_id} {current.state}; {current.pending} documents pending")
+    click.echo(f"job {job_id} {current.state}; {output.count(current.pending, 'document')} pending")
 
 
 @click.command()
@@ -143,10 +154,17 @@ def cancel(job_id) -> None:
 def requeue(job_id, batch_size, failed) -> None:
     """Send again every document of JOB without a result (safe to repeat)."""
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
-    sent = requeue_job(ready_engine(), make_celery(), job_id, size, failed=failed)
+    engine = ready_engine()
+    job_id = _job_id(engine, job_id)
+    sent = requeue_job(engine, make_celery(), job_id, size, failed=failed)
     click.echo(
         f"job {job_id}: {output.count(sent.docs, 'pending document')} sent in {output.count(sent.batches, 'batch')}"
     )
+
+
+def _job_id(engine, text: str) -> str:
+    with session_scope(engine) as session:
+        return resolve_job_id(session, text)
 
 
 def _int_option(value: str | None, name: str) -> int | None:

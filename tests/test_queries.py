@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, result_rows
+from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, resolve_job_id, result_rows
 from lstmq.db.schema import Classification, Document, Image, Job, as_utc
 from lstmq.db.transitions import mark_done, mark_failed
 from lstmq.errors import InputError, JobNotFound
@@ -286,14 +286,14 @@ def test_jobs_lists_newest_first_with_their_counts(migrated_db):
 def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
     job_id, ids = make_job(migrated_db, 2)
     finish(migrated_db, ids[0], label="pos")
-    status = json.loads(run_lstmq("status", job_id, "--json").stdout)
-    assert set(status) == STATUS_KEYS and (status["done"], status["pending"]) == (1, 1)
+    status = json.loads(run_lstmq("status", job_id[:8], "--json").stdout)  # the id progress lines show
+    assert set(status) == STATUS_KEYS and (status["id"], status["done"], status["pending"]) == (job_id, 1, 1)
     table = list(csv.DictReader(io.StringIO(run_lstmq("results", job_id, "--format", "csv").stdout.decode())))
     assert [(r["id"], r["label"], r["status"]) for r in table] == [("e0", "pos", "done"), ("e1", "", "pending")]
     lines = run_lstmq("results", job_id, "--label", "pos").stdout.decode().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["e0"]
     assert [j["id"] for j in json.loads(run_lstmq("jobs", "--json").stdout)] == [job_id]
-    assert run_lstmq("cancel", job_id).stdout.decode().strip() == f"job {job_id} cancelled; 1 documents pending"
+    assert run_lstmq("cancel", job_id).stdout.decode().strip() == f"job {job_id} cancelled; 1 document pending"
     assert json.loads(run_lstmq("status", job_id, "--json").stdout)["state"] == "cancelled"
 
 
@@ -318,6 +318,35 @@ def test_cli_query_mistakes_are_one_line(migrated_db, args, message):
     proc = run_lstmq(*(a.format(job=job_id, cancelled=cancelled) for a in args))
     assert proc.returncode == 2
     assert proc.stderr.decode().splitlines() == [message.format(cancelled=cancelled)]
+
+
+def add_jobs(engine, *ids: str) -> None:
+    with session_scope(engine) as session:
+        session.add_all(Job(id=i, task="classify", model="clf", state="queued", total=0, created_at=T0) for i in ids)
+
+
+def resolve(engine, text: str) -> str:
+    with session_scope(engine) as session:
+        return resolve_job_id(session, text)
+
+
+def test_a_unique_prefix_of_six_or_more_characters_names_a_job(migrated_db):
+    add_jobs(migrated_db, "abcdef01" + "0" * 24, "abcdef02" + "0" * 24)
+    assert resolve(migrated_db, "abcdef01") == "abcdef01" + "0" * 24
+    assert resolve(migrated_db, "abcdef02" + "0" * 24) == "abcdef02" + "0" * 24
+
+
+def test_a_prefix_of_several_jobs_names_none_and_says_so(migrated_db):
+    add_jobs(migrated_db, "abcdef01" + "0" * 24, "abcdef02" + "0" * 24)
+    with pytest.raises(JobNotFound, match="job id prefix 'abcdef0' matches several jobs .*: give more of it"):
+        resolve(migrated_db, "abcdef0")
+
+
+@pytest.mark.parametrize("text", ["abcde", "abcdef%", "ABCDEF01", "abcdef_1"])
+def test_a_short_or_non_hex_prefix_names_no_job(migrated_db, text):
+    add_jobs(migrated_db, "abcdef01" + "0" * 24)
+    with pytest.raises(JobNotFound, match=f"no job '{text}'"):
+        resolve(migrated_db, text)
 
 
 def test_cli_refuses_an_outdated_schema(lstmq_env, tmp_path):
