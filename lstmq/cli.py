@@ -7,6 +7,7 @@ Subcommands are imported lazily by name, so ``lstmq submit`` never imports torch
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import click
@@ -87,17 +88,29 @@ def train() -> None:
     classifier) or `generator` (text-to-image)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, as Ctrl-C is: its clean-up runs (a submit deletes
+    the job it was recording) instead of the process vanishing mid-statement. Workers, the API
+    server and the scheduler install their own SIGTERM handlers (a warm shutdown) over this one."""
+
+
+def _terminate(_signum, _frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="lstmq", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        terminated = isinstance(exc.__cause__ or exc.__context__, Terminated)
+        click.echo("terminated" if terminated else "aborted", err=True)
+        sys.exit(143 if terminated else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except LstmqError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(143 if isinstance(exc, Terminated) else 130)

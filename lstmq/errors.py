@@ -74,5 +74,12 @@ class JobIncomplete(LstmqError):
     exit_code = 3
 
 
+class SubmitCancelled(LstmqError):
+    """The job was cancelled while its submit was still recording it (``lstmq cancel``, or the
+    reconciler, which took the submit for dead): recording stops, the job stays cancelled."""
+
+    exit_code = 3
+
+
 class RunFailed(LstmqError):
     """``schedule run`` recorded a failed run (its history says why)."""

@@ -50,7 +50,9 @@ def describe(status: JobStatus, health: Health | None = None) -> str:
         f"job {status.id}  {status.task}  model {status.model}  state {status.state}\n"
         f"total {status.total}  done {status.done}  failed {status.failed}  "
         f"pending {status.pending}  rejected {status.rejected}\n"
-        f"rate {rate}  eta {eta}" + (f"\n{stalled(health)}" if health else "")
+        f"rate {rate}  eta {eta}"
+        + (f"\n{stalled(health)}" if health else "")
+        + (f"\ncancelled: {status.note}" if status.note else "")
     )
 
 

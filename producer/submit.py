@@ -4,8 +4,10 @@ Two phases, so that no document is ever lost or counted twice:
 
 1. *record*: documents are inserted in chunks (bounded memory; ``COPY`` on PostgreSQL, see
    ``producer.recording``) while the job is marked as recording (``lstmq.sending.RECORDING``;
-   ``requeue`` refuses it). A failure here, a ``--strict`` refusal, or an input with no good
-   record deletes the job again, leaving nothing in the database.
+   ``requeue`` refuses it). A failure here, a ``--strict`` refusal, an input with no good
+   record, Ctrl-C or SIGTERM deletes the job again, leaving nothing in the database. A job
+   cancelled meanwhile (``lstmq cancel``, or the reconciler when the submit stopped showing
+   signs of life, ``producer.liveness``) stops the submit and stays, cancelled.
 2. *send*: pending documents are streamed back from the database and published in batches
    (``lstmq.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
@@ -20,6 +22,8 @@ exists, which workers skip. ``--strict`` sends nothing until the whole input has
 from __future__ import annotations
 
 import hashlib
+import sys
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,20 +32,21 @@ from dataclasses import dataclass
 from time import perf_counter
 
 from celery import Celery
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
 from lstmq import stages
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import TASK_NAMES
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Document, Job, utcnow
-from lstmq.errors import InputError, ModelNotFound, TransientError
+from lstmq.db.schema import Document, Job
+from lstmq.errors import InputError, ModelNotFound, SubmitCancelled, TransientError
 from lstmq.modelstore import find_model
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
 from lstmq.sending import RECORDING, PendingSender, SendReport, mark_recorded
 from lstmq.settings import get_settings
+from producer.liveness import RecordingLease, beat
 from producer.recording import record_rows
 
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
@@ -100,13 +105,26 @@ def submit_records(
     job = _create_job(engine, task, model, sources, size, strict)
     report = SubmitReport(job_id=job.id)
     sender = PendingSender(engine, app, job, size)
-    with OverlappedSends(lambda: _send(sender, final=False)) as early:
+    lease = RecordingLease(engine, job.id, get_settings().heartbeat_s)
+
+    def after_chunk() -> None:
+        lease.check(report.total)
+        if not strict:
+            early.poke()
+
+    with lease, OverlappedSends(lambda: _send(sender, final=False)) as early:
         try:
-            _record_all(engine, report, items, on_reject or (lambda _r: None), (lambda: None) if strict else early.poke)
+            _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk, lease)
             early.drain()  # the last early send ends (or raises) before the final one starts
             _refuse_unless_acceptable(report, strict)
+        except SubmitCancelled:
+            early.drain(quiet=True)
+            raise  # cancelled by someone else: the job stays, cancelled, with what it recorded
         except BaseException:
             early.drain(quiet=True)  # no send in flight while the job is deleted
+            # An interrupt (Ctrl-C) inside a statement leaves its cursor referenced from the
+            # traceback; on SQLite that cursor holds the write lock the delete needs.
+            traceback.clear_frames(sys.exc_info()[2])
             _delete_job(engine, report.job_id)
             raise
     mark_recorded(engine, report.job_id)
@@ -182,7 +200,7 @@ def _refuse_unless_acceptable(report: SubmitReport, strict: bool) -> None:
         raise InputError(f"no good records ({report.rejected} rejected); nothing submitted")
 
 
-def _record_all(engine: Engine, report: SubmitReport, items, on_reject, after_chunk) -> None:
+def _record_all(engine: Engine, report: SubmitReport, items, on_reject, after_chunk, lease: RecordingLease) -> None:
     def good_rows():
         for number, item in enumerate(stages.counted("read", items)):
             if isinstance(item, Rejected):
@@ -196,13 +214,15 @@ def _record_all(engine: Engine, report: SubmitReport, items, on_reject, after_ch
     sizes = (INSERT_CHUNK_DOCS, INSERT_CHUNK_BYTES, lambda row: len(row[2]), INSERT_CHUNK_MAX_DOCS)
     for chunk in chunked(good_rows(), *sizes):
         own_ids = own_ids or any(record.external_id is not None for record, _id, _encoded in chunk)
-        _insert_chunk(engine, report, chunk, on_reject, all_new=not own_ids)
+        _insert_chunk(engine, report, chunk, on_reject, lease, all_new=not own_ids)
         after_chunk()
-    _save_counts(engine, report)
+    with session_scope(engine) as session:
+        lease.touched(_save_counts(session, report))
+    lease.check(report.total)
 
 
 def _insert_chunk(
-    engine: Engine, report: SubmitReport, chunk: list[tuple[Record, str, bytes]], on_reject, all_new
+    engine: Engine, report: SubmitReport, chunk: list[tuple[Record, str, bytes]], on_reject, lease, all_new
 ) -> None:
     """Insert one chunk; a later record whose id the job already has is rejected.
 
@@ -220,7 +240,7 @@ def _insert_chunk(
             else:
                 report.rejected += 1
                 on_reject(Rejected(record.source, record.line_no, f"duplicate id {external_id!r}"))
-        _save_counts(session, report)
+        lease.touched(_save_counts(session, report))
 
 
 def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
@@ -237,16 +257,11 @@ def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
     ]
 
 
-def _save_counts(target, report: SubmitReport) -> None:
+def _save_counts(session, report: SubmitReport) -> bool:
     """Keep jobs.total/rejected current while recording, so `lstmq status` can follow along
-    (pending is total - done - failed) and a job still being recorded is not taken for stalled."""
-    counts = {"total": report.total, "rejected": report.rejected, "progressed_at": utcnow()}
-    stmt = update(Job).where(Job.id == report.job_id).values(**counts)
-    if isinstance(target, Engine):
-        with session_scope(target) as session:
-            session.execute(stmt)
-    else:
-        target.execute(stmt)
+    (pending is total - done - failed); this is also the submit's sign of life
+    (``producer.liveness``). False when the job is no longer submitting (cancelled)."""
+    return beat(session, report.job_id, total=report.total, rejected=report.rejected)
 
 
 def _delete_job(engine: Engine, job_id: str) -> None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from unittest.mock import patch
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Document, Job, WorkerBeat, utcnow
+from lstmq.db.queries import job_status
+from lstmq.db.schema import JOB_SUBMITTING, Document, Job, WorkerBeat, utcnow
+from lstmq.sending import RECORDING
 from lstmq.settings import get_settings
+from producer.liveness import beat
 from tests.support.jobs import add_job, status_counts
 from tests.support.queued import queued_doc_ids
-from worker.reconcile import MAX_FRUITLESS_RECOVERIES, reconcile, stalled_jobs
+from worker.reconcile import MAX_FRUITLESS_RECOVERIES, cancel_abandoned, reconcile, stalled_jobs
 
 STALL_S = 60
 
@@ -74,3 +79,47 @@ def test_re_sends_that_never_make_progress_end_with_the_documents_failed(migrate
     with session_scope(migrated_db) as session:
         errors = session.scalars(select(Document.error).where(Document.job_id == job_id)).all()
     assert all(f"lstmq requeue {job_id} --failed" in error for error in errors)
+
+
+def recording_job(engine, beat_at) -> str:
+    """A job its submit is still recording, whose last sign of life was at ``beat_at``."""
+    job_id, _ = add_job(engine, ["one", "two"], state=JOB_SUBMITTING)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        job.options, job.created_at, job.progressed_at = {RECORDING: True}, beat_at, beat_at
+    return job_id
+
+
+def test_a_job_whose_submit_died_while_recording_is_cancelled_with_the_reason(migrated_db, celery_app, redis_url):
+    now = utcnow()
+    dead = recording_job(migrated_db, now - timedelta(seconds=STALL_S + 1))
+    alive = recording_job(migrated_db, now - timedelta(seconds=STALL_S - 5))
+    reconcile(migrated_db, celery_app, [idle()], get_settings(), now=now)
+    with session_scope(migrated_db) as session:
+        dead_status, alive_status = job_status(session, dead), job_status(session, alive)
+    assert (dead_status.state, alive_status.state) == ("cancelled", "submitting")
+    assert dead_status.note.startswith(f"its submit stopped (no sign of life for {STALL_S + 1} s) after recording 2 ")
+    assert queued_doc_ids(redis_url) == []  # part of an input is never sent as if it were all of it
+
+
+def test_a_late_beat_of_a_live_submit_wins_over_the_cancel(migrated_db):
+    now = utcnow()
+    job_id = recording_job(migrated_db, now - timedelta(seconds=STALL_S + 1))
+    real_execute = Session.execute
+
+    def beat_first(session, statement, *args, **kwargs):  # the submit beats just before the cancel
+        if getattr(statement, "is_update", False) and not beat_first.done:
+            beat_first.done = True
+            with session_scope(migrated_db) as other:
+                beat(other, job_id)
+        return real_execute(session, statement, *args, **kwargs)
+
+    beat_first.done = False
+    with patch.object(Session, "execute", beat_first):
+        assert cancel_abandoned(migrated_db, STALL_S, now) == []
+    assert job_row_state(migrated_db, job_id) == "submitting"
+
+
+def job_row_state(engine, job_id: str) -> str:
+    with session_scope(engine) as session:
+        return session.get(Job, job_id).state

@@ -35,6 +35,7 @@ STATUS_KEYS = {
     "submitted_at",
     "finished_at",
     "schedule",
+    "note",
 }
 
 

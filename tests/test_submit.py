@@ -7,22 +7,25 @@ import hashlib
 import itertools
 import random
 import re
+import subprocess
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.engine import session_scope
+from lstmq.db.queries import cancel_job
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, utcnow
 from lstmq.db.transitions import mark_done, mark_failed
-from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, UserError
+from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, SubmitCancelled, UserError
 from lstmq.queue import make_celery
 from lstmq.readers.records import Record, Rejected
 from lstmq.sending import requeue, send_pending
+from lstmq.settings import get_settings
 from producer import submit as submit_module
 from producer.submit import submit_records
-from tests.support.processes import run_lstmq
+from tests.support.processes import ROOT, lstmq_argv, run_lstmq, worker_env
 from tests.support.queued import queued_doc_ids, queued_payloads
 from tests.support.waiting import wait_until
 
@@ -425,3 +428,96 @@ def test_a_broker_failing_while_sending_names_the_recorded_job_to_requeue(migrat
         f"broker redis://x unreachable: down; job {job.id} is recorded: "
         f"run `lstmq requeue {job.id}` once the service is back"
     )
+
+
+# --- a submit that is interrupted, cancelled, or dies ----------------------------------
+
+
+def job_row(engine, job_id: str) -> Job:
+    with session_scope(engine) as session:
+        return session.get(Job, job_id)
+
+
+def test_a_job_cancelled_while_it_is_recorded_stops_the_submit_and_stays_cancelled(
+    migrated_db, celery_app, models, redis_url
+):
+    def items():
+        yield from recs(*(f"d{n}" for n in range(600)))  # the first chunk (500) is recorded
+        with session_scope(migrated_db) as session:  # `lstmq cancel`, from another process
+            cancel_job(session, session.scalars(select(Job.id)).one())
+        yield from recs(*(f"e{n}" for n in range(3000)))
+
+    # Chunks of 500, then 1,000: the second chunk is recorded, and the submit stops after it.
+    with pytest.raises(SubmitCancelled, match="cancelled while it was being submitted, after 1,500 documents"):
+        submit(migrated_db, celery_app, items(), batch_size=100)
+    with session_scope(migrated_db) as session:
+        job = session.scalars(select(Job)).one()
+        recorded = session.scalar(select(func.count()).select_from(Document))
+    assert (job.state, job.total, recorded) == ("cancelled", 1500, 1500)  # counted as recorded
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL records with COPY
+def test_an_interrupt_inside_a_statement_still_deletes_the_job(migrated_db, celery_app, models):
+    """Ctrl-C lands inside the database driver's call: on SQLite, the interrupted cursor kept the
+    write lock and the job was left 'submitting' forever."""
+    inserts = []
+
+    @event.listens_for(migrated_db, "do_executemany")
+    def interrupt_the_second_insert(cursor, statement, parameters, context):
+        if statement.startswith("INSERT INTO documents"):
+            inserts.append(statement)
+            if len(inserts) == 2:
+                cursor.executemany(statement, parameters)
+                raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(3000))), batch_size=100)
+    finally:
+        event.remove(migrated_db, "do_executemany", interrupt_the_second_insert)
+    assert len(inserts) == 2 and row_counts(migrated_db) == (0, 0)
+
+
+def test_a_submit_waiting_on_its_input_keeps_showing_it_is_alive(migrated_db, celery_app, models, monkeypatch):
+    monkeypatch.setenv("LSTMQ_STALL_AFTER_S", "4")  # a heartbeat every second
+    get_settings.cache_clear()
+    beats = []
+
+    def progressed_at(job_id: str):
+        with session_scope(migrated_db) as session:
+            return session.get(Job, job_id).progressed_at
+
+    def items():  # a slow stdin: one record, then nothing for a while
+        yield from recs("first")
+        with session_scope(migrated_db) as session:
+            job_id = session.scalars(select(Job.id)).one()
+        beats.append(wait_until(lambda: progressed_at(job_id), 30, "a first beat"))
+        beats.append(wait_until(lambda: (progressed_at(job_id) or beats[0]) > beats[0], 30, "a later beat"))
+        yield from recs("second")
+
+    report = submit(migrated_db, celery_app, items())
+    assert report.total == 2 and len(beats) == 2
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # subprocesses are slow; the path is the same
+def test_a_terminated_submit_deletes_the_job_it_was_recording(migrated_db, celery_app, models):
+    lines = b"".join(b'{"text": "doc %d"}\n' % n for n in range(600))  # one chunk (500) recorded, then a wait
+    proc = subprocess.Popen(
+        lstmq_argv("submit", "-", "--model", "tiny-clf"),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=worker_env(),
+        cwd=ROOT,
+    )
+    try:
+        proc.stdin.write(lines)
+        proc.stdin.flush()
+        wait_until(lambda: row_counts(migrated_db)[1] >= 500, 60, "the first chunk recorded")
+        proc.terminate()  # SIGTERM while it waits for more input
+        assert proc.wait(timeout=60) == 143
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert proc.stderr.read().decode().strip().endswith("terminated")
+    assert row_counts(migrated_db) == (0, 0)

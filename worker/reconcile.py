@@ -11,6 +11,10 @@ worker gets there), logs it and counts it in ``jobs.recoveries`` (re-sends since
 made progress). Re-sending is harmless: a
 document already done is skipped, results are upserts.
 
+A job still being recorded whose submit gave no sign of life for ``LSTMQ_STALL_AFTER_S``
+(``producer.liveness``: the submit was killed) is cancelled, with the reason in its options:
+its input was only partly recorded, so finishing it would pass off part of a job as the whole.
+
 A job re-sent ``MAX_FRUITLESS_RECOVERIES`` times without any progress in between is a poison
 (its batches kill their worker, as the redelivery cap counts for Redis redeliveries): its pending
 documents are failed with the reason, and ``lstmq requeue JOB --failed`` retries them.
@@ -28,8 +32,10 @@ from sqlalchemy import Engine, select, update
 
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
+from lstmq.db.queries import CANCELLED_NOTE
 from lstmq.db.schema import (
     DOC_PENDING,
+    JOB_CANCELLED,
     JOB_QUEUED,
     JOB_SUBMITTING,
     Document,
@@ -157,11 +163,43 @@ def give_up(engine: Engine, job: Job) -> None:
     log.error("job %s: %d pending documents failed: %s", job.id, failed, error)
 
 
+def cancel_abandoned(engine: Engine, stall_after_s: int, now: datetime) -> list[str]:
+    """Cancel each job whose submit stopped beating while recording it; returns their ids."""
+    with session_scope(engine) as session:
+        recording = [
+            job for job in session.scalars(select(Job).where(Job.state == JOB_SUBMITTING)) if job.options.get(RECORDING)
+        ]
+    cancelled = []
+    for job in recording:
+        seen = max(as_utc(m) for m in (job.progressed_at, job.created_at) if m)
+        silent = int((now - seen).total_seconds())
+        if silent < stall_after_s:
+            continue
+        reason = (
+            f"its submit stopped (no sign of life for {silent} s) after recording {job.total:,} documents; "
+            "the input was only partly recorded: submit it again"
+        )
+        same = Job.progressed_at.is_(None) if job.progressed_at is None else Job.progressed_at == job.progressed_at
+        options = {key: value for key, value in job.options.items() if key != RECORDING} | {CANCELLED_NOTE: reason}
+        with session_scope(engine) as session:  # compare-and-set: a late beat of a live submit wins
+            taken = session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.state == JOB_SUBMITTING, same)
+                .values(state=JOB_CANCELLED, options=options)
+            )
+        if taken.rowcount == 1:
+            log.warning("job %s cancelled: %s", job.id, reason)
+            cancelled.append(job.id)
+    return cancelled
+
+
 def reconcile(
     engine: Engine, app: Celery, workers: list[WorkerBeat], settings: Settings, now: datetime | None = None
 ) -> None:
-    """Re-send each stalled job this worker claims (one pass; the heartbeat calls it)."""
+    """Cancel abandoned submits, re-send each stalled job this worker claims (one pass; the
+    heartbeat calls it)."""
     now = now or utcnow()
+    cancel_abandoned(engine, settings.stall_after_s, now)
 
     def queue_empty(queue: str) -> bool:
         return queue_length(app, queue) == 0

@@ -34,6 +34,7 @@ from lstmq.db.schema import (
 from lstmq.errors import InputError, JobNotFound
 
 JOB_FINISHED = "finished"  # derived, never stored
+CANCELLED_NOTE = "cancelled"  # jobs.options key: why lstmq cancelled the job
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
 LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats
@@ -57,6 +58,7 @@ class JobStatus:
     submitted_at: datetime | None
     finished_at: datetime | None
     schedule: str | None  # name of the schedule that started the job, if any
+    note: str | None = None  # why the job was stopped, when lstmq stopped it (e.g. its submit died)
 
     @property
     def finished(self) -> bool:
@@ -160,6 +162,7 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
         submitted_at=as_utc(job.submitted_at),
         finished_at=as_utc(job.finished_at),
         schedule=_schedule_name(session, job.schedule_id),
+        note=(job.options or {}).get(CANCELLED_NOTE),
     )
 
 
