@@ -22,6 +22,7 @@ from lstmq.errors import (
     ScheduleError,
     ScheduleNotFound,
     SchemaOutdated,
+    SubmitCancelled,
     TransientError,
     UserError,
 )
@@ -36,6 +37,7 @@ STATUS_OF_ERROR: tuple[tuple[type[LstmqError], int], ...] = (
     (ModelNotFound, 422),
     (ScheduleError, 422),
     (SchemaOutdated, 503),
+    (SubmitCancelled, 409),  # cancelled while this request recorded it
     (UserError, 400),
     (TransientError, 503),
 )

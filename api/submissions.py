@@ -88,7 +88,7 @@ def _request_hash(options: SubmitOptions, upload: Upload) -> str:
 async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Claim | None) -> JSONResponse:
     kept = KeptRejections()
     try:
-        body = await run_in_threadpool(_submit, engine, app, upload, options, kept)
+        body = await run_in_threadpool(_submit, engine, app, upload, options, kept, claim)
     except BaseException as exc:
         if claim:
             await run_in_threadpool(claim.release)
@@ -100,7 +100,7 @@ async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Cl
     return _created(body)
 
 
-def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections) -> dict:
+def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections, claim: Claim | None) -> dict:
     # A Source of our own, not resolve_sources(path): messages name the upload, not a temporary
     # path, and resolving adds nothing here (the file exists, the format is checked above).
     sources = [Source(UPLOAD_NAME, upload.path, options.format)]
@@ -114,6 +114,7 @@ def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejec
         strict=options.strict,
         sources=[UPLOAD_NAME],
         on_reject=kept,
+        on_job=claim.attach if claim else None,
     )
     kept.store(engine, report.job_id)
     counts = {"total": report.total, "rejected": report.rejected, "batches": report.batches}

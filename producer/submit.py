@@ -91,12 +91,13 @@ def submit_records(
     strict: bool = False,
     sources: Sequence[str] = (),
     on_reject: Callable[[Rejected], None] | None = None,
+    on_job: Callable[[str], None] | None = None,
 ) -> SubmitReport:
     """Record every good item as a document of a new job, then queue them all.
 
     A ``Record`` without ``external_id`` gets its 0-based number among all ``items``.
     Raises ``InputError`` (and leaves nothing in the database) when ``strict`` and any item
-    was rejected, or when no item was good.
+    was rejected, or when no item was good. ``on_job`` learns the job's id once it exists.
     """
     check_task(task)
     check_model(task, model)
@@ -114,6 +115,8 @@ def submit_records(
 
     with lease, OverlappedSends(lambda: _send(sender, final=False)) as early:
         try:
+            if on_job:
+                on_job(job.id)
             _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk, lease)
             early.drain()  # the last early send ends (or raises) before the final one starts
             _refuse_unless_acceptable(report, strict)
