@@ -14,7 +14,8 @@ Two phases, so that no document is ever lost or counted twice:
 Without ``--strict`` the phases overlap: after each recorded chunk its full batches are sent,
 from a thread while the next chunk is recorded (``OverlappedSends``), so workers start while a
 large input is still being read (the benchmark's end-to-end rate depends on it). A document
-is still committed before its batch is published. If the input
+is still committed before its batch is published. A broker outage while recording only delays
+the sends (``_early_send``): recording goes on. If the input
 then fails midway, the job is deleted and batches already sent name a job that no longer
 exists, which workers skip. ``--strict`` sends nothing until the whole input has validated.
 """
@@ -22,6 +23,7 @@ exists, which workers skip. ``--strict`` sends nothing until the whole input has
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import traceback
 import uuid
@@ -49,6 +51,7 @@ from lstmq.settings import get_settings
 from producer.liveness import RecordingLease, beat
 from producer.recording import record_rows
 
+log = logging.getLogger("lstmq.producer")
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
 INSERT_CHUNK_MAX_DOCS = 8192  # each later one twice the one before, up to this (a commit per 500 cost ~20 %)
 INSERT_CHUNK_BYTES = 16 * 1024 * 1024  # text bytes per INSERT transaction (bounds memory)
@@ -113,7 +116,7 @@ def submit_records(
         if not strict:
             early.poke()
 
-    with lease, OverlappedSends(lambda: _send(sender, final=False)) as early:
+    with lease, OverlappedSends(lambda: _early_send(sender)) as early:
         try:
             if on_job:
                 on_job(job.id)
@@ -181,6 +184,16 @@ def _send(sender: PendingSender, final: bool) -> SendReport:
         return sender.finish() if final else sender.send(final=False)
     finally:
         stages.add("send", sender.report.docs - before, perf_counter() - start)
+
+
+def _early_send(sender: PendingSender) -> None:
+    """A send while recording. A broker outage does not stop the recording: every document is
+    in the database, and the next send (at the latest the final one) goes on from the last batch
+    sent. Only the final send reports it (the job recorded, for the reconciler or a requeue)."""
+    try:
+        _send(sender, final=False)
+    except TransientError as exc:
+        log.warning("%s; recording goes on, its batches are sent later", exc)
 
 
 def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool) -> Job:

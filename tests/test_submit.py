@@ -8,6 +8,7 @@ import itertools
 import random
 import re
 import subprocess
+import threading
 
 import pytest
 from sqlalchemy import event, func, select
@@ -521,3 +522,28 @@ def test_a_terminated_submit_deletes_the_job_it_was_recording(migrated_db, celer
         proc.stdin.close()
     assert proc.stderr.read().decode().strip().endswith("terminated")
     assert row_counts(migrated_db) == (0, 0)
+
+
+def test_a_broker_outage_while_recording_delays_the_sends_and_loses_nothing(
+    migrated_db, celery_app, models, redis_url, monkeypatch
+):
+    import lstmq.sending
+
+    real, up, failed = lstmq.sending.send_batch, threading.Event(), []
+
+    def down_until_up(*args, **kwargs):
+        if not up.is_set():
+            failed.append(1)
+            raise ServiceUnavailable("broker redis://x unreachable: down")
+        return real(*args, **kwargs)
+
+    def items():
+        yield from recs(*(f"d{n}" for n in range(600)))  # the first chunk (500) is recorded...
+        wait_until(lambda: failed, 30, "an early send to fail")  # ...and its send failed
+        yield from recs(*(f"e{n}" for n in range(1400)))
+        up.set()  # the broker is back before the input ends
+
+    monkeypatch.setattr(lstmq.sending, "send_batch", down_until_up)
+    report = submit(migrated_db, celery_app, items(), batch_size=100)
+    assert report.total == 2000 and job_row(migrated_db, report.job_id).state == "queued"
+    assert sorted(queued_doc_ids(redis_url)) == [doc.id for doc in documents(migrated_db, report.job_id)]
