@@ -19,9 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from sqlalchemy import Engine
 
+from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, Health, JobStatus, job_status
+from lstmq.db.queries import JOB_FINISHED, Health, JobStatus, job_status, live_workers
 from lstmq.db.schema import JOB_CANCELLED, WorkerBeat, as_utc
+from lstmq.settings import get_settings
 
 RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
 RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
@@ -138,13 +140,20 @@ def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> 
 
     def fetch() -> JobStatus:
         with session_scope(engine) as session:
-            return job_status(session, job_id)
+            current = job_status(session, job_id)
+            queue = QUEUES[current.task]
+            workers = live_workers(session, get_settings().heartbeat_s)
+        if current.state not in (JOB_FINISHED, JOB_CANCELLED) and not any(queue in w.queues for w in workers):
+            current.note = current.note or f"waiting: no live worker takes {queue} (start `lstmq worker`)"
+        return current
 
     return follow_status(fetch, job_id, interval_s)
 
 
 def follow_status(fetch: Callable[[], JobStatus], job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
-    """Call ``fetch`` (the database or the API) with a progress bar on stderr until the job ends."""
+    """Call ``fetch`` (the database or the API) with a progress bar on stderr until the job ends;
+    a status's ``note`` (e.g. that no worker takes its queue) is printed above the bar when it
+    changes."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -154,8 +163,12 @@ def follow_status(fetch: Callable[[], JobStatus], job_id: str, interval_s: float
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
+        note = None
         while True:
             current = fetch()
+            if current.note != note and current.note:
+                progress.console.print(current.note, highlight=False)
+            note = current.note
             progress.update(bar, total=current.total, completed=current.done + current.failed, failed=current.failed)
             if current.state in (JOB_FINISHED, JOB_CANCELLED):
                 return current

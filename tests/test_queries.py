@@ -15,6 +15,7 @@ from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, resolve
 from lstmq.db.schema import Classification, Document, Image, Job, as_utc
 from lstmq.db.transitions import mark_done, mark_failed
 from lstmq.errors import InputError, JobNotFound
+from producer import output
 from producer.output import job_summary
 from tests.support.processes import run_lstmq
 
@@ -363,3 +364,16 @@ def test_stored_moments_read_back_in_utc_whether_or_not_the_database_kept_the_zo
     assert as_utc(naive) == T0 and as_utc(naive).tzinfo is UTC
     assert as_utc(T0) is T0
     assert as_utc(None) is None
+
+
+def test_following_a_job_no_live_worker_takes_says_so(migrated_db, capsys, monkeypatch):
+    job_id, ids = make_job(migrated_db, 1)
+    looks = []
+
+    def between_looks(_seconds):  # the first look is over: a worker comes and finishes the job
+        looks.append(1)
+        finish(migrated_db, ids[0], label="pos")
+
+    monkeypatch.setattr(output.time, "sleep", between_looks)
+    assert output.follow(migrated_db, job_id).state == "finished" and len(looks) == 1
+    assert capsys.readouterr().err.count("waiting: no live worker takes lstmq.classify (start `lstmq worker`)") == 1
