@@ -18,7 +18,7 @@ from lstmq.sending import RECORDING
 from lstmq.settings import get_settings
 from producer.liveness import beat
 from tests.support.jobs import add_job, status_counts
-from tests.support.queued import queued_doc_ids
+from tests.support.queued import queued_doc_ids, queued_payloads
 from worker.reconcile import MAX_FRUITLESS_RECOVERIES, cancel_abandoned, reconcile, stalled_jobs
 
 STALL_S = 60
@@ -123,3 +123,11 @@ def test_a_late_beat_of_a_live_submit_wins_over_the_cancel(migrated_db):
 def job_row_state(engine, job_id: str) -> str:
     with session_scope(engine) as session:
         return session.get(Job, job_id).state
+
+
+def test_a_stalled_job_is_sent_again_in_its_own_batch_size(migrated_db, celery_app, redis_url):
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    with session_scope(migrated_db) as session:
+        session.get(Job, job_id).options = {"batch_size": 2}  # submitted with --batch-size 2
+    reconcile(migrated_db, celery_app, [idle()], get_settings(), now=later(STALL_S + 1))
+    assert [len(payload["docs"]) for payload in queued_payloads(redis_url)] == [2, 1]

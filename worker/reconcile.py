@@ -30,6 +30,7 @@ from datetime import datetime
 from celery import Celery
 from sqlalchemy import Engine, select, update
 
+from lstmq.batching import batch_size_for
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import CANCELLED_NOTE
@@ -138,7 +139,9 @@ def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, no
         give_up(engine, job)
         return
     try:
-        sent = PendingSender(engine, app, job, settings.batch_size).finish()
+        # The job's own batch size (submit --batch-size), not this worker's default.
+        size = batch_size_for(job.options.get("batch_size"), settings.batch_size)
+        sent = PendingSender(engine, app, job, size).finish()
     except ServiceUnavailable:
         unclaim(engine, stalled, now)  # nothing was sent: the broker's outage is not the job's
         raise
