@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from lstmq.errors import ConfigError
 
 BROKER_SCHEMES = ("redis", "rediss", "filesystem", "amqp", "pyamqp")
+EMBEDDED_BROKER_URL = "filesystem://localhost/"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 SHIPPED_MODEL_DIR = Path(__file__).parent / "models"
 
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     def _check_broker(cls, value: str | None) -> str | None:
         if value is not None:
             _check_scheme("LSTMQ_BROKER_URL", value, BROKER_SCHEMES)
+            if value.startswith("filesystem:") and value.rstrip("/") not in ("filesystem:", "filesystem://localhost"):
+                raise ValueError(
+                    f"LSTMQ_BROKER_URL={value}: the embedded broker keeps its messages under LSTMQ_HOME/broker; "
+                    "set filesystem:// (or leave it unset), or LSTMQ_HOME for another folder"
+                )
         return value
 
     @field_validator("database_url")
@@ -87,11 +93,13 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker(self) -> bool:
-        return self.broker_url is None
+        """Unset, or set to ``filesystem://``: either way the broker folder under LSTMQ_HOME."""
+        return self.broker_url is None or self.broker_url.startswith("filesystem:")
 
     @property
     def broker(self) -> str:
-        return self.broker_url or "filesystem://"
+        # With the host spelled out: kombu warns on every connection when it is missing.
+        return EMBEDDED_BROKER_URL if self.embedded_broker else self.broker_url
 
     @property
     def broker_dir(self) -> Path:

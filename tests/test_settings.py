@@ -13,9 +13,22 @@ def test_unset_urls_mean_embedded_sqlite_and_filesystem_broker(lstmq_env):
     home = lstmq_env()
     settings = load_settings()
     assert settings.embedded_broker
-    assert settings.broker == "filesystem://"
+    assert settings.broker == "filesystem://localhost/"
     assert settings.database == f"sqlite:///{home.resolve() / 'lstmq.db'}"
     assert settings.images == (home / "images").resolve()
+
+
+@pytest.mark.parametrize("url", ["filesystem://", "filesystem://localhost/"])
+def test_a_filesystem_broker_url_is_the_embedded_broker_in_the_home_folder(lstmq_env, url):
+    lstmq_env(broker_url=url)
+    settings = load_settings()
+    assert settings.embedded_broker and settings.broker == "filesystem://localhost/"
+
+
+def test_a_filesystem_broker_url_with_a_folder_is_refused_with_where_messages_go(lstmq_env):
+    lstmq_env(broker_url="filesystem:///srv/queue")
+    with pytest.raises(ConfigError, match="the embedded broker keeps its messages under LSTMQ_HOME/broker"):
+        load_settings()
 
 
 def test_plain_postgresql_url_uses_psycopg3(lstmq_env):
