@@ -249,8 +249,8 @@ def test_balanced_class_weights_change_training_and_an_unknown_kind_is_refused()
         train, dev, TrainConfig(**{**TINY, "epochs": 1, "class_weight": "balanced"}), torch.device("cpu")
     )
     assert not torch.equal(plain.model.members[0].head.weight, weighted.model.members[0].head.weight)
-    with pytest.raises(InputError, match="class weight must be one of none, balanced, not 'inverse'"):
-        train_classifier(train, dev, TrainConfig(**TINY, class_weight="inverse"), torch.device("cpu"))
+    with pytest.raises(InputError, match="--class-weight must be one of none, balanced, not 'inverse'"):
+        TrainConfig(**TINY, class_weight="inverse")
 
 
 @pytest.mark.parametrize(

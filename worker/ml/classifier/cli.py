@@ -81,6 +81,7 @@ def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_fie
     from worker.ml.classifier.operations import set_threads  # torch: this command only
     from worker.ml.classifier.runs import train_and_save  # torch: this command only
 
+    cfg = TrainConfig(**hp)  # a bad option is refused before anything is drawn or loaded
     set_threads(threads)
     out = out or get_settings().user_model_dir / name
     with TrainProgress() as progress:
@@ -89,7 +90,7 @@ def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_fie
             train_file,
             dev_file,
             out,
-            TrainConfig(**hp),
+            cfg,
             device,
             (text_field, label_field),
             progress,
@@ -146,6 +147,7 @@ def train_distill(
     from worker.ml.classifier.operations import set_threads  # torch: this command only
     from worker.ml.classifier.runs import distill_and_save  # torch: this command only
 
+    cfg = TrainConfig(**hp)  # a bad option is refused before anything is drawn or loaded
     set_threads(threads)
     out = out or get_settings().user_model_dir / name
     with TrainProgress() as progress:
@@ -154,7 +156,7 @@ def train_distill(
             teacher,
             (train_file, dev_file, extra_files),
             out,
-            TrainConfig(**hp),
+            cfg,
             DistillConfig(soft_t, alpha),
             device,
             (text_field, label_field),

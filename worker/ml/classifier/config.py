@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from lstmq.errors import InputError
+from worker.ml.tokenizer import KINDS as TOKENIZERS
 
 HELP = {
     "tokenizer": "word | bpe",
@@ -50,11 +51,45 @@ class TrainConfig:
     weights_dtype: str = "float16"  # stored precision; dev metrics are measured after rounding to it
     calibrate: bool = True  # fit a temperature on dev (calibration.py)
 
+    def __post_init__(self) -> None:
+        """Refuse what training would only fail on later, with a traceback or, worse, silently."""
+        if problem := config_problem(self):
+            raise InputError(problem)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 CLASS_WEIGHTS = ("none", "balanced")
+POOLINGS = ("max", "maxmean", "attention")
+# The smallest vocabulary each tokenizer can build: [PAD], [UNK] and a word; or the 256 bytes too.
+MIN_VOCAB = {"word": 3, "bpe": 259}
+
+
+def config_problem(cfg: TrainConfig) -> str | None:
+    """What is wrong with ``cfg`` (one line naming the option), or None."""
+    choices = {"tokenizer": TOKENIZERS, "pooling": POOLINGS, "class_weight": CLASS_WEIGHTS}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            return f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, not {getattr(cfg, name)!r}"
+    at_least_1 = ("min_frequency", "max_tokens", "embed_dim", "hidden_dim", "num_layers", "members", "epochs")
+    at_least_1 += ("batch_size", "patience", "evals_per_epoch", "max_train_rows")
+    for name in at_least_1:
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            return f"--{name.replace('_', '-')} must be at least 1, not {value}"
+    for name in ("dropout", "warmup", "label_smoothing", "word_dropout"):  # probabilities or fractions
+        if not 0 <= getattr(cfg, name) < 1:
+            return f"--{name.replace('_', '-')} must be in [0, 1), not {getattr(cfg, name)}"
+    for name in ("lr", "clip", "max_minutes"):
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            return f"--{name.replace('_', '-')} must be greater than 0, not {value}"
+    if cfg.weight_decay < 0:
+        return f"--weight-decay must be at least 0, not {cfg.weight_decay}"
+    if cfg.vocab_size < MIN_VOCAB[cfg.tokenizer]:
+        return f"--vocab-size must be at least {MIN_VOCAB[cfg.tokenizer]} for the {cfg.tokenizer} tokenizer, not {cfg.vocab_size}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from torch import nn
 from lstmq.errors import InputError
 from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
 from worker.ml.classifier.calibration import calibrate
-from worker.ml.classifier.config import CLASS_WEIGHTS, TrainConfig
+from worker.ml.classifier.config import TrainConfig
 from worker.ml.classifier.data import Labelled
 from worker.ml.classifier.metrics import calibration_report, classification_report
 from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
@@ -217,8 +217,6 @@ def sampled(train: Labelled, cfg: TrainConfig) -> Labelled:
 
 def prepare(train: Labelled, dev: Labelled, cfg: TrainConfig) -> Prepared:
     """Labels, a tokenizer built from the training texts, the architecture and the encoded data."""
-    if cfg.class_weight not in CLASS_WEIGHTS:
-        raise InputError(f"class weight must be one of {', '.join(CLASS_WEIGHTS)}, not {cfg.class_weight!r}")
     labels = sorted(set(train.labels))
     unknown = sorted(set(dev.labels) - set(labels))
     if len(labels) < 2 or unknown:

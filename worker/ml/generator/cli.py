@@ -26,6 +26,12 @@ def _positive(value: int, name: str) -> int:
     return value
 
 
+def _above_zero(value: float, name: str) -> float:
+    if not value > 0:
+        raise InputError(f"{name} must be greater than 0, not {value}")
+    return value
+
+
 def _generator(model: str, device: str):
     from worker.ml.generator.inference import load_image_generator  # torch: only commands that draw load it
 
@@ -155,7 +161,7 @@ def train_generator(
         data=Path(data) if data else None,
         steps=_positive(steps, "--steps"),
         batch_size=_positive(batch_size, "--batch-size"),
-        lr=lr,
+        lr=_above_zero(lr, "--lr"),
         seed=seed,
         arch={
             "slots": _positive(slots, "--slots"),
