@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 
 import click
 
@@ -99,7 +100,8 @@ def _terminate(_signum, _frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    if threading.current_thread() is threading.main_thread():  # only there can a handler be set
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="lstmq", standalone_mode=False)
     except click.exceptions.Abort as exc:
@@ -112,5 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     except LstmqError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: a real failure, keep its traceback
+            raise
+        click.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)  # e.g. -o into a missing folder
+        sys.exit(2)
     except KeyboardInterrupt as exc:
         sys.exit(143 if isinstance(exc, Terminated) else 130)

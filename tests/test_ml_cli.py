@@ -238,6 +238,20 @@ def test_eval_json_reports_accuracy_f1_and_confusion(env, capsys):
     assert sum(b["count"] for b in report["calibration"]["bins"]) == 60
 
 
+def test_eval_refuses_gold_labels_the_model_cannot_predict(env, capsys, tmp_path):
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"text": "good", "label": "pos"}\n{"text": "fine", "label": "positive"}\n')
+    code, out, err = run(capsys, "eval", "--model", "tiny", str(odd))
+    assert (code, out) == (2, "")
+    assert err == f"error: {odd}: labels the model 'tiny' does not know: ['positive'] (it has ['neg', 'pos'])\n"
+
+
+def test_an_output_path_in_a_missing_folder_is_one_line(env, capsys, tmp_path):
+    target = tmp_path / "no" / "such" / "out.jsonl"
+    code, out, err = run(capsys, "predict", "--model", "tiny", str(env / "dev.jsonl.gz"), "-o", str(target))
+    assert (code, err) == (2, f"error: {target}: No such file or directory\n")
+
+
 def test_eval_prints_calibration_error_and_reliability_table(env, capsys):
     code, out, err = run(capsys, "eval", "--model", "tiny", str(env / "dev.jsonl.gz"))
     assert code == 0, err

@@ -50,6 +50,14 @@ def read_labelled(path: Path, text_field: str = "text", label_field: str = "labe
     return Labelled(texts, labels, str(path))
 
 
+def check_labels(data: Labelled, labels: list[str], model: str) -> None:
+    """Refuse gold labels the model cannot predict (a label mapping mistake): scoring them would
+    only count every such row wrong, without a word."""
+    unknown = sorted(set(data.labels) - set(labels))
+    if unknown:
+        raise InputError(f"{data.source}: labels the model {model!r} does not know: {unknown} (it has {labels})")
+
+
 def _labelled(row: Row | Rejected, text_field: str, label_field: str) -> tuple[str, str]:
     if isinstance(row, Rejected):
         raise InputError(str(row))

@@ -12,7 +12,7 @@ import torch
 from lstmq.readers.formats import Item
 from lstmq.readers.records import Record, Rejected
 from lstmq.readers.sources import read_sources, resolve_sources
-from worker.ml.classifier.data import read_labelled
+from worker.ml.classifier.data import check_labels, read_labelled
 from worker.ml.classifier.inference import load_classifier
 from worker.ml.classifier.metrics import calibration_report, classification_report
 
@@ -24,6 +24,7 @@ def evaluate_file(
 ) -> dict:
     data = read_labelled(file, *fields, fmt)
     clf = load_classifier(model, device)
+    check_labels(data, clf.labels, model)
     preds = clf.predict(data.texts)
     report = classification_report(data.labels, [p.label for p in preds], clf.labels)
     report["calibration"] = calibration_report(data.labels, clf.labels, [p.probs for p in preds])

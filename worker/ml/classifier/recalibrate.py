@@ -15,12 +15,11 @@ from pathlib import Path
 
 import torch
 
-from lstmq.errors import InputError
 from lstmq.modelstore import locate_model, version_id
 from worker.ml.artifacts import update_config
 from worker.ml.classifier.artifact import load_artifact
 from worker.ml.classifier.calibration import calibrate, held_out_ece
-from worker.ml.classifier.data import read_labelled
+from worker.ml.classifier.data import check_labels, read_labelled
 from worker.ml.classifier.inference import Classifier
 from worker.ml.classifier.metrics import calibration_report, classification_report
 from worker.ml.classifier.train import argmax_labels
@@ -44,9 +43,7 @@ def calibrate_installed(
     model, tokenizer, config = load_artifact(path)
     dev = read_labelled(dev_file, *fields, fmt)  # InputError on an empty or malformed file
     labels = config["labels"]
-    unknown = sorted(set(dev.labels) - set(labels))
-    if unknown:
-        raise InputError(f"{dev_file}: labels the model {name!r} does not know: {unknown} (it has {labels})")
+    check_labels(dev, labels, name)
     version_before, previous = version_id(path), model.cfg.temperature
     model.cfg = replace(model.cfg, temperature=1.0)  # fit on the raw probabilities
     clf = Classifier(name, version_before, model, tokenizer, labels, config["max_tokens"], resolve_device(device))
