@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 
 from rich.console import Console
@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import JOB_FINISHED, Health, JobStatus, job_status, live_workers
-from lstmq.db.schema import JOB_CANCELLED, WorkerBeat, as_utc
+from lstmq.db.schema import JOB_CANCELLED, WorkerBeat, as_utc, utcnow
 from lstmq.settings import get_settings
 
 RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
@@ -66,6 +66,19 @@ def stalled(health: Health) -> str:
     return f"{since}, waiting for a live worker to re-send it (see `lstmq workers`)"
 
 
+def stalled_briefly(health: Health, now: datetime | None = None) -> str:
+    """``stalled`` for a table cell: ``stalled 2h, recovering 2x`` or ``stalled 5m, waiting for a worker``."""
+    since = _age(((now or utcnow()) - health.stalled_since).total_seconds())
+    return f"stalled {since}, " + (f"recovering {health.recoveries}x" if health.recovering else "waiting for a worker")
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
 def job_summary(status: JobStatus) -> dict:
     full = status.as_dict()
     return {key: full[key] for key in JOB_KEYS}
@@ -78,7 +91,7 @@ def print_jobs(statuses: list[JobStatus], health: dict[str, Health] | None = Non
     for s in statuses:
         table.add_row(
             s.id,
-            f"{s.state}, {stalled(health[s.id])}" if s.id in health else s.state,
+            f"{s.state} ({stalled_briefly(health[s.id])})" if s.id in health else s.state,
             s.task,
             s.model,
             *(str(n) for n in (s.total, s.done, s.failed, s.pending)),

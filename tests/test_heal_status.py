@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import job_health, job_status
+from lstmq.db.queries import Health, job_health, job_status
 from lstmq.db.schema import Job, WorkerBeat, utcnow
-from producer.output import describe
+from producer.output import describe, stalled_briefly
 from tests.support.jobs import add_job
 from tests.support.processes import run_lstmq
 
@@ -44,3 +44,13 @@ def test_workers_lists_live_workers_only(migrated_db):
     assert out.returncode == 0, out.stderr
     text = out.stdout.decode()
     assert "live@host" in text and "news" in text and "job j1 (8 docs)" in text and "dead@host" not in text
+
+
+def test_the_jobs_table_says_it_briefly():
+    since = utcnow() - timedelta(hours=2, minutes=5)
+    waiting = Health(stalled_since=since, recoveries=0, recovered_at=None)
+    recovering = Health(stalled_since=since, recoveries=2, recovered_at=since + timedelta(minutes=1))
+    now = since + timedelta(hours=2, minutes=5)
+    assert stalled_briefly(waiting, now) == "stalled 2h, waiting for a worker"
+    assert stalled_briefly(recovering, now) == "stalled 2h, recovering 2x"
+    assert stalled_briefly(waiting, since + timedelta(seconds=59)) == "stalled 59s, waiting for a worker"
