@@ -177,3 +177,11 @@ def test_a_stalled_job_says_so_on_its_page(api):
         session.execute(update(Job).where(Job.id == job_id).values(created_at=hour_ago, submitted_at=hour_ago))
     html = get(api, f"/jobs/{job_id}", login(api, "read")[0]).body.decode()
     assert "stalled since" in html and "waiting for a live worker" in html
+
+
+def test_a_job_lstmq_cancelled_says_why_on_its_page(api):
+    job_id, _ = add_job(api.stack.engine, ["half"], state="cancelled")
+    with session_scope(api.stack.engine) as session:
+        session.get(Job, job_id).options = {"cancelled": "its submit stopped <b>here</b>"}
+    html = get(api, f"/jobs/{job_id}", login(api, "read")[0]).body.decode()
+    assert "Cancelled: its submit stopped &lt;b&gt;here&lt;/b&gt;" in html
