@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from lstmq.errors import InputError
@@ -32,6 +32,24 @@ class OverlongLine:
     @property
     def reason(self) -> str:
         return f"line of {self.size:,} bytes, longer than the {MAX_LINE_BYTES:,} a document's line may have"
+
+
+def overlong(line: bytes) -> bool:
+    """Whether ``line``, read with ``readline(MAX_LINE_BYTES + 1)``, is the start of a longer line."""
+    return len(line) > MAX_LINE_BYTES and not line.endswith(b"\n")
+
+
+def skip_line(readline: Callable[[int], bytes], first: bytes, budget: int | None = None) -> tuple[bytes, int]:
+    """Read the rest of the overlong line that starts with ``first`` in small chunks, holding
+    none, up to its newline or ``budget`` bytes in all; returns its last chunk (does it end the
+    line?) and the line's size."""
+    last, size = first, len(first)
+    while not last.endswith(b"\n") and (budget is None or size < budget):
+        chunk = readline(READ_BUFFER_BYTES if budget is None else min(READ_BUFFER_BYTES, budget - size))
+        if not chunk:
+            break
+        last, size = chunk, size + len(chunk)
+    return last, size
 
 
 def open_text_stream(raw: BinaryIO, name: str) -> _GuardedStream:
@@ -59,13 +77,7 @@ class _GuardedStream:
         readline = self._stream.readline
         try:
             while line := readline(MAX_LINE_BYTES + 1):
-                if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
-                    yield line
-                    continue
-                size = len(line)
-                while not line.endswith(b"\n") and (line := readline(READ_BUFFER_BYTES)):
-                    size += len(line)
-                yield OverlongLine(size)
+                yield OverlongLine(skip_line(readline, line)[1]) if overlong(line) else line
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{self._name}: unreadable ({exc})") from None
 

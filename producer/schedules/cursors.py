@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from lstmq.readers.streams import GZIP_MAGIC, MAX_LINE_BYTES, READ_BUFFER_BYTES, OverlongLine
+from lstmq.readers.streams import GZIP_MAGIC, MAX_LINE_BYTES, OverlongLine, overlong, skip_line
 
 HEAD_BYTES = 4096  # enough to tell one file from its replacement
 
@@ -124,22 +124,15 @@ class LineReader:
     def __iter__(self) -> Iterator[bytes | OverlongLine]:
         self._fh.seek(self.offset)
         while self.offset < self._stop and self.lines != self._last:
-            line, size = self._next_line()
+            line = self._fh.readline(min(self._stop - self.offset, MAX_LINE_BYTES + 1))
+            size, skipped = len(line), overlong(line)
+            if skipped:  # as lstmq.readers.streams skips it, within what stat saw
+                line, size = skip_line(self._fh.readline, line, self._stop - self.offset)
             if not size or (not line.endswith(b"\n") and not self._tail):
                 return
             self.offset += size
             self.lines += 1
-            yield OverlongLine(size) if size - line.endswith(b"\n") > MAX_LINE_BYTES else line
-
-    def _next_line(self) -> tuple[bytes, int]:
-        """The next line and its size; of a line over ``MAX_LINE_BYTES`` (skipped in chunks, as
-        ``lstmq.readers.streams`` does) only its last chunk, which tells whether it ended."""
-        line = self._fh.readline(min(self._stop - self.offset, MAX_LINE_BYTES + 1))
-        size = len(line)
-        while size > MAX_LINE_BYTES and not line.endswith(b"\n") and self.offset + size < self._stop:
-            line = self._fh.readline(min(READ_BUFFER_BYTES, self._stop - self.offset - size))
-            size += len(line)
-        return line, size
+            yield OverlongLine(size) if skipped else line
 
 
 def next_cursor(fh: BinaryIO, stat: FileStat, offset: int, lines: int) -> Cursor:
