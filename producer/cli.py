@@ -15,12 +15,11 @@ from lstmq.batching import batch_size_for
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import (
     cancel_job,
-    get_job,
+    find_job,
     job_health,
     job_status,
     list_jobs,
     live_workers,
-    resolve_job_id,
     result_rows,
 )
 from lstmq.errors import InputError, JobIncomplete
@@ -105,7 +104,7 @@ def results(job_id, fmt, label, failed_only) -> None:
         raise InputError(f"unknown format {fmt!r} (expected {', '.join(RESULT_FORMATS)})")
     engine = ready_engine()
     with session_scope(engine) as session:
-        job = get_job(session, resolve_job_id(session, job_id))
+        job = find_job(session, job_id)
         rows = result_rows(session, job, label=label, failed_only=failed_only)
         output.write_results(rows, fmt, task=job.task)
 
@@ -142,7 +141,7 @@ def workers() -> None:
 def cancel(job_id) -> None:
     """Stop a job: workers skip its batches; pending documents stay pending."""
     with session_scope(ready_engine()) as session:
-        job_id = resolve_job_id(session, job_id)
+        job_id = find_job(session, job_id).id
         current = cancel_job(session, job_id)
     click.echo(f"job {job_id} {current.state}; {output.count(current.pending, 'document')} pending")
 
@@ -164,7 +163,7 @@ def requeue(job_id, batch_size, failed) -> None:
 
 def _job_id(engine, text: str) -> str:
     with session_scope(engine) as session:
-        return resolve_job_id(session, text)
+        return find_job(session, text).id
 
 
 def _int_option(value: str | None, name: str) -> int | None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job, get_job, job_status, list_jobs, resolve_job_id, result_rows
+from lstmq.db.queries import cancel_job, find_job, get_job, job_status, list_jobs, result_rows
 from lstmq.db.schema import Classification, Document, Image, Job, as_utc
 from lstmq.db.transitions import mark_done, mark_failed
 from lstmq.errors import InputError, JobNotFound
@@ -329,7 +329,7 @@ def add_jobs(engine, *ids: str) -> None:
 
 def resolve(engine, text: str) -> str:
     with session_scope(engine) as session:
-        return resolve_job_id(session, text)
+        return find_job(session, text).id
 
 
 def test_a_unique_prefix_of_six_or_more_characters_names_a_job(migrated_db):

@@ -88,17 +88,17 @@ MIN_JOB_PREFIX = 6
 _HEX = frozenset("0123456789abcdef")
 
 
-def resolve_job_id(session: Session, text: str) -> str:
+def find_job(session: Session, text: str) -> Job:
     """The job ``text`` names: its whole id, or a unique prefix of at least ``MIN_JOB_PREFIX``
     characters (progress lines show the first 8), as git takes a short commit id."""
-    if session.get(Job, text) is not None:
-        return text
+    if (job := session.get(Job, text)) is not None:
+        return job
     if len(text) >= MIN_JOB_PREFIX and set(text) <= _HEX:  # hex only: no LIKE wildcard gets in
-        found = session.scalars(select(Job.id).where(Job.id.startswith(text)).order_by(Job.id).limit(3)).all()
+        found = session.scalars(select(Job).where(Job.id.startswith(text)).order_by(Job.id).limit(3)).all()
         if len(found) == 1:
             return found[0]
         if found:
-            shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
+            shown = ", ".join(job.id for job in found[:2]) + (", ..." if len(found) > 2 else "")
             raise JobNotFound(f"job id prefix {text!r} matches several jobs ({shown}): give more of it")
     raise JobNotFound(f"no job {text!r}")
 

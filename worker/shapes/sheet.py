@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import Engine, and_, select
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import get_job, resolve_job_id
+from lstmq.db.queries import find_job
 from lstmq.db.schema import Document
 from lstmq.db.schema import Image as ImageRow
 from lstmq.errors import InputError
@@ -24,7 +24,7 @@ WRAP_CHARS = 22
 def job_images(engine: Engine, job_id: str, limit: int) -> list[tuple[str, str]]:
     """(caption, relative path) of the job's first ``limit`` rendered documents, newest version each."""
     with session_scope(engine) as session:
-        job = get_job(session, resolve_job_id(session, job_id))
+        job = find_job(session, job_id)
         job_id = job.id
         if job.task != "render":
             raise InputError(f"job {job_id} is a {job.task} job; contact sheets need a render job")
