@@ -153,20 +153,28 @@ def follow(engine: Engine, job_id: str, interval_s: float = POLL_INTERVAL_S) -> 
 
     def fetch() -> JobStatus:
         with session_scope(engine) as session:
-            current = job_status(session, job_id)
-            queue = QUEUES[current.task]
+            return job_status(session, job_id)
+
+    def no_worker(current: JobStatus) -> str | None:
+        queue = QUEUES[current.task]
+        with session_scope(engine) as session:
             workers = live_workers(session, get_settings().heartbeat_s)
-        if current.state not in (JOB_FINISHED, JOB_CANCELLED) and not any(queue in w.queues for w in workers):
-            current.note = current.note or f"waiting: no live worker takes {queue} (start `lstmq worker`)"
-        return current
+        if any(queue in worker.queues for worker in workers):
+            return None
+        return f"waiting: no live worker takes {queue} (start `lstmq worker`)"
 
-    return follow_status(fetch, job_id, interval_s)
+    return follow_status(fetch, job_id, interval_s, no_worker)
 
 
-def follow_status(fetch: Callable[[], JobStatus], job_id: str, interval_s: float = POLL_INTERVAL_S) -> JobStatus:
-    """Call ``fetch`` (the database or the API) with a progress bar on stderr until the job ends;
-    a status's ``note`` (e.g. that no worker takes its queue) is printed above the bar when it
-    changes."""
+def follow_status(
+    fetch: Callable[[], JobStatus],
+    job_id: str,
+    interval_s: float = POLL_INTERVAL_S,
+    waiting: Callable[[JobStatus], str | None] = lambda _status: None,
+) -> JobStatus:
+    """Call ``fetch`` (the database or the API) with a progress bar on stderr until the job ends.
+    A line printed above the bar when it changes: why lstmq cancelled the job (its ``note``),
+    or, while it is open, what it is ``waiting`` for (e.g. that no worker takes its queue)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -176,13 +184,15 @@ def follow_status(fetch: Callable[[], JobStatus], job_id: str, interval_s: float
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
         bar = progress.add_task(f"job {job_id[:8]}", total=None, failed=0)
-        note = None
+        shown = None
         while True:
             current = fetch()
-            if current.note != note and current.note:
-                progress.console.print(current.note, highlight=False)
-            note = current.note
+            done = current.state in (JOB_FINISHED, JOB_CANCELLED)
+            line = f"cancelled: {current.note}" if current.note else None if done else waiting(current)
+            if line and line != shown:
+                progress.console.print(line, highlight=False)
+            shown = line
             progress.update(bar, total=current.total, completed=current.done + current.failed, failed=current.failed)
-            if current.state in (JOB_FINISHED, JOB_CANCELLED):
+            if done:
                 return current
             time.sleep(interval_s)
