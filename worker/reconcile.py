@@ -115,7 +115,7 @@ def claim(engine: Engine, stalled: Stalled, now: datetime) -> int | None:
     job = stalled.job
     fruitless = job.recovered_at is not None and stalled.last_progress <= as_utc(job.recovered_at)
     count = (job.recoveries if fruitless else 0) + 1
-    same = Job.recovered_at.is_(None) if job.recovered_at is None else Job.recovered_at == job.recovered_at
+    same = Job.recovered_at.is_not_distinct_from(job.recovered_at)  # NULL-safe compare-and-set
     with session_scope(engine) as session:
         taken = session.execute(update(Job).where(Job.id == job.id, same).values(recovered_at=now, recoveries=count))
     return count if taken.rowcount == 1 else None
@@ -182,7 +182,7 @@ def cancel_abandoned(engine: Engine, stall_after_s: int, now: datetime) -> list[
             f"its submit stopped (no sign of life for {silent} s) after recording {job.total:,} documents; "
             "the input was only partly recorded: submit it again"
         )
-        same = Job.progressed_at.is_(None) if job.progressed_at is None else Job.progressed_at == job.progressed_at
+        same = Job.progressed_at.is_not_distinct_from(job.progressed_at)
         options = {key: value for key, value in job.options.items() if key != RECORDING} | {CANCELLED_NOTE: reason}
         with session_scope(engine) as session:  # compare-and-set: a late beat of a live submit wins
             taken = session.execute(
