@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -116,8 +117,8 @@ def submit_records(
         if not strict:
             early.poke()
 
-    outages: list[TransientError] = []
-    with lease, OverlappedSends(lambda: _early_send(sender, outages)) as early:
+    warned = threading.Event()  # of a broker outage, once per submit
+    with lease, OverlappedSends(lambda: _early_send(sender, warned)) as early:
         try:
             if on_job:
                 on_job(job.id)
@@ -187,16 +188,16 @@ def _send(sender: PendingSender, final: bool) -> SendReport:
         stages.add("send", sender.report.docs - before, perf_counter() - start)
 
 
-def _early_send(sender: PendingSender, outages: list[TransientError]) -> None:
+def _early_send(sender: PendingSender, warned: threading.Event) -> None:
     """A send while recording. A broker outage does not stop the recording: every document is
     in the database, and the next send (at the latest the final one) goes on from the last batch
     sent. Only the final send reports it (the job recorded, for the reconciler or a requeue)."""
     try:
         _send(sender, final=False)
     except TransientError as exc:
-        if not outages:  # once per submit, not once per chunk
+        if not warned.is_set():
+            warned.set()
             log.warning("%s; recording goes on, its batches are sent later", exc)
-        outages.append(exc)
 
 
 def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool) -> Job:
