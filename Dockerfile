@@ -24,7 +24,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 # Install from a bind mount so the image holds the installed package, not a second copy of
 # the sources (and never the build context's .venv: see .dockerignore).
 RUN --mount=type=bind,source=.,target=/src,rw \
-    pip install "/src[worker]" && python -c "import lstmq.cli, worker, producer, api.app"
+    pip install "/src[worker]" && python -c "import lstmq.cli, lstmq.worker, lstmq.producer, lstmq.api.app"
 
 # Non-root; data folders exist and belong to the user so named volumes mounted there
 # start out writable by it (Docker copies the folder's ownership into an empty volume).

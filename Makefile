@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test test-fast lint venv clean bench
 
 venv: $(STAMP)
 
@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m producer.demo
+	$(BIN)/python -m lstmq.producer.demo
 
 test: lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# The quick loop while editing: no test that starts lstmq processes, nothing slow. CI runs `make test`.
+test-fast: lint
+	$(BIN)/python -m pytest -ra -m "not processes and not slow" $(PYTEST_ARGS)
 
 # ruff: pyflakes, bugbear, isort, pyupgrade and the formatter (configured in pyproject.toml)
 lint: $(STAMP)

@@ -1,5 +1,5 @@
 """The ASGI application: routes under ``/api/v1``, docs at ``/api/docs``, problems for errors,
-and the web console (``api.console``) at ``/``.
+and the web console (``lstmq.api.console``) at ``/``.
 
 ``create_app`` is the factory ``lstmq serve`` hands to uvicorn; the engine (schema checked) and
 the Celery app are made once per process in the lifespan.
@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import lstmq
-from api import images, jobs, metrics, problems, results, schedules, service, submissions
-from api.console import apidocs, pages
-from api.tokens import any_active
+from lstmq.api import images, jobs, metrics, problems, results, schedules, service, submissions
+from lstmq.api.console import apidocs, pages
+from lstmq.api.tokens import any_active
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.queue import make_celery
 
@@ -41,7 +41,7 @@ def create_app() -> FastAPI:
         title="lstmq",
         version=lstmq.__version__,
         summary="Submit text collections, follow jobs, fetch labels and images.",
-        docs_url=None,  # api.console.apidocs serves /api/docs without a CDN
+        docs_url=None,  # lstmq.api.console.apidocs serves /api/docs without a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,

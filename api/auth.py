@@ -1,6 +1,6 @@
 """``Authorization: Bearer <token>`` on every route but ``/healthz`` and the docs.
 
-The console's session cookie (``api.sessions``) is accepted too, so its pages' scripts call the
+The console's session cookie (``lstmq.api.sessions``) is accepted too, so its pages' scripts call the
 same routes; a request that changes something with the cookie must also carry the session's
 CSRF token in ``X-CSRF-Token``. No or unknown credentials: 401 with ``WWW-Authenticate:
 Bearer``; a token without the scope: 403. The dependency is a plain function, so FastAPI runs
@@ -16,9 +16,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from api.deps import engine_of
-from api.sessions import COOKIE, CSRF_HEADER, csrf_ok, read_session
-from api.tokens import Caller, authenticate, grants
+from lstmq.api.deps import engine_of
+from lstmq.api.sessions import COOKIE, CSRF_HEADER, csrf_ok, read_session
+from lstmq.api.tokens import Caller, authenticate, grants
 from lstmq.db.engine import session_scope
 
 bearer = HTTPBearer(auto_error=False, description="A token from `lstmq token create NAME --scope SCOPE`.")

@@ -8,7 +8,7 @@ import json
 import click
 import uvicorn
 
-from api.tokens import SCOPES, any_active, create_token, list_tokens, revoke_token
+from lstmq.api.tokens import SCOPES, any_active, create_token, list_tokens, revoke_token
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.errors import InputError, UserError
 
@@ -29,7 +29,7 @@ def serve(host, port) -> None:
             f"refusing to listen on {host} while no API token exists: run `lstmq token create NAME --scope admin` first"
         )
     click.echo(f"lstmq API on http://{host}:{number}/api/v1 (docs at /api/docs)", err=True)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=number, server_header=False, log_level="info")
+    uvicorn.run("lstmq.api.app:create_app", factory=True, host=host, port=number, server_header=False, log_level="info")
 
 
 def _port(value: str) -> int:

@@ -1,5 +1,5 @@
 """What request handlers get from the running app: the engine and the Celery app, both made
-once at start-up (``api.app``), and the caller's token (``api.auth``)."""
+once at start-up (``lstmq.api.app``), and the caller's token (``lstmq.api.auth``)."""
 
 from __future__ import annotations
 

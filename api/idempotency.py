@@ -6,7 +6,7 @@ finds the row and replays its stored response. A key sent again with a different
 first request that fails releases its claim, so the retry runs afresh. A first request that
 died with its process (the server killed mid-submission) cannot release it: its claim names
 the job it was recording, and once that job is cancelled (the reconciler cancels a job whose
-submit stopped, ``producer.liveness``) or gone, a retry takes the key over; a claim that never
+submit stopped, ``lstmq.producer.liveness``) or gone, a retry takes the key over; a claim that never
 got its job (it is attached within milliseconds) is taken over after ``LSTMQ_STALL_AFTER_S``.
 """
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
-from api.auth import read_access
+from lstmq.api.auth import read_access
 from lstmq.settings import get_settings
 
 IMAGE_SUFFIX = ".png"

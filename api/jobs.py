@@ -9,17 +9,17 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from api.auth import admin_access, read_access
-from api.deps import CeleryDep, EngineDep
-from api.rejections import MAX_STORED_REJECTIONS, stored_rejections
+from lstmq.api.auth import admin_access, read_access
+from lstmq.api.deps import CeleryDep, EngineDep
+from lstmq.api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.batching import batch_size_for
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING, JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, Schedule
+from lstmq.producer.output import job_summary
 from lstmq.sending import requeue
 from lstmq.settings import get_settings
-from producer.output import job_summary
 
 MAX_PAGE_JOBS = 500
 JobId = Annotated[str, Path(max_length=64, description="A job id (`lstmq jobs`).")]

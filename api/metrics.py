@@ -18,8 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Engine, and_, case, func, select
 
-from api.auth import read_access
-from api.deps import CeleryDep, EngineDep
+from lstmq.api.auth import read_access
+from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.contract import ALL_QUEUES
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING, JOB_FINISHED

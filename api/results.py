@@ -1,6 +1,6 @@
 """``GET /api/v1/jobs/{id}/results``: one row per document, streamed as JSON Lines or CSV in
 constant memory (``lstmq.db.queries.result_rows`` fetches in rounds; rows are sent in chunks),
-or as JSON one page at a time (``api.result_pages``: keyset cursor, filters in SQL).
+or as JSON one page at a time (``lstmq.api.result_pages``: keyset cursor, filters in SQL).
 
 ``status`` and the score bounds filter the rows here, beside the query ``lstmq results`` uses.
 """
@@ -19,15 +19,15 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
-from api.auth import read_access
-from api.deps import EngineDep
-from api.jobs import JobId
-from api.result_pages import ResultFilter, results_page
+from lstmq.api.auth import read_access
+from lstmq.api.deps import EngineDep
+from lstmq.api.jobs import JobId
+from lstmq.api.result_pages import ResultFilter, results_page
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, result_rows
 from lstmq.db.schema import DOC_FAILED, Job
 from lstmq.errors import InputError
-from producer.output import RENDER_COLUMNS, RESULT_COLUMNS
+from lstmq.producer.output import RENDER_COLUMNS, RESULT_COLUMNS
 
 CHUNK_ROWS = 1000  # rows encoded per chunk sent
 DEFAULT_PAGE_ROWS = 1000

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import admin_access, read_access
-from api.deps import CeleryDep, EngineDep
+from lstmq.api.auth import admin_access, read_access
+from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.db.engine import session_scope
-from producer.schedules.output import run_dict, schedule_dict
-from producer.schedules.run import run_schedule
-from producer.schedules.store import NewSchedule, add_schedule, get_schedule, history, list_schedules, set_paused
-from producer.schedules.timing import Timing
+from lstmq.producer.schedules.output import run_dict, schedule_dict
+from lstmq.producer.schedules.run import run_schedule
+from lstmq.producer.schedules.store import NewSchedule, add_schedule, get_schedule, history, list_schedules, set_paused
+from lstmq.producer.schedules.timing import Timing
 
 MAX_HISTORY_RUNS = 500
 Name = Annotated[str, Path(max_length=64, description="A schedule name (`lstmq schedule list`).")]

@@ -7,9 +7,9 @@ import logging
 
 from fastapi import APIRouter
 
-from api.auth import read_access
-from api.deps import CeleryDep, EngineDep
-from api.problems import problem
+from lstmq.api.auth import read_access
+from lstmq.api.deps import CeleryDep, EngineDep
+from lstmq.api.problems import problem
 from lstmq.db.engine import ping
 from lstmq.errors import ServiceUnavailable
 from lstmq.modelstore import scan_models

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.tokens import Caller, authenticate
+from lstmq.api.tokens import Caller, authenticate
 from lstmq.db.schema import ApiToken
 
 COOKIE = "lstmq_session"

@@ -1,5 +1,5 @@
 """``POST /api/v1/jobs``: the body is the input file; it goes through the readers and
-``producer.submit.submit_records`` exactly as ``lstmq submit FILE`` does, in a thread.
+``lstmq.producer.submit.submit_records`` exactly as ``lstmq submit FILE`` does, in a thread.
 
 The body is spooled to disk first (bounded memory), parameters and model are checked before
 it is read, and the answer carries the job id, the counts and the first rejected lines.
@@ -16,17 +16,17 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SubmitCaller
-from api.deps import CeleryDep, EngineDep
-from api.idempotency import MAX_KEY_CHARS, Claim
-from api.problems import kind_of, problem
-from api.rejections import KeptRejections
-from api.uploads import Upload, format_of, spooled
+from lstmq.api.auth import SubmitCaller
+from lstmq.api.deps import CeleryDep, EngineDep
+from lstmq.api.idempotency import MAX_KEY_CHARS, Claim
+from lstmq.api.problems import kind_of, problem
+from lstmq.api.rejections import KeptRejections
+from lstmq.api.uploads import Upload, format_of, spooled
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.errors import InputError
+from lstmq.producer.submit import check_model, check_task, submit_records
 from lstmq.readers.records import Fields
 from lstmq.readers.sources import FORMATS, Source, read_sources
-from producer.submit import check_model, check_task, submit_records
 
 UPLOAD_NAME = "<upload>"  # the source in FILE:LINE messages and in jobs.sources
 api = APIRouter(tags=["jobs"])

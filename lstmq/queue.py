@@ -1,6 +1,6 @@
 """The Celery application as both sides configure it, and sending batches by task name.
 
-Producers import this (never worker code); ``worker.celery_app`` adds the task modules.
+Producers import this (never worker code); ``lstmq.worker.celery_app`` adds the task modules.
 Delivery is at-least-once: acks late, requeue on worker loss, every write idempotent.
 """
 

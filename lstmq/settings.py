@@ -20,6 +20,7 @@ BROKER_SCHEMES = ("redis", "rediss", "filesystem", "amqp", "pyamqp")
 EMBEDDED_BROKER_URL = "filesystem://localhost/"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 SHIPPED_MODEL_DIR = Path(__file__).parent / "models"
+SAMPLES_DIR = Path(__file__).parent / "samples"  # small inputs for the demo and the benches
 
 # Defaults, each with its unit.
 DEFAULT_VISIBILITY_TIMEOUT_S = 4 * 3600  # above the longest batch; see DESIGN pitfalls

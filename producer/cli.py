@@ -1,5 +1,5 @@
 """``lstmq submit / status / results / jobs / cancel / requeue``: a thin layer over
-``producer.submit``, ``lstmq.sending`` and ``lstmq.db.queries``.
+``lstmq.producer.submit``, ``lstmq.sending`` and ``lstmq.db.queries``.
 
 Options a user can get wrong are taken as plain strings and checked here, so every mistake
 is one ``error: ...`` line (click's own usage errors span several lines).
@@ -23,13 +23,13 @@ from lstmq.db.queries import (
     result_rows,
 )
 from lstmq.errors import InputError, JobIncomplete
+from lstmq.producer import output
+from lstmq.producer.submit import check_task, submit_records
 from lstmq.queue import make_celery
 from lstmq.readers.records import Fields
 from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.sending import requeue as requeue_job
 from lstmq.settings import get_settings
-from producer import output
-from producer.submit import check_task, submit_records
 
 RESULT_FORMATS = ("jsonl", "csv", "table")
 

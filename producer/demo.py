@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -27,12 +26,11 @@ from lstmq.db.queries import job_status
 from lstmq.db.schema import Classification, Document, Image
 from lstmq.errors import LstmqError, UserError
 from lstmq.modelstore import find_model
+from lstmq.producer.submit import submit_records
 from lstmq.queue import make_celery
 from lstmq.readers.sources import read_sources, resolve_sources
-from lstmq.settings import get_settings, mask_url
-from producer.submit import submit_records
+from lstmq.settings import SAMPLES_DIR, get_settings, mask_url
 
-SAMPLES = Path(str(resources.files("lstmq") / "samples"))  # package data of the core
 # (task, model, sample file): one job each.
 CLASSIFY_JOBS = [
     ("classify", "news", "news.jsonl"),
@@ -81,7 +79,7 @@ def installed(model: str, kind: str) -> bool:
 def runnable_jobs() -> list[tuple[str, str, str]]:
     """The sample jobs whose model is installed (render also needs the render task's code)."""
     jobs = [job for job in CLASSIFY_JOBS if installed(job[1], "classifier")]
-    if importlib.util.find_spec("worker.render") is not None and installed(RENDER_JOB[1], "generator"):
+    if importlib.util.find_spec("lstmq.worker.render") is not None and installed(RENDER_JOB[1], "generator"):
         jobs.append(RENDER_JOB)
     for task, model, _ in sorted(set(CLASSIFY_JOBS + [RENDER_JOB]) - set(jobs)):
         console.print(f"[yellow]skipping {task} with {model}: model (or task) not installed")
@@ -91,7 +89,7 @@ def runnable_jobs() -> list[tuple[str, str, str]]:
 def submit_samples(engine: Engine, app, jobs) -> list[str]:
     ids = []
     for task, model, sample in jobs:
-        path = str(SAMPLES / sample)
+        path = str(SAMPLES_DIR / sample)
         report = submit_records(
             engine, app, read_sources(resolve_sources([path])), task=task, model=model, sources=[path]
         )

@@ -4,7 +4,7 @@ While recording, the job's ``progressed_at`` is kept fresh: each recorded chunk 
 chunk's transaction), and between chunks, as when stdin is slow, a thread sets it every
 heartbeat (``Settings.heartbeat_s``). A job still recording whose ``progressed_at`` is older
 than ``LSTMQ_STALL_AFTER_S`` has lost its submit (killed, out of memory, machine gone): the
-workers' reconciler cancels it (``worker.reconcile.cancel_abandoned``). Each beat reads the
+workers' reconciler cancels it (``lstmq.worker.heal.reconcile.cancel_abandoned``). Each beat reads the
 job's state, so a submit notices when its job was cancelled (by ``lstmq cancel`` or the
 reconciler) and stops recording it, leaving the job cancelled with what it recorded.
 """

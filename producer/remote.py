@@ -1,8 +1,8 @@
 """``lstmq submit|status|results|jobs --api URL`` (or ``LSTMQ_API_URL``): the same commands
 over the HTTP API, with the same output on the same streams and the same exit codes, built by
-``producer.output`` from what the API returns.
+``lstmq.producer.output`` from what the API returns.
 
-``with_api`` adds the option to the database-path commands of ``producer.cli`` and leaves them
+``with_api`` adds the option to the database-path commands of ``lstmq.producer.cli`` and leaves them
 unchanged; ``lstmq.cli`` registers the wrapped ones. One input per submission (a file or
 ``-``): the API records one upload as one source.
 """
@@ -22,11 +22,11 @@ import click
 from lstmq.db.queries import Health, JobStatus
 from lstmq.db.schema import DOC_FAILED
 from lstmq.errors import InputError
+from lstmq.producer import cli as local
+from lstmq.producer import output
+from lstmq.producer.client import ApiClient
+from lstmq.producer.submit import check_task
 from lstmq.readers.sources import STDIN_NAME, Source, resolve_sources
-from producer import cli as local
-from producer import output
-from producer.client import ApiClient
-from producer.submit import check_task
 
 JOBS = "/api/v1/jobs"
 PAGE_JOBS = 500  # the API's largest page

@@ -3,11 +3,11 @@
 Two phases, so that no document is ever lost or counted twice:
 
 1. *record*: documents are inserted in chunks (bounded memory; ``COPY`` on PostgreSQL, see
-   ``producer.recording``) while the job is marked as recording (``lstmq.sending.RECORDING``;
+   ``lstmq.producer.recording``) while the job is marked as recording (``lstmq.sending.RECORDING``;
    ``requeue`` refuses it). A failure here, a ``--strict`` refusal, an input with no good
    record, Ctrl-C or SIGTERM deletes the job again, leaving nothing in the database. A job
    cancelled meanwhile (``lstmq cancel``, or the reconciler when the submit stopped showing
-   signs of life, ``producer.liveness``) stops the submit and stays, cancelled.
+   signs of life, ``lstmq.producer.liveness``) stops the submit and stays, cancelled.
 2. *send*: pending documents are streamed back from the database and published in batches
    (``lstmq.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
 
@@ -45,12 +45,12 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document, Job
 from lstmq.errors import InputError, ModelNotFound, SubmitCancelled, TransientError
 from lstmq.modelstore import find_model
+from lstmq.producer.liveness import RecordingLease, beat
+from lstmq.producer.recording import record_rows
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
 from lstmq.sending import RECORDING, PendingSender, SendReport, mark_recorded
 from lstmq.settings import get_settings
-from producer.liveness import RecordingLease, beat
-from producer.recording import record_rows
 
 log = logging.getLogger("lstmq.producer")
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
@@ -247,7 +247,7 @@ def _insert_chunk(
     """Insert one chunk; a later record whose id the job already has is rejected.
 
     The first record with an id is kept within the chunk; the job's unique (job_id,
-    external_id) constraint finds ids taken by earlier chunks (``producer.recording``): a
+    external_id) constraint finds ids taken by earlier chunks (``lstmq.producer.recording``): a
     SELECT ... IN (ids) of a table that is growing faster than its planner statistics turned
     into sequential scans, most of a large submission's time on PostgreSQL."""
     rows = _first_rows(chunk)
@@ -264,7 +264,7 @@ def _insert_chunk(
 
 
 def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
-    """Each id's first record of the chunk, in input order, as a row in ``producer.recording.COLUMNS``
+    """Each id's first record of the chunk, in input order, as a row in ``lstmq.producer.recording.COLUMNS``
     order; the texts hashed in one pass over the chunk."""
     firsts: dict[str, tuple[Record, bytes]] = {}
     for record, external_id, encoded in chunk:
@@ -280,7 +280,7 @@ def _first_rows(chunk: list[tuple[Record, str, bytes]]) -> list[tuple]:
 def _save_counts(session, report: SubmitReport) -> bool:
     """Keep jobs.total/rejected current while recording, so `lstmq status` can follow along
     (pending is total - done - failed); this is also the submit's sign of life
-    (``producer.liveness``). False when the job is no longer submitting (cancelled)."""
+    (``lstmq.producer.liveness``). False when the job is no longer submitting (cancelled)."""
     return beat(session, report.job_id, total=report.total, rejected=report.rejected)
 
 

@@ -145,8 +145,8 @@ bench=("$PY" -m lstmq bench --device "$DEVICE" --concurrency 4 --redis-url files
 pipeline=("${bench[@]}" --pipeline --docs "$(scaled 200000)" --database-url "sqlite:///$TMP/p.db")
 news=("${bench[@]}" --model news --docs "$(scaled 100000)" --single-docs "$(scaled 500)"
   --database-url "sqlite:///$TMP/b.db")
-model=("$PY" -m worker.ml.classifier.bench --models news --docs "$(scaled 100000)" --device "$DEVICE" "${threads[@]}")
-tests=("$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_ml_cuda.py tests/test_ml_training.py)
+model=("$PY" -m lstmq.bench.model --models news --docs "$(scaled 100000)" --device "$DEVICE" "${threads[@]}")
+tests=("$PY" -m pytest -q -p no:cacheprovider -m gpu tests/ml/test_cuda.py tests/ml/test_training.py)
 
 why=
 [ -n "$lacking" ] && why="missing: $lacking"

@@ -1,6 +1,6 @@
 """The worker's Celery app: the shared configuration plus the task modules.
 
-``celery -A worker.celery_app worker`` and ``lstmq worker`` both load this module. Nothing here
+``celery -A lstmq.worker.celery_app worker`` and ``lstmq worker`` both load this module. Nothing here
 imports torch or touches a model: models load lazily inside the process that runs tasks, so a
 prefork parent never initialises CUDA (forked children could not use it).
 """
@@ -16,13 +16,13 @@ from lstmq.db.engine import engine_for, make_engine, require_current_schema
 from lstmq.errors import LstmqError
 from lstmq.queue import make_celery, ping_broker
 from lstmq.settings import get_settings
-from worker.heartbeat import Heartbeat, Identity
-from worker.outage import log_outages_once
-from worker.transport import GuardedTransport
+from lstmq.worker.heal.heartbeat import Heartbeat, Identity
+from lstmq.worker.heal.outage import log_outages_once
+from lstmq.worker.transport import GuardedTransport
 
 log = logging.getLogger("lstmq.worker")
 
-TASK_MODULES = ["worker.tasks"]
+TASK_MODULES = ["lstmq.worker.tasks"]
 _heartbeats: list[Heartbeat] = []  # this process's, between worker_ready and worker_shutdown
 _outage = log_outages_once()  # also for bare `celery -A`: this module is what both load
 
@@ -64,7 +64,7 @@ def _fresh_engines_in_child(**_kwargs) -> None:
 
 @signals.worker_ready.connect
 def _start_heartbeat(sender, **_kwargs) -> None:
-    """Record this worker every few seconds and reconcile stalled jobs (``worker.heartbeat``)."""
+    """Record this worker every few seconds and reconcile stalled jobs (``lstmq.worker.heal.heartbeat``)."""
     queues = sorted(queue.name for queue in sender.task_consumer.queues)
     _heartbeats.append(Heartbeat(app, Identity(sender.hostname, queues, app.conf.lstmq_device, _outage)))
     _heartbeats[-1].start()

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, Row
 from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.schema import Classification
 from lstmq.errors import UserError
-from worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
-from worker.ml.classifier.inference import load_classifier
-from worker.oom import run_in_halves
+from lstmq.worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
+from lstmq.worker.heal.oom import run_in_halves
+from lstmq.worker.ml.classifier.inference import load_classifier
 
 log = logging.getLogger("lstmq.worker")
 CLASSIFICATIONS = Results(Classification, ("label", "score", "probs", "flags"))
@@ -45,7 +45,7 @@ def outcome_of(model_name: str, classifier, docs: list[DocIn], predictions) -> O
 
 def predict(batch: BatchPayload, docs: list[DocIn], device: str) -> Outcome:
     """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
-    runs the batch in halves (``worker.oom``)."""
+    runs the batch in halves (``lstmq.worker.heal.oom``)."""
     try:
         classifier = load_classifier(batch.model, device=device)
     except UserError as exc:

@@ -5,7 +5,7 @@
 - concurrency > 1 (the default is 2; ``--pool auto``): threads, CPU or CUDA. One model in the process,
   fed by several batches in flight: while one batch is in the model, others are read, checked,
   tokenized or written (psycopg, ``tokenizers`` and torch release the GIL), and the model's
-  passes take the work of every waiting batch at once (``worker.ml.coalesce``);
+  passes take the work of every waiting batch at once (``lstmq.worker.ml.coalesce``);
 - ``--pool prefork`` (CPU only): child processes, each with its own model and cores/concurrency
   torch threads, for hosts where the per-batch Python work needs more than one core.
 """
@@ -42,7 +42,7 @@ def child_device(device: str, pool: str) -> str:
 
 def torch_threads(pool: str, concurrency: int, cores: int | None = None) -> int:
     """Prefork children share the cores; one shared model (solo, threads) runs one pass at a
-    time (``worker.ml.coalesce``), so it gets them all."""
+    time (``lstmq.worker.ml.coalesce``), so it gets them all."""
     cores = cores or os.cpu_count() or 1
     return max(1, cores // concurrency) if pool == "prefork" else cores
 
@@ -126,12 +126,12 @@ def worker(
     else:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads(pool, concurrency)))
     if device == "cuda":  # refuse now rather than fail every batch; no fork follows (solo/threads)
-        from worker.ml.device import resolve_device  # torch: only when CUDA is asked for (solo/threads)
+        from lstmq.worker.ml.device import resolve_device  # torch: only when CUDA is asked for (solo/threads)
 
         resolve_device("cuda")
     # Builds the Celery app from the settings: here, so `lstmq --help` (which imports this
     # module) works whatever the environment holds.
-    from worker.celery_app import app, startup_checks
+    from lstmq.worker.celery_app import app, startup_checks
 
     startup_checks()  # one line and a non-zero exit before Celery prints its banner
     app.conf.lstmq_checked = True

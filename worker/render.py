@@ -17,10 +17,10 @@ from lstmq.contract import BatchPayload, DocIn
 from lstmq.db.schema import Image
 from lstmq.errors import TransientError, UserError
 from lstmq.settings import get_settings
-from worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
-from worker.images import StoredImage, store_image
-from worker.ml.generator.inference import load_image_generator
-from worker.oom import run_in_halves
+from lstmq.worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
+from lstmq.worker.heal.oom import run_in_halves
+from lstmq.worker.images import StoredImage, store_image
+from lstmq.worker.ml.generator.inference import load_image_generator
 
 log = logging.getLogger("lstmq.worker")
 IMAGES = Results(Image, ("path", "width", "height", "sha256", "flags"))
@@ -63,7 +63,7 @@ def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) ->
 
 def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path) -> Outcome:
     """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
-    draws the batch in halves (``worker.oom``)."""
+    draws the batch in halves (``lstmq.worker.heal.oom``)."""
     try:
         generator = load_image_generator(batch.model, device=device)
     except UserError as exc:

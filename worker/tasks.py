@@ -20,9 +20,9 @@ from lstmq import stages
 from lstmq.contract import TASK_NAMES, BatchPayload
 from lstmq.db.engine import get_engine
 from lstmq.errors import ServiceUnavailable, TransientError
-from worker.batches import batch_state, give_up, refusal
-from worker.celery_app import app
-from worker.redeliveries import MAX_REDELIVERIES, poison_error, running
+from lstmq.worker.batches import batch_state, give_up, refusal
+from lstmq.worker.celery_app import app
+from lstmq.worker.heal.redeliveries import MAX_REDELIVERIES, poison_error, running
 
 log = logging.getLogger("lstmq.worker")
 
@@ -69,10 +69,10 @@ def batch_function(kind: str) -> Callable[[BatchPayload, Engine, str, list[Row]]
     (seconds), which belongs in the process running tasks (never a prefork parent) and must come
     after the poison check, or a worker killed while loading it would never be counted."""
     if kind == "render":
-        from worker.render import render_batch  # loads torch: see the docstring
+        from lstmq.worker.render import render_batch  # loads torch: see the docstring
 
         return render_batch
-    from worker.classify import classify_batch  # loads torch: see the docstring
+    from lstmq.worker.classify import classify_batch  # loads torch: see the docstring
 
     return classify_batch
 
@@ -97,7 +97,7 @@ def run_batch(task, payload: dict, kind: str) -> dict | None:
         batch = parse(payload)
     if batch is None:
         return None
-    # Its turn in this process, marked running in the broker (worker.redeliveries). The state is
+    # Its turn in this process, marked running in the broker (lstmq.worker.heal.redeliveries). The state is
     # read once the turn has come (a redelivered batch waits for the batches beside it), and the
     # state read for the authenticity check is the batch function's too: read once.
     with transient_db_errors(), running(task.app.conf.broker_url, task.request) as count:

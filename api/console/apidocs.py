@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api.console.render import page, templates
+from lstmq.api.console.render import page, templates
 
 METHODS = ("get", "post", "put", "patch", "delete")
 router = APIRouter(include_in_schema=False)

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import Request
 from starlette.exceptions import HTTPException
 
-from api.sessions import CSRF_FIELD, ConsoleSession, csrf_ok
+from lstmq.api.sessions import CSRF_FIELD, ConsoleSession, csrf_ok
 
 MAX_FORM_BYTES = 16 << 10
 

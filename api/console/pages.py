@@ -1,6 +1,6 @@
 """The console's pages: log in and out, jobs, one job, models and their cards, schedules.
 
-Pages need a session cookie (``api.sessions``); without one they redirect to the login form.
+Pages need a session cookie (``lstmq.api.sessions``); without one they redirect to the login form.
 Admin buttons are forms with the session's CSRF token, answered with a redirect (POST, then GET).
 """
 
@@ -18,28 +18,36 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from api.console import queries
-from api.console.charts import AXIS_HEIGHT, CHART_WIDTH, HIST_HEIGHT, ROW_HEIGHT, TOP_MARGIN, histogram_bars, label_bars
-from api.console.forms import checked_form, form_fields
-from api.console.markdown import render
-from api.console.render import HERE, page
-from api.deps import EngineDep, celery_of, engine_of
-from api.jobs import STATES, JobId, jobs_page
-from api.problems import status_of
-from api.result_pages import ResultFilter, results_page
-from api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
-from api.tokens import grants
+from lstmq.api.console import queries
+from lstmq.api.console.charts import (
+    AXIS_HEIGHT,
+    CHART_WIDTH,
+    HIST_HEIGHT,
+    ROW_HEIGHT,
+    TOP_MARGIN,
+    histogram_bars,
+    label_bars,
+)
+from lstmq.api.console.forms import checked_form, form_fields
+from lstmq.api.console.markdown import render
+from lstmq.api.console.render import HERE, page
+from lstmq.api.deps import EngineDep, celery_of, engine_of
+from lstmq.api.jobs import STATES, JobId, jobs_page
+from lstmq.api.problems import status_of
+from lstmq.api.result_pages import ResultFilter, results_page
+from lstmq.api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
+from lstmq.api.tokens import grants
 from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job, get_job, job_health, job_status
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING
 from lstmq.errors import LstmqError
 from lstmq.modelstore import scan_models
+from lstmq.producer.output import stalled
+from lstmq.producer.schedules.output import run_dict, schedule_dict
+from lstmq.producer.schedules.store import history, list_schedules, timing_of
 from lstmq.sending import requeue
 from lstmq.settings import get_settings
-from producer.output import stalled
-from producer.schedules.output import run_dict, schedule_dict
-from producer.schedules.store import history, list_schedules, timing_of
 
 JOBS_PER_PAGE = 50
 HISTORY_RUNS = 50

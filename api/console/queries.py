@@ -1,4 +1,4 @@
-"""What a job page shows beyond ``lstmq status`` and its results (``api.result_pages``): label
+"""What a job page shows beyond ``lstmq status`` and its results (``lstmq.api.result_pages``): label
 counts and a score histogram, the least confident and the failed documents."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from api.result_pages import short_text
+from lstmq.api.result_pages import short_text
 from lstmq.db.schema import DOC_FAILED, Classification, Document, Job
 
 SCORE_BINS = 10

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from starlette.templating import Jinja2Templates
 
-from api.console.markdown import inline
-from api.sessions import ConsoleSession
+from lstmq.api.console.markdown import inline
+from lstmq.api.sessions import ConsoleSession
 
 HERE = Path(__file__).parent
 SECURITY_HEADERS = {

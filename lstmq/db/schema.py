@@ -274,7 +274,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-# --- Self-healing (worker/heartbeat.py, worker/reconcile.py) ---------------------------
+# --- Self-healing (worker/heal/heartbeat.py, worker/heal/reconcile.py) -----------------
 
 
 class WorkerBeat(Base):

@@ -7,7 +7,7 @@ once. The lock holder derives the entries from the ``schedules`` table on every 
 (``sync_entries``): the database stays the one source of truth. After downtime a missed entry
 is simply due, and fires once (RedBeat keeps one ``last_run_at`` per entry).
 
-Runs stay correct even if two did fire: ``producer.schedules.run`` serialises them in the
+Runs stay correct even if two did fire: ``lstmq.producer.schedules.run`` serialises them in the
 database. The corpus is read where the scheduler runs: only scheduler hosts need it mounted.
 """
 
@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 from lstmq.db.engine import get_engine
 from lstmq.db.schema import Schedule, ScheduleRun, as_utc
 from lstmq.errors import ScheduleNotFound
+from lstmq.producer.schedules.run import run_schedule
+from lstmq.producer.schedules.timing import Timing
 from lstmq.queue import make_celery
 from lstmq.settings import Settings
-from producer.schedules.run import run_schedule
-from producer.schedules.timing import Timing
 
 log = logging.getLogger("lstmq.scheduler")
 
@@ -43,7 +43,7 @@ STOP_WAIT_S = 10.0
 def make_scheduler_app(settings: Settings) -> Celery:
     app = make_celery(settings)
     app.conf.update(
-        beat_scheduler="producer.schedules.beat:DbRedBeatScheduler",
+        beat_scheduler="lstmq.producer.schedules.beat:DbRedBeatScheduler",
         beat_max_loop_interval=TICK_MAX_S,
         redbeat_redis_url=settings.broker,
         redbeat_redis_options={},

@@ -1,6 +1,6 @@
 """``lstmq schedule ...`` (definitions in the database) and ``lstmq scheduler`` (the process).
 
-A thin layer over ``producer.schedules.store``, ``producer.schedules.run`` and ``producer.schedules.beat``.
+A thin layer over ``lstmq.producer.schedules.store``, ``lstmq.producer.schedules.run`` and ``lstmq.producer.schedules.beat``.
 Options a user can get wrong are plain strings checked by those modules: one ``error:`` line.
 """
 
@@ -14,11 +14,9 @@ import click
 
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.errors import ConfigError, InputError, RunFailed
-from lstmq.queue import make_celery, ping_broker
-from lstmq.settings import get_settings, mask_url
-from producer.schedules import output as show
-from producer.schedules.run import FAILED, run_schedule
-from producer.schedules.store import (
+from lstmq.producer.schedules import output as show
+from lstmq.producer.schedules.run import FAILED, run_schedule
+from lstmq.producer.schedules.store import (
     NewSchedule,
     add_schedule,
     get_schedule,
@@ -27,7 +25,9 @@ from producer.schedules.store import (
     remove_schedule,
     set_paused,
 )
-from producer.schedules.timing import Timing
+from lstmq.producer.schedules.timing import Timing
+from lstmq.queue import make_celery, ping_broker
+from lstmq.settings import get_settings, mask_url
 
 REDIS_SCHEMES = ("redis://", "rediss://")
 
@@ -158,7 +158,7 @@ def scheduler(loglevel) -> None:
     """Fire schedules (Celery beat + RedBeat lock: safe to start several) and run them."""
     # Only this command runs beat: RedBeat, redis and Celery's beat and bootsteps (~100
     # modules, ~0.2 s) stay out of every other `lstmq schedule` command.
-    from producer.schedules.beat import SCHEDULE_QUEUE, make_scheduler_app
+    from lstmq.producer.schedules.beat import SCHEDULE_QUEUE, make_scheduler_app
 
     settings = get_settings()
     if not settings.broker.startswith(REDIS_SCHEMES):

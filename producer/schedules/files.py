@@ -15,11 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lstmq.errors import InputError
-from lstmq.readers.formats import read_records
-from lstmq.readers.records import Fields, Record, Rejected
-from lstmq.readers.sources import format_of
-from lstmq.readers.streams import open_text_stream
-from producer.schedules.cursors import (
+from lstmq.producer.schedules.cursors import (
     UNCHANGED,
     Cursor,
     FileStat,
@@ -31,6 +27,10 @@ from producer.schedules.cursors import (
     plan_read,
     unchanged,
 )
+from lstmq.readers.formats import read_records
+from lstmq.readers.records import Fields, Record, Rejected
+from lstmq.readers.sources import format_of
+from lstmq.readers.streams import open_text_stream
 
 
 @dataclass

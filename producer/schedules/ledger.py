@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import upsert
 from lstmq.db.schema import CorpusDoc, CorpusFile
+from lstmq.producer.schedules.cursors import Cursor
 from lstmq.readers.records import Record
-from producer.schedules.cursors import Cursor
 
 LEDGER_CHUNK = 500  # keys per IN (...) lookup
 

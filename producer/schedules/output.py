@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from lstmq.db.schema import Schedule, ScheduleRun, as_utc
-from producer.schedules.store import timing_of
+from lstmq.producer.schedules.store import timing_of
 
 PROBLEMS_SHOWN = 5  # per run in the table; --json has them all
 

@@ -11,7 +11,7 @@ Exactly once, across schedulers and restarts, rests on the database, not on the 
 3. *Queue*: batches of the schedule's jobs still ``submitting`` are sent, then marked
    ``queued``. A run that died between 2 and 3 is completed by the next run, which holds the
    lease; a worker rewrites results idempotently if a batch went out twice.
-4. *Release* the lease (``producer.schedules.lease``); a crashed run's lease runs out.
+4. *Release* the lease (``lstmq.producer.schedules.lease``); a crashed run's lease runs out.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from sqlalchemy import Engine, update
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun, utcnow
 from lstmq.errors import LstmqError, TransientError
-from producer.schedules import lease
-from producer.schedules.enqueue import publish_pending
-from producer.schedules.scan import ScanResult, scan_and_record
-from producer.schedules.store import get_schedule
+from lstmq.producer.schedules import lease
+from lstmq.producer.schedules.enqueue import publish_pending
+from lstmq.producer.schedules.scan import ScanResult, scan_and_record
+from lstmq.producer.schedules.store import get_schedule
 
 log = logging.getLogger("lstmq.schedule")
 

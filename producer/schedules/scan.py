@@ -10,12 +10,19 @@ from sqlalchemy import Engine, insert, select
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
 from lstmq.modelstore import find_model
+from lstmq.producer.schedules.cursors import ReadPlan
+from lstmq.producer.schedules.files import FileScan, match_files, scan_file
+from lstmq.producer.schedules.lease import fence
+from lstmq.producer.schedules.ledger import (
+    Candidate,
+    load_cursors,
+    newest_by_key,
+    record_ledger,
+    store_cursors,
+    unprocessed,
+)
+from lstmq.producer.schedules.roots import corpus_roots, within
 from lstmq.readers.records import MAX_EXTERNAL_ID_CHARS, Fields
-from producer.schedules.cursors import ReadPlan
-from producer.schedules.files import FileScan, match_files, scan_file
-from producer.schedules.lease import fence
-from producer.schedules.ledger import Candidate, load_cursors, newest_by_key, record_ledger, store_cursors, unprocessed
-from producer.schedules.roots import corpus_roots, within
 
 # New lines one run reads at most: bounds its memory, its transaction and so its duration
 # (well inside the lease); the next run continues where this one stopped.

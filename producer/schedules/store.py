@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from lstmq.db.queries import status_counts
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Job, Schedule, ScheduleRun
 from lstmq.errors import ScheduleError, ScheduleNotFound
+from lstmq.producer.schedules.files import file_format, match_files
+from lstmq.producer.schedules.roots import check_glob
+from lstmq.producer.schedules.timing import Timing, check_name
+from lstmq.producer.submit import check_model, check_task
 from lstmq.readers.sources import FORMATS
-from producer.schedules.files import file_format, match_files
-from producer.schedules.roots import check_glob
-from producer.schedules.timing import Timing, check_name
-from producer.submit import check_model, check_task
 
 
 @dataclass(frozen=True)

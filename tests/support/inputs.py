@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.processes import ROOT
-
-SAMPLES = ROOT / "lstmq" / "samples"
+from lstmq.settings import SAMPLES_DIR
 
 
 def corpus(path: Path, n: int, bad_lines: tuple[str, ...] = ()) -> Path:
     """``n`` news-like JSONL records made from the shipped samples, then ``bad_lines``."""
-    texts = [json.loads(line)["text"] for line in (SAMPLES / "news.jsonl").read_text().splitlines()]
+    texts = [json.loads(line)["text"] for line in (SAMPLES_DIR / "news.jsonl").read_text().splitlines()]
     with path.open("w") as out:
         for i in range(n):
             out.write(json.dumps({"id": f"doc-{i}", "text": f"{texts[i % len(texts)]} Update {i}."}) + "\n")

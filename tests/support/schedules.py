@@ -6,7 +6,7 @@ from sqlalchemy import Engine, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ScheduleRun
-from producer.schedules.beat import ENTRY_PREFIX
+from lstmq.producer.schedules.beat import ENTRY_PREFIX
 from tests.support.processes import LstmqProcess
 
 

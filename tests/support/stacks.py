@@ -19,10 +19,10 @@ from sqlalchemy import Engine
 
 from lstmq.db.engine import engine_for, get_engine
 from lstmq.db.migrate import upgrade
+from lstmq.producer.submit import submit_records
 from lstmq.queue import make_celery
 from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.settings import get_settings
-from producer.submit import submit_records
 from tests.support.jobs import job_finished
 from tests.support.postgres import empty_postgres
 from tests.support.processes import WorkerProcess, worker_env

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from worker.ml.classifier.artifact import save_artifact
-from worker.ml.classifier.model import ClassifierConfig, Ensemble
-from worker.ml.tokenizer import train_tokenizer
+from lstmq.worker.ml.classifier.artifact import save_artifact
+from lstmq.worker.ml.classifier.model import ClassifierConfig, Ensemble
+from lstmq.worker.ml.tokenizer import train_tokenizer
 
 
 def make_tiny_classifier(path: Path, seed: int = 0) -> Path:

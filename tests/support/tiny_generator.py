@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from worker.ml.generator.artifact import save_generator
-from worker.ml.generator.data import WorldPairs
-from worker.ml.generator.model import Generator, GeneratorConfig
-from worker.ml.tokenizer import train_tokenizer
+from lstmq.worker.ml.generator.artifact import save_generator
+from lstmq.worker.ml.generator.data import WorldPairs
+from lstmq.worker.ml.generator.model import Generator, GeneratorConfig
+from lstmq.worker.ml.tokenizer import train_tokenizer
 
 TINY_NAME = "shapes-tiny"
 

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 
 from lstmq.errors import ArtifactError
 from lstmq.modelstore import check_artifact
-from worker.ml.weights import loaded_state, round_to_dtype, stored_state
+from lstmq.worker.ml.weights import loaded_state, round_to_dtype, stored_state
 
 FORMAT_VERSION = 1
 

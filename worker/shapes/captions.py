@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from worker.shapes.world import COLOURS, POSITION_PHRASES, RELATIONS, SIZES, Obj, all_pairs
+from lstmq.worker.shapes.world import COLOURS, POSITION_PHRASES, RELATIONS, SIZES, Obj, all_pairs
 
 # relation -> ((row, col) of object 1, (row, col) of object 2); None = the unnamed, shared axis
 RELATION_CELLS: dict[str, tuple[tuple[int | None, int | None], tuple[int | None, int | None]]] = {

@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from worker.shapes.captions import Scene, Spec, realise, sample_scene
-from worker.shapes.oracle import parse
-from worker.shapes.scoring import Tally, score
-from worker.shapes.world import SIZES, render
+from lstmq.worker.shapes.captions import Scene, Spec, realise, sample_scene
+from lstmq.worker.shapes.oracle import parse
+from lstmq.worker.shapes.scoring import Tally, score
+from lstmq.worker.shapes.world import SIZES, render
 
 Generate = Callable[[Sequence[str], int], Sequence]
 EVAL_SEED = 20160201  # alignDRAW's ICLR year and month: any fixed number would do

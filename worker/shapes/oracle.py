@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from worker.shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Obj, render
+from lstmq.worker.shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Obj, render
 
 PALETTE_NAMES = ("background", *COLOURS)
 PALETTE = np.array([BACKGROUND, *COLOURS.values()], dtype=np.float32)  # (9, 3)

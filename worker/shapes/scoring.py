@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import permutations
 
-from worker.shapes.captions import Spec
-from worker.shapes.oracle import Found
+from lstmq.worker.shapes.captions import Spec
+from lstmq.worker.shapes.oracle import Found
 
 
 @dataclass

@@ -13,7 +13,7 @@ from lstmq.db.queries import find_job
 from lstmq.db.schema import Document
 from lstmq.db.schema import Image as ImageRow
 from lstmq.errors import InputError
-from worker.images import absolute
+from lstmq.worker.images import absolute
 
 SCALE = 2  # 64-pixel images are shown at 128 pixels
 CAPTION_LINES = 4

@@ -1,5 +1,5 @@
 """Classifier artifacts: kind "classifier", its labels, an ``Ensemble``'s weights (the on-disk
-form and its precisions: ``worker.ml.artifacts`` and ``worker.ml.weights``)."""
+form and its precisions: ``lstmq.worker.ml.artifacts`` and ``lstmq.worker.ml.weights``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from lstmq.errors import ArtifactError
-from worker.ml.artifacts import loading, read_config, read_tokenizer, read_weights, write_artifact
-from worker.ml.classifier.model import ClassifierConfig, Ensemble
+from lstmq.worker.ml.artifacts import loading, read_config, read_tokenizer, read_weights, write_artifact
+from lstmq.worker.ml.classifier.model import ClassifierConfig, Ensemble
 
 KIND = "classifier"
 

@@ -19,8 +19,8 @@ from dataclasses import replace
 import torch
 from torch.nn import functional as F
 
-from worker.ml.classifier.metrics import reliability
-from worker.ml.classifier.model import Ensemble, safe_log, tempered
+from lstmq.worker.ml.classifier.metrics import reliability
+from lstmq.worker.ml.classifier.model import Ensemble, safe_log, tempered
 
 T_MIN, T_MAX = 0.05, 20.0
 SEARCH_STEPS = 48  # each step keeps 0.618 of the interval: log T known to ~1e-9

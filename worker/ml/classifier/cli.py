@@ -21,9 +21,9 @@ from rich.table import Table
 
 from lstmq.modelstore import scan_models
 from lstmq.settings import get_settings
-from worker.ml.classifier.config import HELP, DistillConfig, TrainConfig, train_fields
-from worker.ml.classifier.metrics import ECE_BINS
-from worker.ml.progress import TrainProgress, print_models, print_report
+from lstmq.worker.ml.classifier.config import HELP, DistillConfig, TrainConfig, train_fields
+from lstmq.worker.ml.classifier.metrics import ECE_BINS
+from lstmq.worker.ml.progress import TrainProgress, print_models, print_report
 
 FILE = click.Path(path_type=Path, dir_okay=False)
 # The same input formats as `lstmq submit` (lstmq.readers): gzip by content, .json as JSON Lines.
@@ -78,8 +78,8 @@ def _run_options(func):
 @click.pass_context
 def train_classifier(ctx, name, train_file, dev_file, fmt, text_field, label_field, out, device, threads, **hp):
     """Train an LSTM classifier on labelled text and write its artifact and model card."""
-    from worker.ml.classifier.operations import set_threads  # torch: this command only
-    from worker.ml.classifier.runs import train_and_save  # torch: this command only
+    from lstmq.worker.ml.classifier.operations import set_threads  # torch: this command only
+    from lstmq.worker.ml.classifier.runs import train_and_save  # torch: this command only
 
     cfg = TrainConfig(**hp)  # a bad option is refused before anything is drawn or loaded
     set_threads(threads)
@@ -144,8 +144,8 @@ def train_distill(
     **hp,
 ):
     """Train a student classifier on a teacher model's probabilities (and the gold labels)."""
-    from worker.ml.classifier.operations import set_threads  # torch: this command only
-    from worker.ml.classifier.runs import distill_and_save  # torch: this command only
+    from lstmq.worker.ml.classifier.operations import set_threads  # torch: this command only
+    from lstmq.worker.ml.classifier.runs import distill_and_save  # torch: this command only
 
     cfg = TrainConfig(**hp)  # a bad option is refused before anything is drawn or loaded
     set_threads(threads)
@@ -197,7 +197,7 @@ def _given(option: click.Option, value) -> list[str]:
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads):
     """Accuracy, macro-F1, per-class precision/recall/F1 and confusion matrix on a labelled FILE."""
-    from worker.ml.classifier.operations import evaluate_file, set_threads  # torch: this command only
+    from lstmq.worker.ml.classifier.operations import evaluate_file, set_threads  # torch: this command only
 
     set_threads(threads)
     report = evaluate_file(model, file, device, (text_field, label_field), fmt)
@@ -220,8 +220,8 @@ def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads
 def calibrate(ctx, model, file, fmt, text_field, label_field, device, threads):
     """Fit one temperature for MODEL on a labelled dev FILE and store it in the model's config.json
     (accuracy is unchanged; scores become calibrated probabilities; the version id changes)."""
-    from worker.ml.classifier.operations import set_threads  # torch: this command only
-    from worker.ml.classifier.recalibrate import calibrate_installed  # torch: this command only
+    from lstmq.worker.ml.classifier.calibrate import calibrate_installed  # torch: this command only
+    from lstmq.worker.ml.classifier.operations import set_threads  # torch: this command only
 
     set_threads(threads)
     done = calibrate_installed(model, file, device, (text_field, label_field), fmt, _command_line(ctx))
@@ -263,7 +263,7 @@ def _print_reliability(calibration: dict) -> None:
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 def predict(model, input_file, fmt, output, device, threads):
     """Classify INPUT (JSONL with `text` and optional `id`, CSV/TSV, or text lines) into JSON Lines."""
-    from worker.ml.classifier.operations import predict_lines, set_threads  # torch: this command only
+    from lstmq.worker.ml.classifier.operations import predict_lines, set_threads  # torch: this command only
 
     set_threads(threads)
     lines = predict_lines(model, input_file, device, fmt)

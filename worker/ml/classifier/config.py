@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from lstmq.errors import InputError
-from worker.ml.tokenizer import KINDS as TOKENIZERS
+from lstmq.worker.ml.tokenizer import KINDS as TOKENIZERS
 
 HELP = {
     "tokenizer": "word | bpe",

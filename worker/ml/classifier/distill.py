@@ -21,11 +21,11 @@ import torch
 from torch.nn import functional as F
 
 from lstmq.errors import InputError
-from worker.ml.classifier.config import DistillConfig, TrainConfig
-from worker.ml.classifier.data import Labelled
-from worker.ml.classifier.inference import Classifier
-from worker.ml.classifier.model import tempered
-from worker.ml.classifier.train import (
+from lstmq.worker.ml.classifier.config import DistillConfig, TrainConfig
+from lstmq.worker.ml.classifier.data import Labelled
+from lstmq.worker.ml.classifier.inference import Classifier
+from lstmq.worker.ml.classifier.model import tempered
+from lstmq.worker.ml.classifier.train import (
     UNLABELLED,
     Objective,
     Progress,

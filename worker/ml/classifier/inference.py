@@ -20,17 +20,17 @@ import torch
 
 from lstmq import stages
 from lstmq.modelstore import ModelInfo
-from worker.ml.batching import pad, plan_batches, scatter
-from worker.ml.cache import ModelCache
-from worker.ml.classifier.artifact import load_artifact
-from worker.ml.coalesce import Coalescer
-from worker.ml.device import resolve_autocast, resolve_device
-from worker.ml.tokenizer import UNK_ID, encode_batch
+from lstmq.worker.ml.batching import pad, plan_batches, scatter
+from lstmq.worker.ml.cache import ModelCache
+from lstmq.worker.ml.classifier.artifact import load_artifact
+from lstmq.worker.ml.coalesce import Coalescer
+from lstmq.worker.ml.device import resolve_autocast, resolve_device
+from lstmq.worker.ml.tokenizer import UNK_ID, encode_batch
 
 BATCH_DOCS = 256  # documents per forward pass on CPU (larger passes buy a CPU nothing)
 BATCH_CELLS = 256 * 128  # documents x padded length per forward pass: bounds memory
 # On a GPU a pass of a few thousand documents costs about what one of 256 does: the batches
-# in flight are merged (``worker.ml.coalesce``) into passes of up to this many, token-budgeted.
+# in flight are merged (``lstmq.worker.ml.coalesce``) into passes of up to this many, token-budgeted.
 CUDA_BATCH_DOCS = 4096
 CUDA_BATCH_CELLS = 4096 * 64
 

@@ -6,7 +6,7 @@ tokenizer options give the same vocabulary), the labels and the architecture apa
 sources' temperatures were fitted to them alone) and written with a card that lists every
 command involved::
 
-    python -m worker.ml.classifier.merge --out lstmq/models/news --dev DEV A_DIR B_DIR
+    python -m lstmq.worker.ml.classifier.merge --out lstmq/models/news --dev DEV A_DIR B_DIR
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import torch
 
 from lstmq.errors import ArtifactError, InputError, LstmqError
 from lstmq.modelstore import version_id
-from worker.ml.classifier.artifact import load_artifact, save_artifact
-from worker.ml.classifier.calibration import calibrate
-from worker.ml.classifier.card import render_card
-from worker.ml.classifier.data import Labelled, read_labelled
-from worker.ml.classifier.metrics import calibration_report, classification_report, summary
-from worker.ml.classifier.model import Ensemble
-from worker.ml.classifier.train import argmax_labels, encode_ids, predict_probs
-from worker.ml.tokenizer import prune_vocab
-from worker.ml.weights import check_dtype, round_to_dtype
+from lstmq.worker.ml.classifier.artifact import load_artifact, save_artifact
+from lstmq.worker.ml.classifier.calibration import calibrate
+from lstmq.worker.ml.classifier.card import render_card
+from lstmq.worker.ml.classifier.data import Labelled, read_labelled
+from lstmq.worker.ml.classifier.metrics import calibration_report, classification_report, summary
+from lstmq.worker.ml.classifier.model import Ensemble
+from lstmq.worker.ml.classifier.train import argmax_labels, encode_ids, predict_probs
+from lstmq.worker.ml.tokenizer import prune_vocab
+from lstmq.worker.ml.weights import check_dtype, round_to_dtype
 
 
 def _compatible(paths: list[Path]) -> list[tuple]:
@@ -131,7 +131,7 @@ def _cut(tokenizer, size: int):
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
 def main(out, dev_file, weights_dtype, vocab_size, calibrate, sources):
     """Merge classifier artifacts SOURCES into one ensemble at OUT (evaluated on DEV)."""
-    command = "python -m worker.ml.classifier.merge " + shlex.join(sys.argv[1:])
+    command = "python -m lstmq.worker.ml.classifier.merge " + shlex.join(sys.argv[1:])
     if weights_dtype:
         check_dtype(weights_dtype)
     report = merge(out, list(sources), dev_file, command, weights_dtype, vocab_size, calibrate)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from worker.ml.classifier.config import POOLINGS
+from lstmq.worker.ml.classifier.config import POOLINGS
 
 
 @dataclass

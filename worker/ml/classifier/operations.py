@@ -12,9 +12,9 @@ import torch
 from lstmq.readers.formats import Item
 from lstmq.readers.records import Record, Rejected
 from lstmq.readers.sources import read_sources, resolve_sources
-from worker.ml.classifier.data import check_labels, read_labelled
-from worker.ml.classifier.inference import load_classifier
-from worker.ml.classifier.metrics import calibration_report, classification_report
+from lstmq.worker.ml.classifier.data import check_labels, read_labelled
+from lstmq.worker.ml.classifier.inference import load_classifier
+from lstmq.worker.ml.classifier.metrics import calibration_report, classification_report
 
 PREDICT_CHUNK = 4096  # records classified per call, bounds memory for huge input files
 

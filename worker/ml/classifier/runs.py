@@ -12,16 +12,16 @@ from lstmq.errors import InputError
 from lstmq.modelstore import valid_name, version_id
 from lstmq.readers.records import Fields, Record
 from lstmq.readers.sources import read_sources, resolve_sources
-from worker.ml.classifier.artifact import save_artifact
-from worker.ml.classifier.card import hardware, render_card
-from worker.ml.classifier.config import DistillConfig, TrainConfig
-from worker.ml.classifier.data import Labelled, read_labelled
-from worker.ml.classifier.distill import agreement, distill_classifier, teacher_probs
-from worker.ml.classifier.inference import load_classifier
-from worker.ml.classifier.metrics import classification_report, summary
-from worker.ml.classifier.train import Progress, TrainResult, argmax_labels, train_classifier
-from worker.ml.device import resolve_device
-from worker.ml.weights import check_dtype
+from lstmq.worker.ml.classifier.artifact import save_artifact
+from lstmq.worker.ml.classifier.card import hardware, render_card
+from lstmq.worker.ml.classifier.config import DistillConfig, TrainConfig
+from lstmq.worker.ml.classifier.data import Labelled, read_labelled
+from lstmq.worker.ml.classifier.distill import agreement, distill_classifier, teacher_probs
+from lstmq.worker.ml.classifier.inference import load_classifier
+from lstmq.worker.ml.classifier.metrics import classification_report, summary
+from lstmq.worker.ml.classifier.train import Progress, TrainResult, argmax_labels, train_classifier
+from lstmq.worker.ml.device import resolve_device
+from lstmq.worker.ml.weights import check_dtype
 
 
 def train_and_save(

@@ -21,14 +21,14 @@ import torch
 from torch import nn
 
 from lstmq.errors import InputError
-from worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
-from worker.ml.classifier.calibration import calibrate
-from worker.ml.classifier.config import TrainConfig
-from worker.ml.classifier.data import Labelled
-from worker.ml.classifier.metrics import calibration_report, classification_report
-from worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
-from worker.ml.tokenizer import UNK_ID, encode_batch, train_tokenizer
-from worker.ml.weights import round_to_dtype
+from lstmq.worker.ml.batching import pad, plan_batches, scatter, shuffled_buckets
+from lstmq.worker.ml.classifier.calibration import calibrate
+from lstmq.worker.ml.classifier.config import TrainConfig
+from lstmq.worker.ml.classifier.data import Labelled
+from lstmq.worker.ml.classifier.metrics import calibration_report, classification_report
+from lstmq.worker.ml.classifier.model import ClassifierConfig, Ensemble, LSTMClassifier
+from lstmq.worker.ml.tokenizer import UNK_ID, encode_batch, train_tokenizer
+from lstmq.worker.ml.weights import round_to_dtype
 
 
 @dataclass

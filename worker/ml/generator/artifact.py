@@ -1,4 +1,4 @@
-"""Generator artifacts: the same on-disk form as classifiers (``worker.ml.artifacts``), kind
+"""Generator artifacts: the same on-disk form as classifiers (``lstmq.worker.ml.artifacts``), kind
 "generator". The posterior network is training-only and not stored, so the shipped weights
 are exactly what generation uses."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from worker.ml.artifacts import loading, read_config, read_tokenizer, read_weights, write_artifact
-from worker.ml.generator.model import Generator, GeneratorConfig
+from lstmq.worker.ml.artifacts import loading, read_config, read_tokenizer, read_weights, write_artifact
+from lstmq.worker.ml.generator.model import Generator, GeneratorConfig
 
 KIND = "generator"
 TRAINING_ONLY = "posterior."  # state-dict prefix left out of the artifact

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.ml.artifacts import update_config
-from worker.ml.generator.inference import from_artifact
-from worker.shapes.evaluation import EVAL_SEED, evaluate
+from lstmq.worker.ml.artifacts import update_config
+from lstmq.worker.ml.generator.inference import from_artifact
+from lstmq.worker.shapes.evaluation import EVAL_SEED, evaluate
 
 VALIDATION_SEED = EVAL_SEED + 1
 TEMPERATURES = (1.0, 0.8)

@@ -14,10 +14,10 @@ from PIL import Image
 from lstmq.db.engine import ready_engine
 from lstmq.errors import InputError
 from lstmq.settings import get_settings
-from worker.images import encode_png
-from worker.shapes import sheet
-from worker.shapes.evaluation import EVAL_SEED, evaluate
-from worker.shapes.report import print_report
+from lstmq.worker.images import encode_png
+from lstmq.worker.shapes import sheet
+from lstmq.worker.shapes.evaluation import EVAL_SEED, evaluate
+from lstmq.worker.shapes.report import print_report
 
 
 def _positive(value: int, name: str) -> int:
@@ -33,7 +33,7 @@ def _above_zero(value: float, name: str) -> float:
 
 
 def _generator(model: str, device: str):
-    from worker.ml.generator.inference import load_image_generator  # torch: only commands that draw load it
+    from lstmq.worker.ml.generator.inference import load_image_generator  # torch: only commands that draw load it
 
     return load_image_generator(model, device=device)
 
@@ -154,7 +154,7 @@ def train_generator(
 ) -> None:
     """Train a text-to-image generator on the shapes world (held-out pairs excluded) or on
     your own captioned images; writes the artifact and its MODEL_CARD.md."""
-    from worker.ml.generator.fit import run_training  # torch: loaded by this command only
+    from lstmq.worker.ml.generator.runs import run_training  # torch: loaded by this command only
 
     path = run_training(
         name=name,

@@ -16,8 +16,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from lstmq.errors import InputError
-from worker.shapes.captions import training_scenes, vocabulary
-from worker.shapes.world import Obj, render
+from lstmq.worker.shapes.captions import training_scenes, vocabulary
+from lstmq.worker.shapes.world import Obj, render
 
 
 def to_tensor(arrays: list[np.ndarray]) -> torch.Tensor:

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from worker.ml.batching import pad, plan_batches, scatter
-from worker.ml.cache import ModelCache
-from worker.ml.device import resolve_device
-from worker.ml.generator.artifact import load_generator_artifact, to_uint8
-from worker.ml.generator.model import sample_prior
-from worker.ml.tokenizer import UNK_ID, encode_batch
+from lstmq.worker.ml.batching import pad, plan_batches, scatter
+from lstmq.worker.ml.cache import ModelCache
+from lstmq.worker.ml.device import resolve_device
+from lstmq.worker.ml.generator.artifact import load_generator_artifact, to_uint8
+from lstmq.worker.ml.generator.model import sample_prior
+from lstmq.worker.ml.tokenizer import UNK_ID, encode_batch
 
 # Captions per forward pass. On CPU 64 was fastest per image (4,300 images/s against 2,950 at
 # 256, 1 thread: the activations stay in cache); a GPU wants large batches.

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from worker.ml.batching import pad
-from worker.ml.generator.model import Generator, GeneratorConfig
-from worker.ml.tokenizer import encode_batch, train_tokenizer
+from lstmq.worker.ml.batching import pad
+from lstmq.worker.ml.generator.model import Generator, GeneratorConfig
+from lstmq.worker.ml.tokenizer import encode_batch, train_tokenizer
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""``lstmq bench``: measurements of every stage, printed with what bounds them."""

@@ -1,0 +1,1 @@
+"""Self-healing: heartbeats, the reconciler, redelivery caps, outages and out-of-memory splits."""
