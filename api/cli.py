@@ -10,6 +10,7 @@ import uvicorn
 
 from lstmq.api.tokens import SCOPES, any_active, create_token, list_tokens, revoke_token
 from lstmq.db.engine import ready_engine, session_scope
+from lstmq.db.schema import PRIORITIES
 from lstmq.errors import InputError, UserError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless asked: the API can submit and cancel jobs
@@ -61,12 +62,30 @@ def token() -> None:
     metavar="SCOPE",
     help=f"{', '.join(SCOPES)} (each includes the ones before).",
 )
-def create(name, scope) -> None:
-    """Make a token; it is printed once, alone on the last line of stdout, and stored only as a hash."""
+@click.option("--weight", metavar="N", help="Its jobs' share of the workers against other owners' [default: 1].")
+@click.option(
+    "--max-priority",
+    default=PRIORITIES[0],
+    show_default=True,
+    metavar="LEVEL",
+    help="The highest priority its jobs may have (high, normal or low).",
+)
+def create(name, scope, weight, max_priority) -> None:
+    """Make a token; it is printed once, alone on the last line of stdout, and stored only as a hash.
+    Its jobs belong to owner NAME."""
     with session_scope(ready_engine()) as session:
-        secret = create_token(session, name, scope)
+        secret = create_token(session, name, scope, _weight(weight), max_priority)
     click.echo(f"token {name!r} ({scope}) created; it is shown only this once:", err=True)
     click.echo(secret)
+
+
+def _weight(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--weight must be an integer, got {text!r}") from None
 
 
 @token.command("list")

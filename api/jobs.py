@@ -10,13 +10,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from lstmq.api.auth import admin_access, read_access
-from lstmq.api.deps import CeleryDep, EngineDep
+from lstmq.api.deps import EngineDep
 from lstmq.api.rejections import MAX_STORED_REJECTIONS, stored_rejections
-from lstmq.batching import batch_size_for
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING, JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
-from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, Job, Schedule
+from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, PRIORITIES, Job, Schedule
+from lstmq.dispatch.control import set_priority
 from lstmq.producer.output import job_summary
 from lstmq.sending import requeue
 from lstmq.settings import get_settings
@@ -77,7 +77,7 @@ def _filtered(session: Session, before: str | None, state: str | None, schedule:
 )
 def get_status(job_id: JobId, engine: EngineDep) -> dict:
     with session_scope(engine) as session:
-        current = job_status(session, job_id)
+        current = job_status(session, job_id, heartbeat_s=get_settings().heartbeat_s)
         return current.as_dict() | {"health": health_of(session, current)}
 
 
@@ -104,12 +104,24 @@ def cancel(job_id: JobId, engine: EngineDep) -> dict:
         return cancel_job(session, job_id).as_dict()
 
 
+@api.post(
+    "/jobs/{job_id}/priority", dependencies=[admin_access], summary="Change a job's priority (as `lstmq job priority`)"
+)
+def change_priority(
+    job_id: JobId,
+    engine: EngineDep,
+    priority: Annotated[Literal[PRIORITIES], Query(description="high, normal or low, from its next batch on.")],
+) -> dict:
+    with session_scope(engine) as session:
+        set_priority(session, job_id, priority)
+        return job_status(session, job_id).as_dict()
+
+
 @api.post("/jobs/{job_id}/requeue", dependencies=[admin_access], summary="Send again what has no result")
 def requeue_job(
     job_id: JobId,
     engine: EngineDep,
-    app: CeleryDep,
-    batch_size: Annotated[int | None, Query(ge=1, le=MAX_BATCH_DOCS)] = None,
+    batch_size: Annotated[int | None, Query(ge=1, le=MAX_BATCH_DOCS, description="Its batches from now on.")] = None,
 ) -> dict:
-    sent = requeue(engine, app, job_id, batch_size_for(batch_size, get_settings().batch_size))
-    return {"id": job_id, "docs": sent.docs, "batches": sent.batches}
+    pending = requeue(engine, job_id, batch_size)
+    return {"id": job_id, "docs": pending}

@@ -23,7 +23,18 @@ from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.contract import ALL_QUEUES
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING, JOB_FINISHED
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, JOB_QUEUED, Job
+from lstmq.db.schema import (
+    BATCH_QUEUED,
+    DOC_DONE,
+    DOC_FAILED,
+    DOC_PENDING,
+    JOB_QUEUED,
+    JOB_SUBMITTING,
+    Batch,
+    Job,
+    as_utc,
+    utcnow,
+)
 
 BROKER_TIMEOUT_S = 2.0
 router = APIRouter(tags=["service"])
@@ -49,7 +60,31 @@ class StoreCollector:
                         documents.add_metric([model, status], n)
         yield jobs
         yield documents
+        yield from self._dispatch()
         yield from self._queue_depths()
+
+    def _dispatch(self) -> Iterator[GaugeMetricFamily]:
+        """Backlog by priority and owner, batches in flight by queue and state, and the dispatch
+        lag: how long the oldest batch sent and not yet taken by a worker has waited."""
+        backlog = GaugeMetricFamily(
+            "lstmq_backlog_documents", "Pending documents of open jobs.", labels=["priority", "owner"]
+        )
+        flight = GaugeMetricFamily(
+            "lstmq_batches_in_flight", "Batches sent and not finished.", labels=["queue", "state"]
+        )
+        lag = GaugeMetricFamily("lstmq_dispatch_lag_seconds", "Age of the oldest batch waiting for a worker.")
+        with session_scope(self.engine) as session:
+            for priority, owner, n in session.execute(_backlog()):
+                backlog.add_metric([priority, owner], n or 0)
+            for queue, state, n in session.execute(
+                select(Batch.queue, Batch.state, func.count()).group_by(Batch.queue, Batch.state)
+            ):
+                flight.add_metric([queue, state], n)
+            oldest = session.scalar(select(func.min(Batch.sent_at)).where(Batch.state == BATCH_QUEUED))
+        lag.add_metric([], max(0.0, (utcnow() - as_utc(oldest)).total_seconds()) if oldest else 0.0)
+        yield backlog
+        yield flight
+        yield lag
 
     def _queue_depths(self) -> Iterator[GaugeMetricFamily]:
         """Messages per queue; none when the broker is down (the database figures still count)."""
@@ -71,6 +106,12 @@ def _documents_by_model_and_status():
     never every document."""
     done, failed = func.sum(Job.done_count), func.sum(Job.failed_count)
     return select(Job.model, done, failed, func.sum(Job.total) - done - failed).group_by(Job.model)
+
+
+def _backlog():
+    pending = func.sum(Job.total - Job.done_count - Job.failed_count)
+    open_jobs = Job.state.in_((JOB_QUEUED, JOB_SUBMITTING))
+    return select(Job.priority, Job.owner, pending).where(open_jobs, HAS_PENDING).group_by(Job.priority, Job.owner)
 
 
 def _jobs_by_state():

@@ -19,6 +19,7 @@ from lstmq.errors import (
     JobNotFound,
     LstmqError,
     ModelNotFound,
+    PermissionDenied,
     ScheduleError,
     ScheduleNotFound,
     SchemaOutdated,
@@ -32,6 +33,7 @@ RETRY_AFTER_S = 5  # what a 503 asks a client to wait before trying again
 # First match wins: subclasses before their bases.
 STATUS_OF_ERROR: tuple[tuple[type[LstmqError], int], ...] = (
     (JobNotFound, 404),
+    (PermissionDenied, 403),
     (ScheduleNotFound, 404),
     (InputError, 422),
     (ModelNotFound, 422),

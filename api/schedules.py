@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from lstmq.api.auth import admin_access, read_access
 from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.db.engine import session_scope
+from lstmq.db.schema import DEFAULT_PRIORITY
 from lstmq.producer.schedules.output import run_dict, schedule_dict
 from lstmq.producer.schedules.run import run_schedule
 from lstmq.producer.schedules.store import NewSchedule, add_schedule, get_schedule, history, list_schedules, set_paused
@@ -35,6 +36,7 @@ class ScheduleIn(BaseModel):
     format: str | None = None
     text_field: str = "text"
     id_field: str = "id"
+    priority: str = Field(DEFAULT_PRIORITY, description="high, normal or low: the priority of its runs' jobs.")
 
     def new(self) -> NewSchedule:
         timing = Timing.parse(self.every, self.cron)

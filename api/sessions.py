@@ -52,7 +52,7 @@ def read_session(session: Session, cookie: str | None) -> ConsoleSession | None:
         return None
     if not hmac.compare_digest(_mac(row, ".".join(parts[:3])), mac):
         return None
-    return ConsoleSession(Caller(row.id, row.name, row.scope), _mac(row, f"csrf|{nonce}"))
+    return ConsoleSession(Caller(row.id, row.name, row.scope, row.max_priority), _mac(row, f"csrf|{nonce}"))
 
 
 def csrf_ok(console: ConsoleSession, sent: str | None) -> bool:

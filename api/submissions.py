@@ -23,6 +23,7 @@ from lstmq.api.problems import kind_of, problem
 from lstmq.api.rejections import KeptRejections
 from lstmq.api.uploads import Upload, format_of, spooled
 from lstmq.contract import MAX_BATCH_DOCS
+from lstmq.db.schema import DEFAULT_PRIORITY, PRIORITIES
 from lstmq.errors import InputError
 from lstmq.producer.submit import check_model, check_task, submit_records
 from lstmq.readers.records import Fields
@@ -41,6 +42,7 @@ class SubmitOptions:
     id_field: str
     batch_size: int | None
     strict: bool
+    priority: str
 
 
 def submit_options(
@@ -51,8 +53,12 @@ def submit_options(
     id_field: Annotated[str, Query(min_length=1)] = "id",
     batch_size: Annotated[int | None, Query(ge=1, le=MAX_BATCH_DOCS, description="Documents per message.")] = None,
     strict: Annotated[bool, Query(description="Refuse the whole input if any record is bad.")] = False,
+    priority: Annotated[
+        Literal[PRIORITIES],
+        Query(description="high, normal or low: served in this order at batch boundaries (up to the token's maximum)."),
+    ] = DEFAULT_PRIORITY,
 ) -> SubmitOptions:
-    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict)
+    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority)
 
 
 @api.post("/jobs", status_code=201, summary="Submit a file (the request body) as a job")
@@ -64,6 +70,7 @@ async def create_job(
     app: CeleryDep,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_CHARS)] = None,
 ) -> JSONResponse:
+    caller.check_priority(options.priority)
     await run_in_threadpool(_check, options)  # before reading what may be a large body
     options = replace(options, format=format_of(request, options.format))
     async with spooled(request) as upload:
@@ -73,7 +80,7 @@ async def create_job(
         first = await run_in_threadpool(claim.replay_or_take) if claim else None
         if first is not None:
             return _created(first, replayed=True)
-        return await _record(engine, app, upload, options, claim)
+        return await _record(engine, app, upload, options, claim, caller.name)
 
 
 def _check(options: SubmitOptions) -> None:
@@ -85,10 +92,10 @@ def _request_hash(options: SubmitOptions, upload: Upload) -> str:
     return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode() + upload.sha256.encode()).hexdigest()
 
 
-async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Claim | None) -> JSONResponse:
+async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Claim | None, owner: str) -> JSONResponse:
     kept = KeptRejections()
     try:
-        body = await run_in_threadpool(_submit, engine, app, upload, options, kept, claim)
+        body = await run_in_threadpool(_submit, engine, app, upload, options, kept, claim, owner)
     except BaseException as exc:
         if claim:
             await run_in_threadpool(claim.release)
@@ -100,7 +107,9 @@ async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Cl
     return _created(body)
 
 
-def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections, claim: Claim | None) -> dict:
+def _submit(
+    engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejections, claim: Claim | None, owner: str
+) -> dict:
     # A Source of our own, not resolve_sources(path): messages name the upload, not a temporary
     # path, and resolving adds nothing here (the file exists, the format is checked above).
     sources = [Source(UPLOAD_NAME, upload.path, options.format)]
@@ -113,6 +122,8 @@ def _submit(engine, app, upload: Upload, options: SubmitOptions, kept: KeptRejec
         batch_size=options.batch_size,
         strict=options.strict,
         sources=[UPLOAD_NAME],
+        priority=options.priority,
+        owner=owner,
         on_reject=kept,
         on_job=claim.attach if claim else None,
     )

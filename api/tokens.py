@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lstmq.db.schema import ApiToken, utcnow
-from lstmq.errors import InputError, UserError
+from lstmq.db.schema import PRIORITIES, ApiToken, utcnow
+from lstmq.dispatch.control import check_priority, set_weight
+from lstmq.dispatch.order import rank
+from lstmq.errors import InputError, PermissionDenied, UserError
 from lstmq.modelstore import valid_name
 
 SCOPES = ("read", "submit", "admin")  # each scope includes the ones before it
@@ -33,11 +35,17 @@ TOKEN_PATTERN = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Z
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the token's id, name and scope."""
+    """Who sent a request: the token's id, name and scope, and the highest priority it may submit at."""
 
     token_id: str
     name: str
     scope: str
+    max_priority: str = PRIORITIES[0]
+
+    def check_priority(self, priority: str) -> None:
+        """Refuse a priority above the token's maximum (``PermissionDenied``: 403)."""
+        if rank(check_priority(priority)) < rank(self.max_priority):
+            raise PermissionDenied(f"token {self.name!r} may submit at priority {self.max_priority} or lower")
 
 
 def grants(have: str, need: str) -> bool:
@@ -45,10 +53,14 @@ def grants(have: str, need: str) -> bool:
     return SCOPES.index(have) >= SCOPES.index(need)
 
 
-def create_token(session: Session, name: str, scope: str) -> str:
-    """Store a new token's hash; returns the token, which exists nowhere else afterwards."""
+def create_token(
+    session: Session, name: str, scope: str, weight: int | None = None, max_priority: str = PRIORITIES[0]
+) -> str:
+    """Store a new token's hash; returns the token, which exists nowhere else afterwards. Its jobs
+    belong to owner ``name``, whose ``weight`` (in the fair share) is set when given."""
     if scope not in SCOPES:
         raise InputError(f"unknown scope {scope!r} (expected {', '.join(SCOPES)})")
+    check_priority(max_priority)
     if not valid_name(name):
         raise InputError(f"token name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
     if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
@@ -58,7 +70,13 @@ def create_token(session: Session, name: str, scope: str) -> str:
         secrets.token_urlsafe(SECRET_BYTES),
         secrets.token_hex(SALT_BYTES),
     )
-    session.add(ApiToken(id=token_id, name=name, scope=scope, salt=salt, secret_hash=_hash(salt, secret)))
+    session.add(
+        ApiToken(
+            id=token_id, name=name, scope=scope, salt=salt, secret_hash=_hash(salt, secret), max_priority=max_priority
+        )
+    )
+    if weight is not None:
+        set_weight(session, name, weight)
     return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
 
@@ -91,7 +109,7 @@ def authenticate(session: Session, token: str) -> Caller | None:
     if not hmac.compare_digest(_hash(row.salt, match.group(2)), row.secret_hash):
         return None
     _touch(row)
-    return Caller(token_id=row.id, name=row.name, scope=row.scope)
+    return Caller(token_id=row.id, name=row.name, scope=row.scope, max_priority=row.max_priority)
 
 
 def _touch(row: ApiToken) -> None:

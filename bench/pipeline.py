@@ -32,6 +32,7 @@ from sqlalchemy import Engine, delete, select
 
 from lstmq import stages
 from lstmq.bench import cpu_usage
+from lstmq.bench import fairness as dispatch_fairness
 from lstmq.bench.materials import (
     EMBEDDED_TARGETS,
     MINIMAL_MODEL,
@@ -300,6 +301,15 @@ def delete_job(engine, job_id: str) -> None:
     help="(p) instead of (b) and (c): end to end with a minimal classifier trained on the fly, so what"
     " remains is lstmq's own cost, with docs/s per stage (classify only).",
 )
+@click.option(
+    "--fairness",
+    is_flag=True,
+    help="How dispatch serves several jobs at once (minimal classifier): a small and a high-priority job"
+    " behind a backlog of --docs, two owners' shares at weights 1:1 and 3:1, the broker's memory.",
+)
+@click.option(
+    "--window", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds per share window."
+)
 def bench(
     docs,
     single_docs,
@@ -313,6 +323,8 @@ def bench(
     redis_url,
     database_url,
     pipeline_only,
+    fairness,
+    window,
 ) -> None:
     """Throughput: model alone vs. through Redis + worker + database, batched vs. one per message."""
     if pipeline_only and (task != "classify" or model):
@@ -324,6 +336,10 @@ def bench(
         worker_args.append(f"--threads={threads}")
     if pipeline_only:
         return bench_pipeline(docs, input_path, batch_size, device, worker_args, redis_url, database_url)
+    if fairness:
+        with pipeline(redis_url, database_url, worker_args, minimal_model=True) as run:
+            click.echo(f"fairness: minimal classifier, batch {batch_size}, worker concurrency {concurrency}")
+            return dispatch_fairness.run(run, MINIMAL_MODEL, docs, batch_size, 20, window, redis_url)
     texts = bench_texts(task, docs, input_path)
     click.echo(
         f"{len(texts)} documents, task {task}, model {model}, batch {batch_size}, device {device},"

@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "jobs": "lstmq.producer.remote:jobs_command",
     "cancel": "lstmq.producer.cli:cancel",
     "requeue": "lstmq.producer.cli:requeue",
+    "job": "lstmq.producer.cli:job",
+    "owner": "lstmq.producer.cli:owner",
     "workers": "lstmq.producer.cli:workers",
     "schedule": "lstmq.producer.schedules.cli:schedule",
     "scheduler": "lstmq.producer.schedules.cli:scheduler",

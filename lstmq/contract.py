@@ -35,6 +35,9 @@ class BatchPayload(BaseModel):
     job_id: str
     model: str
     docs: list[DocIn] = Field(min_length=1, max_length=MAX_BATCH_DOCS)
+    # Its row in ``batches`` (lstmq.dispatch): marked running when a worker takes it, deleted
+    # when its outcome is written. None in a batch sent by an older lstmq.
+    batch_id: int | None = None
 
 
 def message_text(text: str) -> str:

@@ -45,6 +45,10 @@ class JobNotFound(UserError):
     """No job has the given id."""
 
 
+class PermissionDenied(UserError):
+    """The caller may not do this (e.g. an API token submitting above its maximum priority)."""
+
+
 class ScheduleError(UserError):
     """A schedule definition is invalid (name, interval, cron, path)."""
 

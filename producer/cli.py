@@ -22,6 +22,8 @@ from lstmq.db.queries import (
     live_workers,
     result_rows,
 )
+from lstmq.db.schema import DEFAULT_PRIORITY
+from lstmq.dispatch.control import check_priority, set_priority, set_weight, weights
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.producer import output
 from lstmq.producer.submit import check_task, submit_records
@@ -50,10 +52,19 @@ RESULT_FORMATS = ("jsonl", "csv", "table")
 @click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
 @click.option("--wait", is_flag=True, help="Return when the job is finished; progress on stderr.")
 @click.option("--strict", is_flag=True, help="Refuse the whole input if any record is bad.")
-def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict) -> None:
+@click.option(
+    "--priority",
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    metavar="LEVEL",
+    help="high, normal or low: higher priorities are served first, at batch boundaries.",
+)
+@click.option("--owner", metavar="NAME", help="Whose share of the workers the job uses [default: your user name].")
+def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner) -> None:
     """Record INPUT... (JSONL, CSV, .txt files or folders, - for stdin; gzip or not) as a job
     and queue it. Prints the job id as the last line of stdout."""
     check_task(task)
+    check_priority(priority)
     if not model:
         raise InputError("--model is required (see `lstmq models`)")
     size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
@@ -69,6 +80,8 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         batch_size=size,
         strict=strict,
         sources=[s.name for s in sources],
+        priority=priority,
+        owner=owner,
         on_reject=lambda bad: click.echo(str(bad), err=True),
     )
     click.echo(output.submitted_line(report.job_id, report.total, report.batches, report.rejected), err=True)
@@ -87,9 +100,10 @@ def status(job_id, as_json, watch) -> None:
     job_id = _job_id(engine, job_id)
     if watch:
         current = output.follow(engine, job_id)
+    settings = get_settings()
     with session_scope(engine) as session:
-        current = job_status(session, job_id)
-        health = job_health(session, current, get_settings().stall_after_s)
+        current = job_status(session, job_id, heartbeat_s=settings.heartbeat_s)
+        health = job_health(session, current, settings.stall_after_s)
     click.echo(json.dumps(current.as_dict()) if as_json else output.describe(current, health))
 
 
@@ -148,17 +162,60 @@ def cancel(job_id) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--batch-size", metavar="N", help="Documents per message (default LSTMQ_BATCH_SIZE).")
+@click.option("--batch-size", metavar="N", help="Documents per message from now on (default: the job's).")
 @click.option("--failed", is_flag=True, help="Failed documents too (after their cause is fixed).")
 def requeue(job_id, batch_size, failed) -> None:
-    """Send again every document of JOB without a result (safe to repeat)."""
-    size = batch_size_for(_int_option(batch_size, "--batch-size"), get_settings().batch_size)
+    """Send again every document of JOB without a result (safe to repeat): the dispatcher sends
+    them in the job's turn."""
+    size = _int_option(batch_size, "--batch-size")
+    if size is not None:
+        batch_size_for(size, get_settings().batch_size)  # refused here when out of range
     engine = ready_engine()
     job_id = _job_id(engine, job_id)
-    sent = requeue_job(engine, make_celery(), job_id, size, failed=failed)
-    click.echo(
-        f"job {job_id}: {output.count(sent.docs, 'pending document')} sent in {output.count(sent.batches, 'batch')}"
-    )
+    pending = requeue_job(engine, job_id, size, failed=failed)
+    click.echo(f"job {job_id}: {output.count(pending, 'pending document')} queued again")
+
+
+@click.group()
+def job() -> None:
+    """Change a job: its priority."""
+
+
+@job.command("priority")
+@click.argument("job_id")
+@click.argument("level")
+def job_priority(job_id, level) -> None:
+    """Set JOB's priority to LEVEL (high, normal or low), from its next batch on."""
+    check_priority(level)
+    with session_scope(ready_engine()) as session:
+        job_id = find_job(session, job_id).id
+        set_priority(session, job_id, level)
+    click.echo(f"job {job_id}: priority {level}")
+
+
+@click.group()
+def owner() -> None:
+    """Owners share the workers within a priority by weight (default 1)."""
+
+
+@owner.command("weight")
+@click.argument("name")
+@click.argument("weight")
+def owner_weight(name, weight) -> None:
+    """Set owner NAME's WEIGHT: an owner of weight 3 gets three times the batches of one of weight 1
+    while both wait. An API token's owner is its name; a CLI user's, the user name or --owner."""
+    value = _int_option(weight, "WEIGHT")
+    with session_scope(ready_engine()) as session:
+        set_weight(session, name, value)
+    click.echo(f"owner {name}: weight {value}")
+
+
+@owner.command("list")
+def owner_list() -> None:
+    """Owners whose weight was set (every other owner has weight 1)."""
+    with session_scope(ready_engine()) as session:
+        for name, value in weights(session).items():
+            click.echo(f"{name}\t{value}")
 
 
 def _job_id(engine, text: str) -> str:

@@ -27,7 +27,21 @@ from lstmq.settings import get_settings
 
 RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
 RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
-JOB_KEYS = ("id", "state", "task", "model", "total", "done", "failed", "pending", "rejected", "created_at", "schedule")
+JOB_KEYS = (
+    "id",
+    "state",
+    "task",
+    "model",
+    "total",
+    "done",
+    "failed",
+    "pending",
+    "rejected",
+    "created_at",
+    "schedule",
+    "priority",
+    "owner",
+)
 TABLE_MAX_ROWS = 1000  # a terminal table is for looking; scripts use jsonl or csv
 POLL_INTERVAL_S = 1.0
 
@@ -48,11 +62,14 @@ PIPED_WIDTH = 200  # characters per table line when stdout is not a terminal
 def describe(status: JobStatus, health: Health | None = None) -> str:
     rate = f"{status.docs_per_s:.1f} docs/s" if status.docs_per_s else "- docs/s"
     eta = str(timedelta(seconds=round(status.eta_s))) if status.eta_s is not None else "-"
+    owner = f"  owner {status.owner}" if status.owner else ""
     return (
         f"job {status.id}  {status.task}  model {status.model}  state {status.state}\n"
+        f"priority {status.priority}{owner}  in flight {count(status.in_flight, 'batch')}\n"
         f"total {status.total}  done {status.done}  failed {status.failed}  "
         f"pending {status.pending}  rejected {status.rejected}\n"
         f"rate {rate}  eta {eta}"
+        + (f"\nwaiting for {status.waiting}" if status.waiting and not health else "")
         + (f"\n{stalled(health)}" if health else "")
         + (f"\ncancelled: {status.note}" if status.note else "")
     )
@@ -86,12 +103,15 @@ def job_summary(status: JobStatus) -> dict:
 
 def print_jobs(statuses: list[JobStatus], health: dict[str, Health] | None = None) -> None:
     # ids are for copying: never wrapped
-    table = Table(Column("id", no_wrap=True), "state", "task", "model", "total", "done", "failed", "pending", "created")
+    columns = ("state", "priority", "owner", "task", "model", "total", "done", "failed", "pending", "created")
+    table = Table(Column("id", no_wrap=True), *columns)
     health = health or {}
     for s in statuses:
         table.add_row(
             s.id,
             f"{s.state} ({stalled_briefly(health[s.id])})" if s.id in health else s.state,
+            s.priority,
+            s.owner or "-",
             s.task,
             s.model,
             *(str(n) for n in (s.total, s.done, s.failed, s.pending)),

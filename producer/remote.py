@@ -21,6 +21,7 @@ import click
 
 from lstmq.db.queries import Health, JobStatus
 from lstmq.db.schema import DOC_FAILED
+from lstmq.dispatch.control import check_priority
 from lstmq.errors import InputError
 from lstmq.producer import cli as local
 from lstmq.producer import output
@@ -33,13 +34,19 @@ PAGE_JOBS = 500  # the API's largest page
 STAMPS = ("created_at", "submitted_at", "finished_at")
 
 
-def submit(client: ApiClient, inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict) -> None:
+def submit(
+    client: ApiClient, inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner
+) -> None:
     check_task(task)
+    check_priority(priority)
     if not model:
         raise InputError("--model is required (see `lstmq models`)")
+    if owner is not None:
+        raise InputError("--owner does not apply with --api: a job submitted over the API belongs to its token")
     source = _one_source(inputs, fmt)
     query = {"task": task, "model": model, "format": source.format, "text_field": text_field, "id_field": id_field}
     query |= {"batch_size": local._int_option(batch_size, "--batch-size"), "strict": "true" if strict else None}
+    query |= {"priority": priority}
     with _body(source) as (body, headers), client.request("POST", JOBS, query, body, headers) as response:
         report = json.loads(response.read())
     _print_rejected(client, source, report)

@@ -1,6 +1,4 @@
-"""Submitting records: record the job and its documents, then send them in batches.
-
-Two phases, so that no document is ever lost or counted twice:
+"""Submitting records: record the job and its documents; the dispatcher sends them.
 
 1. *record*: documents are inserted in chunks (bounded memory; ``COPY`` on PostgreSQL, see
    ``lstmq.producer.recording``) while the job is marked as recording (``lstmq.sending.RECORDING``;
@@ -8,30 +6,31 @@ Two phases, so that no document is ever lost or counted twice:
    record, Ctrl-C or SIGTERM deletes the job again, leaving nothing in the database. A job
    cancelled meanwhile (``lstmq cancel``, or the reconciler when the submit stopped showing
    signs of life, ``lstmq.producer.liveness``) stops the submit and stays, cancelled.
-2. *send*: pending documents are streamed back from the database and published in batches
-   (``lstmq.sending``), the same path ``lstmq requeue`` uses; then the job is ``queued``.
+2. *queue*: the job is marked queued and the dispatcher woken (``lstmq.dispatch``), which sends
+   its batches as its priority and owner's share allow.
 
-Without ``--strict`` the phases overlap: after each recorded chunk its full batches are sent,
-from a thread while the next chunk is recorded (``OverlappedSends``), so workers start while a
-large input is still being read (the benchmark's end-to-end rate depends on it). A document
-is still committed before its batch is published. A broker outage while recording only delays
-the sends (``_early_send``): recording goes on. If the input
-then fails midway, the job is deleted and batches already sent name a job that no longer
-exists, which workers skip. ``--strict`` sends nothing until the whole input has validated.
+Without ``--strict``, after each recorded chunk the submit tops its job up to a small first
+window of batches in flight (``lstmq.dispatch.send.first_window``) while workers have room, so
+a job alone on the system starts while a large input is still being read; the dispatcher
+sends full batches of a job still recording too. A document is always committed before its
+batch is published. A broker outage while recording only delays the sends: the dispatcher sends
+what could not be published once the broker is back. If the input then fails midway, the job is
+deleted and batches already sent name a job that no longer exists, which workers skip.
+``--strict`` sends nothing until the whole input has validated.
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import logging
 import sys
-import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from math import ceil
 from time import perf_counter
 
 from celery import Celery
@@ -42,15 +41,18 @@ from lstmq import stages
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import TASK_NAMES
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Document, Job
+from lstmq.db.queries import live_workers
+from lstmq.db.schema import DEFAULT_PRIORITY, RECORDING, Document, Job
+from lstmq.dispatch.control import check_priority
+from lstmq.dispatch.send import first_window
 from lstmq.errors import InputError, ModelNotFound, SubmitCancelled, TransientError
 from lstmq.modelstore import find_model
 from lstmq.producer.liveness import RecordingLease, beat
 from lstmq.producer.recording import record_rows
 from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
-from lstmq.sending import RECORDING, PendingSender, SendReport, mark_recorded
-from lstmq.settings import get_settings
+from lstmq.sending import mark_recorded
+from lstmq.settings import Settings, get_settings
 
 log = logging.getLogger("lstmq.producer")
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
@@ -84,6 +86,14 @@ def check_model(task: str, model: str) -> None:
         raise ModelNotFound(f"model {model!r} is a {info.kind}; task {task} needs a {wanted}")
 
 
+def default_owner() -> str:
+    """The owner of a CLI submission without --owner: the OS user."""
+    try:
+        return getpass.getuser()[:64] or "local"
+    except (KeyError, OSError):  # no user name for this uid (a container)
+        return "local"
+
+
 def submit_records(
     engine: Engine,
     app: Celery,
@@ -94,6 +104,8 @@ def submit_records(
     batch_size: int | None = None,
     strict: bool = False,
     sources: Sequence[str] = (),
+    priority: str = DEFAULT_PRIORITY,
+    owner: str | None = None,
     on_reject: Callable[[Rejected], None] | None = None,
     on_job: Callable[[str], None] | None = None,
 ) -> SubmitReport:
@@ -102,109 +114,77 @@ def submit_records(
     A ``Record`` without ``external_id`` gets its 0-based number among all ``items``.
     Raises ``InputError`` (and leaves nothing in the database) when ``strict`` and any item
     was rejected, or when no item was good. ``on_job`` learns the job's id once it exists.
+    ``owner``: whose share of the workers the job uses (default: the OS user).
     """
     check_task(task)
     check_model(task, model)
-    size = batch_size_for(batch_size, get_settings().batch_size)
+    check_priority(priority)
+    settings = get_settings()
+    size = batch_size_for(batch_size, settings.batch_size)
     ping_broker(app)  # fail before reading a large input, not after
-    job = _create_job(engine, task, model, sources, size, strict)
+    owner = (owner or default_owner())[:64]
+    job = _create_job(engine, task, model, sources, size, strict, priority, owner)
     report = SubmitReport(job_id=job.id)
-    sender = PendingSender(engine, app, job, size)
-    lease = RecordingLease(engine, job.id, get_settings().heartbeat_s)
+    lease = RecordingLease(engine, job.id, settings.heartbeat_s)
+    window = FirstWindow(engine, app, job.id, settings)
 
     def after_chunk() -> None:
         lease.check(report.total)
         if not strict:
-            early.poke()
+            window.top_up()
 
-    warned = threading.Event()  # of a broker outage, once per submit
-    with lease, OverlappedSends(lambda: _early_send(sender, warned)) as early:
+    with lease:
         try:
             if on_job:
                 on_job(job.id)
             _record_all(engine, report, items, on_reject or (lambda _r: None), after_chunk, lease)
-            early.drain()  # the last early send ends (or raises) before the final one starts
             _refuse_unless_acceptable(report, strict)
         except SubmitCancelled:
-            early.drain(quiet=True)
             raise  # cancelled by someone else: the job stays, cancelled, with what it recorded
         except BaseException:
-            early.drain(quiet=True)  # no send in flight while the job is deleted
             # An interrupt (Ctrl-C) inside a statement leaves its cursor referenced from the
             # traceback; on SQLite that cursor holds the write lock the delete needs.
             traceback.clear_frames(sys.exc_info()[2])
             _delete_job(engine, report.job_id)
             raise
     mark_recorded(engine, report.job_id)
-    try:
-        report.batches = _send(sender, final=True).batches
-    except TransientError as exc:
-        # Every document is safe in the database; only sending stopped.
-        raise type(exc)(
-            f"{exc}; job {report.job_id} is recorded: run `lstmq requeue {report.job_id}` once the service is back"
-        ) from None
+    window.top_up()
+    report.batches = ceil(report.total / size)
     return report
 
 
-class OverlappedSends:
-    """Full batches are sent from a thread while the caller records the next chunk: reading
-    back and publishing overlap with parsing, hashing and ``COPY`` (psycopg and the broker
-    client wait on sockets without the GIL). One send at a time; a poke while one runs is
-    skipped (the next poke, or the final send, takes what it missed). A send's error is
-    raised by the next ``poke`` or by ``drain``."""
+class FirstWindow:
+    """The batches a submit sends itself (``first_window``): counted as stage "send". A broker
+    outage is warned of once and does not stop the recording: the dispatcher sends what could
+    not be published once the broker is back."""
 
-    def __init__(self, send: Callable[[], object]) -> None:
-        self._send = send
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmq-send")
-        self._running: Future | None = None
+    def __init__(self, engine: Engine, app: Celery, job_id: str, settings: Settings) -> None:
+        self.engine, self.app, self.job_id, self.settings = engine, app, job_id, settings
+        self.warned = False
 
-    def poke(self) -> None:
-        if self._running is not None:
-            if not self._running.done():
-                return
-            self._running.result()  # raises what the last send raised
-        self._running = self._pool.submit(self._send)
-
-    def drain(self, quiet: bool = False) -> None:
-        """Wait for the send in flight; raise its error unless ``quiet`` (another one is)."""
-        if self._running is not None:
-            running, self._running = self._running, None
-            if running.exception() is not None and not quiet:
-                raise running.exception()
-
-    def __enter__(self) -> OverlappedSends:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._pool.shutdown(wait=True)  # never leave a send running behind the caller
+    def top_up(self) -> None:
+        start = perf_counter()
+        try:
+            with session_scope(self.engine) as session:
+                workers = live_workers(session, self.settings.heartbeat_s)
+            sent = first_window(self.engine, self.app, self.job_id, workers)
+        except TransientError as exc:
+            if not self.warned:
+                self.warned = True
+                log.warning("%s; the job is recorded, its batches are sent once the broker is back", exc)
+            return
+        stages.add("send", sent, perf_counter() - start)
 
 
-def _send(sender: PendingSender, final: bool) -> SendReport:
-    """``sender.finish()`` when final, else a send of the full batches, counted as stage "send"."""
-    start, before = perf_counter(), sender.report.docs
-    try:
-        return sender.finish() if final else sender.send(final=False)
-    finally:
-        stages.add("send", sender.report.docs - before, perf_counter() - start)
-
-
-def _early_send(sender: PendingSender, warned: threading.Event) -> None:
-    """A send while recording. A broker outage does not stop the recording: every document is
-    in the database, and the next send (at the latest the final one) goes on from the last batch
-    sent. Only the final send reports it (the job recorded, for the reconciler or a requeue)."""
-    try:
-        _send(sender, final=False)
-    except TransientError as exc:
-        if not warned.is_set():
-            warned.set()
-            log.warning("%s; recording goes on, its batches are sent later", exc)
-
-
-def _create_job(engine: Engine, task: str, model: str, sources, size: int, strict: bool) -> Job:
+def _create_job(
+    engine: Engine, task: str, model: str, sources, size: int, strict: bool, priority: str, owner: str
+) -> Job:
     job = Job(
         id=uuid.uuid4().hex,
         task=task,
         model=model,
+        priority=priority,
+        owner=owner,
         sources=list(sources),
         options={"batch_size": size, "strict": strict, RECORDING: True},
     )

@@ -188,8 +188,9 @@ def _job_view(session, job_id: str, where: ResultFilter) -> dict:
     classify = found.task == "classify"
     scores = queries.score_summary(session, found) if classify else queries.ScoreSummary([], [])
     rows, after = results_page(session, found, where)
-    current = job_status(session, job_id)
-    health = job_health(session, current, get_settings().stall_after_s)
+    settings = get_settings()
+    current = job_status(session, job_id, heartbeat_s=settings.heartbeat_s)
+    health = job_health(session, current, settings.stall_after_s)
     return {
         "job": current,
         "stalled": stalled(health) if health else None,

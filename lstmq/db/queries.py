@@ -16,12 +16,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from lstmq.contract import QUEUES
 from lstmq.db.schema import (
+    DEFAULT_PRIORITY,
     DOC_FAILED,
     DOC_PENDING,
     JOB_CANCELLED,
     JOB_QUEUED,
     JOB_SUBMITTING,
+    PRIORITIES,
+    RECORDING,
+    Batch,
     Classification,
     Document,
     Image,
@@ -59,6 +64,10 @@ class JobStatus:
     finished_at: datetime | None
     schedule: str | None  # name of the schedule that started the job, if any
     note: str | None = None  # why the job was stopped, when lstmq stopped it (e.g. its submit died)
+    priority: str = DEFAULT_PRIORITY
+    owner: str = ""
+    in_flight: int = 0  # its batches sent and not yet finished
+    waiting: str | None = None  # what an open job with nothing in flight waits for (job_status only)
 
     @property
     def finished(self) -> bool:
@@ -124,8 +133,39 @@ def status_counts(session: Session, job_ids: Sequence[str]) -> dict[str, dict[st
     return counts
 
 
-def job_status(session: Session, job_id: str, now: datetime | None = None) -> JobStatus:
-    return _status(session, get_job(session, job_id), now)
+def job_status(session: Session, job_id: str, now: datetime | None = None, heartbeat_s: int | None = None) -> JobStatus:
+    """The job's state and counts; for an open job also its batches in flight and, with none in
+    flight, what it waits for (``heartbeat_s``: how live workers are told, for "a worker")."""
+    job = get_job(session, job_id)
+    status = _status(session, job, now)
+    if status.state in (JOB_QUEUED, JOB_SUBMITTING) and status.pending:
+        status.in_flight = session.scalar(select(func.count()).where(Batch.job_id == job.id))
+        if not status.in_flight:
+            status.waiting = waiting_for(session, job, heartbeat_s)
+    return status
+
+
+def waiting_for(session: Session, job: Job, heartbeat_s: int | None) -> str:
+    """Why an open job has no batch in flight, in a few words."""
+    higher = PRIORITIES[: PRIORITIES.index(job.priority)] if job.priority in PRIORITIES else PRIORITIES
+    if higher:
+        ahead = session.scalar(
+            select(func.count()).where(
+                Job.task == job.task,
+                Job.state.in_((JOB_QUEUED, JOB_SUBMITTING)),
+                Job.priority.in_(higher),
+                HAS_PENDING,
+            )
+        )
+        if ahead:
+            return f"{ahead:,} higher-priority job{'s' if ahead != 1 else ''}"
+    if heartbeat_s is not None:
+        queue = QUEUES.get(job.task)
+        if not any(queue in worker.queues for worker in live_workers(session, heartbeat_s)):
+            return "a worker"
+    if (job.options or {}).get(RECORDING):
+        return "a full batch of its input"
+    return "its turn (other jobs of its priority share the workers)"
 
 
 def list_jobs(session: Session, limit: int = 50) -> list[JobStatus]:
@@ -163,6 +203,8 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
         finished_at=as_utc(job.finished_at),
         schedule=_schedule_name(session, job.schedule_id),
         note=(job.options or {}).get(CANCELLED_NOTE),
+        priority=job.priority,
+        owner=job.owner,
     )
 
 
@@ -178,12 +220,16 @@ def _mark_finished(session: Session, job: Job) -> None:
 
 
 def job_health(session: Session, status: JobStatus, stall_after_s: int, now: datetime | None = None) -> Health | None:
-    """How a job is stalled, or None when it is not (finished, cancelled, or progressing)."""
+    """How a job is stalled, or None when it is not (finished, cancelled, progressing, or waiting
+    for its turn: a job with nothing in flight that lstmq never had to recover is waiting)."""
     if status.state not in (JOB_QUEUED, JOB_SUBMITTING) or status.pending == 0:
         return None
     job = get_job(session, status.id)
     since = max(as_utc(m) for m in (job.progressed_at, job.submitted_at, job.created_at) if m)
     if ((now or utcnow()) - since).total_seconds() < stall_after_s:
+        return None
+    recovered = job.recovered_at is not None and as_utc(job.recovered_at) >= since
+    if not recovered and not session.scalar(select(func.count()).where(Batch.job_id == job.id)):
         return None
     return Health(since, job.recoveries, as_utc(job.recovered_at))
 

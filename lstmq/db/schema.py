@@ -31,6 +31,12 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 DOC_PENDING, DOC_DONE, DOC_FAILED = "pending", "done", "failed"
 JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
+# jobs.options key while a submit still reads the job's input (lstmq.sending).
+RECORDING = "recording"
+BATCH_QUEUED, BATCH_RUNNING = "queued", "running"  # sent and waiting in the broker; taken by a worker
+PRIORITIES = ("high", "normal", "low")  # served in this order, at batch boundaries
+DEFAULT_PRIORITY = "normal"
+DEFAULT_WEIGHT = 1
 
 
 def utcnow() -> datetime:
@@ -73,6 +79,12 @@ class Job(Base):
     failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The last change to its documents: recorded, or a status moved (their latest updated_at).
     progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who is served first (lstmq.dispatch): priority, then fair share between owners by weight.
+    priority: Mapped[str] = mapped_column(String(8), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY)
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The dispatch cursor: every pending document with a larger id is still to be sent. Moved by
+    # compare-and-set, so two dispatchers never send the same documents; requeue sets it to 0.
+    dispatched_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
 
@@ -149,6 +161,52 @@ class Image(Base):
     __table_args__ = (Index("ix_images_version", "model_version"),)
 
 
+class Batch(Base):
+    """A batch in flight: sent to the broker and not yet finished. The dispatcher keeps each queue
+    only as full as its workers can take by counting these; a worker marks its batch running when
+    it takes it and deletes the row when the batch's outcome is written. A row left queued (the
+    broker lost the message) or running on a dead worker is sent again (lstmq.worker.heal.reconcile)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(32))
+    first_id: Mapped[int] = mapped_column(BigInteger)  # the documents it carries: ids in this range
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    docs: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(8), default=BATCH_QUEUED)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)  # Celery node name
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the beating process
+    # When it was last published; NULL when publishing failed (the broker was down): sent again at once.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sends: Mapped[int] = mapped_column(Integer, default=1)  # publications: the first and each re-send
+    receipts: Mapped[int] = mapped_column(Integer, default=0)  # times a worker took it
+    kills: Mapped[int] = mapped_column(Integer, default=0)  # workers that died holding it
+
+    __table_args__ = (Index("ix_batches_queue_state", "queue", "state"), Index("ix_batches_job", "job_id"))
+
+
+class Owner(Base):
+    """An owner's weight in the fair share of its priority (CLI users, API token names, schedules)."""
+
+    __tablename__ = "owners"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    weight: Mapped[int] = mapped_column(Integer, default=DEFAULT_WEIGHT)
+
+
+class Lease(Base):
+    """A named lease: one holder at a time, taken over once it runs out (the dispatcher's leader)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # --- Scheduled corpora (producer/schedule*.py) -------------------------------------------
 
 
@@ -168,6 +226,7 @@ class Schedule(Base):
     text_field: Mapped[str] = mapped_column(String(128), default="text")
     id_field: Mapped[str] = mapped_column(String(128), default="id")
     paused: Mapped[bool] = mapped_column(default=False)
+    priority: Mapped[str] = mapped_column(String(8), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY)
     # A run's lease: the holder's token and expiry (a crashed run's lease simply runs out).
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -239,6 +298,7 @@ class ApiToken(Base):
     id: Mapped[str] = mapped_column(String(16), primary_key=True)  # public part of the token
     name: Mapped[str] = mapped_column(String(64), unique=True)
     scope: Mapped[str] = mapped_column(String(8))  # read | submit | admin
+    max_priority: Mapped[str] = mapped_column(String(8), default="high", server_default="high")
     salt: Mapped[str] = mapped_column(String(32))
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -288,5 +348,6 @@ class WorkerBeat(Base):
     models: Mapped[list] = mapped_column(JSON, default=list)  # models its batches have loaded
     device: Mapped[str] = mapped_column(String(16))
     current: Mapped[list] = mapped_column(JSON, default=list)  # [{job_id, model, docs, since}]
+    slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # batches it runs at once
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

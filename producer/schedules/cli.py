@@ -13,6 +13,7 @@ import socket
 import click
 
 from lstmq.db.engine import ready_engine, session_scope
+from lstmq.db.schema import DEFAULT_PRIORITY
 from lstmq.errors import ConfigError, InputError, RunFailed
 from lstmq.producer.schedules import output as show
 from lstmq.producer.schedules.run import FAILED, run_schedule
@@ -53,7 +54,13 @@ def schedule() -> None:
     help="JSON key or CSV column of a document id (unique across the corpus); without one a "
     "document is known by its text's hash.",
 )
-def add(name, path, task, model, every, cron, fmt, text_field, id_field) -> None:
+@click.option(
+    "--priority",
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    help="high, normal or low: the priority of its runs' jobs.",
+)
+def add(name, path, task, model, every, cron, fmt, text_field, id_field, priority) -> None:
     """Add schedule NAME; files are checked now, read by `lstmq scheduler` (or `schedule run`)."""
     new = NewSchedule(
         name=name,
@@ -64,6 +71,7 @@ def add(name, path, task, model, every, cron, fmt, text_field, id_field) -> None
         format=fmt,
         text_field=text_field,
         id_field=id_field,
+        priority=priority,
     )
     with session_scope(ready_engine()) as session:
         row = add_schedule(session, new)

@@ -1,28 +1,25 @@
-"""Queue what a run recorded: every ``submitting`` job of a schedule, through ``send_pending``.
+"""Queue what a run recorded: every ``submitting`` job of a schedule is marked queued and the
+dispatcher woken (``lstmq.sending.mark_recorded``).
 
-Documents are committed before their batches are sent (the database is the source of truth),
-so this also completes a job whose run died between recording and queueing.
+Documents are committed before they are queued (the database is the source of truth), so this
+also completes a job whose run died between recording and queueing.
 """
 
 from __future__ import annotations
 
-from celery import Celery
 from sqlalchemy import Engine, select
 
-from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Job
-from lstmq.sending import send_pending
-from lstmq.settings import get_settings
+from lstmq.sending import mark_recorded
 
 
-def publish_pending(engine: Engine, app: Celery, schedule_id: int) -> list[str]:
-    """Send the pending documents of the schedule's unqueued jobs; returns their ids."""
+def publish_pending(engine: Engine, schedule_id: int) -> list[str]:
+    """Queue the schedule's recorded, unqueued jobs; returns their ids."""
     with session_scope(engine) as session:
-        jobs = session.scalars(
-            select(Job).where(Job.schedule_id == schedule_id, Job.state == JOB_SUBMITTING).order_by(Job.created_at)
+        ids = session.scalars(
+            select(Job.id).where(Job.schedule_id == schedule_id, Job.state == JOB_SUBMITTING).order_by(Job.created_at)
         ).all()
-    size = batch_size_for(None, get_settings().batch_size)
-    for job in jobs:
-        send_pending(engine, app, job, size)
-    return [job.id for job in jobs]
+    for job_id in ids:
+        mark_recorded(engine, job_id)
+    return list(ids)

@@ -31,6 +31,7 @@ def schedule_dict(sched: Schedule, last: ScheduleRun | None) -> dict:
         "format": sched.format,
         "text_field": sched.text_field,
         "id_field": sched.id_field,
+        "priority": sched.priority,
         "paused": sched.paused,
         "created_at": _iso(sched.created_at),
         "last_run": run_dict(last, {}) if last else None,

@@ -60,7 +60,7 @@ def run_schedule(
     try:
         report.scan = scan_and_record(engine, sched, run_id, token, reprocess)
         report.job_id = report.scan.job_id
-        publish_pending(engine, app, sched.id)
+        publish_pending(engine, sched.id)
         report.state = OK
     except LstmqError as exc:
         report.state, report.error = FAILED, str(exc)

@@ -131,6 +131,8 @@ def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], v
             rejected=result.rejected,
             sources=sources,
             schedule_id=sched.id,
+            priority=sched.priority,
+            owner=sched.name[:64],  # scheduled runs share the workers as their schedule
             options={"schedule": sched.name, "run_id": run_id, "model_version": version},
         )
     )

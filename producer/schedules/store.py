@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lstmq.db.queries import status_counts
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Job, Schedule, ScheduleRun
+from lstmq.db.schema import DEFAULT_PRIORITY, DOC_DONE, DOC_FAILED, DOC_PENDING, Job, Schedule, ScheduleRun
+from lstmq.dispatch.control import check_priority
 from lstmq.errors import ScheduleError, ScheduleNotFound
 from lstmq.producer.schedules.files import file_format, match_files
 from lstmq.producer.schedules.roots import check_glob
@@ -32,6 +33,7 @@ class NewSchedule:
     format: str | None = None
     text_field: str = "text"
     id_field: str = "id"
+    priority: str = DEFAULT_PRIORITY
 
 
 def validate(new: NewSchedule) -> Schedule:
@@ -50,6 +52,7 @@ def validate(new: NewSchedule) -> Schedule:
     for path in files:
         file_format(path, new.format)  # InputError when the format cannot be told
     check_model(new.task, new.model)
+    check_priority(new.priority)
     return Schedule(
         name=new.name,
         path_glob=pattern,
@@ -60,6 +63,7 @@ def validate(new: NewSchedule) -> Schedule:
         format=new.format,
         text_field=new.text_field,
         id_field=new.id_field,
+        priority=new.priority,
     )
 
 

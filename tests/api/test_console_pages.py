@@ -16,7 +16,7 @@ from api.tokens import create_token, revoke_token
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_FAILED, Document, Job, utcnow
 from tests.support.api import GOOD, Api, Reply, running_api
-from tests.support.jobs import add_job
+from tests.support.jobs import add_batch, add_job
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -172,7 +172,8 @@ def test_the_results_table_pages_and_filters(api):
 
 
 def test_a_stalled_job_says_so_on_its_page(api):
-    job_id, _ = add_job(api.stack.engine, ["waiting"])
+    job_id, ids = add_job(api.stack.engine, ["waiting"])
+    add_batch(api.stack.engine, job_id, ids)  # sent, and nothing came back
     hour_ago = utcnow() - timedelta(hours=1)
     with session_scope(api.stack.engine) as session:
         session.execute(update(Document).where(Document.job_id == job_id).values(updated_at=hour_ago))

@@ -16,6 +16,7 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import Job
 from lstmq.settings import get_settings
 from tests.support.api import GOOD, Api, assert_problem, classified_job, jsonl, running_api
+from tests.support.dispatch import send_all
 from tests.support.jobs import add_job
 from tests.support.processes import run_lstmq
 from tests.support.queued import queued_doc_ids, queued_payloads
@@ -43,7 +44,8 @@ def test_submit_returns_the_job_counts_and_first_rejected_lines_and_keeps_them_a
     assert reply.headers["location"] == f"/api/v1/jobs/{created['id']}"
     kept = api.call("GET", f"/api/v1/jobs/{created['id']}/rejected", "read").json()
     assert kept["rejected"] == 30 and [line["line"] for line in kept["lines"]] == list(range(1, 31))
-    assert created["id"] in {payload["job_id"] for payload in queued_payloads(get_settings().broker_url)}
+    with session_scope(api.stack.engine) as session:
+        assert session.get(Job, created["id"]).state == "queued"  # the dispatcher's to send
 
 
 def test_submit_reads_gzip_csv_and_text_bodies(api):
@@ -115,7 +117,10 @@ def test_jobs_are_listed_newest_first_in_pages_and_filter_by_state(api):
 def test_admin_cancels_and_requeues(api):
     job_id, doc_ids = add_job(api.stack.engine, ["first", "second"])
     sent = api.call("POST", f"/api/v1/jobs/{job_id}/requeue?batch_size=1").json()
-    assert (sent["docs"], sent["batches"]) == (2, 2)
+    assert sent == {"id": job_id, "docs": 2}
+    send_all(api.stack.engine)
+    mine = [payload for payload in queued_payloads(get_settings().broker_url) if payload["job_id"] == job_id]
+    assert [len(payload["docs"]) for payload in mine] == [1, 1]  # in the batch size it was given
     assert set(doc_ids) <= set(queued_doc_ids(get_settings().broker_url))
     assert api.call("POST", f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
     assert "cancelled" in assert_problem(api.call("POST", f"/api/v1/jobs/{job_id}/requeue"), 400)["detail"]

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import alembic_config, upgrade
-from lstmq.db.queries import JOB_FINISHED, cancel_job, get_job, job_status, list_jobs
+from lstmq.db.queries import JOB_FINISHED, cancel_job, job_status, list_jobs
 from lstmq.db.schema import Classification, Document, Job, as_utc, utcnow
 from lstmq.sending import requeue
 from lstmq.worker.batches import (
@@ -28,7 +28,7 @@ from lstmq.worker.batches import (
     write_outcome,
 )
 from lstmq.worker.heal import reconcile
-from tests.support.jobs import add_job, batch_of, status_counts
+from tests.support.jobs import add_batch, add_job, batch_of, batches_of, status_counts
 
 RESULTS = Results(Classification, ("label", "score", "probs", "flags"))
 TEXTS = ["one", "two", "boom three", "four", "five"]
@@ -111,20 +111,20 @@ def test_two_concurrent_copies_of_a_batch_count_once(migrated_db):
 def test_requeue_failed_reopens_and_reprocessing_counts_them_done(migrated_db, celery_app, redis_url):
     job_id, ids = add_job(migrated_db, TEXTS)
     run(migrated_db, job_id, ids)
-    assert requeue(migrated_db, celery_app, job_id, 10, failed=True).docs == 1
+    assert requeue(migrated_db, job_id, failed=True) == 1
     assert counters(migrated_db, job_id) == {"done": 4, "failed": 0, "pending": 1}
     run(migrated_db, job_id, ids, fail_on=None)
     assert counters(migrated_db, job_id) == {"done": 5, "failed": 0, "pending": 0}
 
 
-def test_giving_up_a_batch_or_a_stalled_job_counts_the_failures(migrated_db):
+def test_giving_up_a_batch_or_one_that_killed_its_workers_counts_the_failures(migrated_db):
     job_id, ids = add_job(migrated_db, TEXTS)
     run(migrated_db, job_id, ids[:1], TEXTS[:1])
     give_up(migrated_db, batch_of(job_id, "news", ids[1:3], TEXTS[1:3]), "worker died 3 times")
     assert counters(migrated_db, job_id) == {"done": 1, "failed": 2, "pending": 2}
-    with session_scope(migrated_db) as session:
-        job = get_job(session, job_id)
-    reconcile.give_up(migrated_db, job)
+    batch_id = add_batch(migrated_db, job_id, ids[3:], state="running", worker="gone", worker_pid=1, kills=2)
+    [batch] = [b for b in batches_of(migrated_db, job_id) if b.id == batch_id]
+    reconcile.recover(migrated_db, None, reconcile.Lost(batch, reconcile.KILLED), utcnow())
     assert counters(migrated_db, job_id) == {"done": 1, "failed": 4, "pending": 0}
 
 

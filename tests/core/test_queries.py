@@ -37,6 +37,10 @@ STATUS_KEYS = {
     "finished_at",
     "schedule",
     "note",
+    "priority",
+    "owner",
+    "in_flight",
+    "waiting",
 }
 
 
@@ -278,6 +282,8 @@ def test_jobs_lists_newest_first_with_their_counts(migrated_db):
         "rejected": 0,
         "created_at": (T0 + timedelta(hours=1)).isoformat(),
         "schedule": None,
+        "priority": "normal",
+        "owner": "",
     }
 
 

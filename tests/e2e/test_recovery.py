@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from lstmq.db.engine import session_scope
+from lstmq.db.queries import live_workers
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
 from lstmq.sending import requeue
+from lstmq.settings import get_settings
 from lstmq.worker.heal.redeliveries import MAX_REDELIVERIES
 from tests.support.inputs import corpus
 from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
@@ -43,15 +46,24 @@ def services_stack(request, tmp_path):
 
 
 def kill_worker_holding_a_batch(stack, path: Path) -> tuple[str, str]:
-    """Submit, start a worker, SIGKILL it once it has taken a batch it cannot finish (the
-    documents table is held, so its write and hence its late ack wait). Returns (job id, task id)."""
+    """Start a worker, hold it, submit (its batches go to the broker: the worker is live), then
+    SIGKILL it once it has taken a batch it cannot finish (the documents table is held, so its
+    write and hence its late ack wait). Returns (job id, task id)."""
+    first = stack.start_worker()
+    wait_until(lambda: live_worker_count(stack.engine) == 1, 30, "the worker's first heartbeat")
+    first.pause()
     report = stack.submit(corpus(path, DOCS), batch_size=5)
     with documents_locked(stack.engine):
-        first = stack.start_worker()
+        first.resume()
         first.wait_for_log("] received", 60)
         first.kill()  # SIGKILL: no ack, no clean-up
     assert status_counts(stack.engine, report.job_id) == {"pending": DOCS}
     return report.job_id, RECEIVED.search(first.log()).group(1)
+
+
+def live_worker_count(engine) -> int:
+    with session_scope(engine) as session:
+        return len(live_workers(session, get_settings().heartbeat_s))
 
 
 def assert_one_result_per_document(stack, job_id: str) -> None:
@@ -76,7 +88,7 @@ def test_requeue_finishes_a_job_whose_worker_was_killed_with_its_batch_unacknowl
     pending document now (copies of still-queued ones are skipped as done)."""
     job_id, _ = kill_worker_holding_a_batch(stack, tmp_path / "in.jsonl")
     stack.start_worker()
-    requeue(stack.engine, stack.app, job_id, 5)
+    requeue(stack.engine, job_id)
     stack.wait_finished(job_id)
     assert_one_result_per_document(stack, job_id)
 
@@ -89,7 +101,7 @@ def test_a_short_database_outage_is_retried_and_loses_nothing(services_stack, pg
     set_connections(pg_url, allowed=False)
     try:
         worker.resume()
-        wait_until(lambda: "Retry in" in worker.log(), 30, what="a retry")
+        wait_until(lambda: "waits for its retry" in worker.log(), 30, what="a retry")
     finally:
         set_connections(pg_url, allowed=True)
     stack.engine.dispose()  # the test's own pooled connections were cut too
@@ -116,7 +128,7 @@ def test_a_batch_that_keeps_killing_its_worker_is_given_up_and_its_documents_fai
     stack = services_stack
     worker = stack.start_worker("--concurrency=2", "--pool=prefork")  # the parent survives its children
     texts = [f"a poisonous document {i}" for i in range(8)]
-    job_id, ids = add_job(stack.engine, texts)
+    job_id, ids = add_job(stack.engine, texts, dispatched=True)
     send_batch(stack.app, "classify", batch_of(job_id, "news", ids, texts))
 
     in_task: set[int] = set()  # database sessions of children caught inside the task

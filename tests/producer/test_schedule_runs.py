@@ -17,6 +17,7 @@ from lstmq.db.schema import Document, Job, ScheduleRun
 from lstmq.producer.schedules.run import run_schedule
 from lstmq.producer.schedules.store import NewSchedule, add_schedule, get_schedule
 from lstmq.producer.schedules.timing import Timing
+from tests.support.dispatch import send_all
 from tests.support.models import install_fake_model
 from tests.support.queued import queued_payloads
 
@@ -59,7 +60,8 @@ def sched(migrated_db, celery_app, models, corpus):
 
 
 def queued_texts(engine, redis_url) -> Counter:
-    """How many times each text was sent to the classify queue."""
+    """How many times each text was sent to the classify queue (by a dispatcher with room for all)."""
+    send_all(engine)
     ids = [doc["id"] for payload in queued_payloads(redis_url) for doc in payload["docs"]]
     with session_scope(engine) as session:
         text_of = dict(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids))).all())
@@ -188,18 +190,23 @@ def test_a_missing_model_fails_the_run_and_the_next_run_reads_the_same_lines(sch
     assert sched().scan.queued == 3
 
 
-def test_a_run_that_died_before_queueing_is_completed_by_the_next_run(sched, migrated_db, redis_url, monkeypatch):
+def test_a_run_that_died_before_queueing_is_sent_once_and_queued_by_the_next_run(
+    sched, migrated_db, redis_url, monkeypatch
+):
     import lstmq.producer.schedules.enqueue as queueing
 
-    real = queueing.send_pending
-    monkeypatch.setattr(queueing, "send_pending", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    real = queueing.mark_recorded
+    monkeypatch.setattr(queueing, "mark_recorded", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         sched()
-    assert queued_texts(migrated_db, redis_url) == Counter()
-    monkeypatch.setattr(queueing, "send_pending", real)
-    report = sched()  # nothing new to read, but the recorded job goes out now
+    # Recorded whole in one transaction: the dispatcher may send it before the run marks it queued.
+    assert queued_texts(migrated_db, redis_url) == Counter({"a1": 1, "a2": 1, "a3": 1})
+    monkeypatch.setattr(queueing, "mark_recorded", real)
+    report = sched()  # nothing new to read; the recorded job is marked queued now
     assert report.scan.queued == 0
     assert queued_texts(migrated_db, redis_url) == Counter({"a1": 1, "a2": 1, "a3": 1})
+    with session_scope(migrated_db) as session:
+        assert session.scalars(select(Job.state)).all() == ["queued"]
 
 
 def test_runs_started_together_queue_each_document_once(sched, migrated_db, redis_url, corpus):

@@ -17,15 +17,20 @@ from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, utcnow
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, WorkerBeat, utcnow
 from lstmq.db.transitions import mark_done, mark_failed
+from lstmq.dispatch import send as dispatch_send
+from lstmq.dispatch.send import FIRST_WINDOW_BATCHES, capacity
 from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, SubmitCancelled, UserError
 from lstmq.producer import submit as submit_module
 from lstmq.producer.submit import submit_records
 from lstmq.queue import make_celery
 from lstmq.readers.records import Record, Rejected
-from lstmq.sending import requeue, send_pending
+from lstmq.sending import requeue
 from lstmq.settings import get_settings
+from lstmq.worker.heal import reconcile
+from tests.support.dispatch import send_all
+from tests.support.jobs import batches_of
 from tests.support.processes import ROOT, lstmq_argv, run_lstmq, worker_env
 from tests.support.queued import queued_doc_ids, queued_payloads
 from tests.support.waiting import wait_until
@@ -91,6 +96,14 @@ def submit(engine, app, items, **options):
     return submit_records(engine, app, items, **options)
 
 
+@pytest.fixture
+def live_worker(migrated_db):
+    """A worker beating for the classify queue with one slot: room for FIRST_WINDOW_BATCHES."""
+    with session_scope(migrated_db) as session:
+        session.add(WorkerBeat(name="w@test", pid=1, queues=["lstmq.classify"], device="cpu", slots=1))
+    assert capacity([WorkerBeat(queues=["lstmq.classify"], slots=1)])["lstmq.classify"] == FIRST_WINDOW_BATCHES
+
+
 def documents(engine, job_id: str) -> list[Document]:
     with session_scope(engine) as session:
         return list(session.scalars(select(Document).where(Document.job_id == job_id).order_by(Document.id)))
@@ -106,6 +119,7 @@ def row_counts(engine) -> tuple[int, int]:
 def test_documents_are_recorded_then_sent_in_batches_of_the_batch_size(migrated_db, celery_app, models, redis_url):
     report = submit(migrated_db, celery_app, recs(*(f"doc {n}" for n in range(10))), batch_size=4)
     assert (report.total, report.rejected, report.batches) == (10, 0, 3)
+    send_all(migrated_db, celery_app)
     payloads = queued_payloads(redis_url)
     assert [len(p["docs"]) for p in payloads] == [4, 4, 2]
     assert {(p["job_id"], p["model"]) for p in payloads} == {(report.job_id, "tiny-clf")}
@@ -123,6 +137,7 @@ def test_database_keeps_the_full_text_while_the_message_carries_the_cut(migrated
     (doc,) = documents(migrated_db, report.job_id)
     assert doc.text == long_text
     assert doc.content_hash == hashlib.sha256(long_text.encode("utf-8")).hexdigest()
+    send_all(migrated_db, celery_app)
     assert queued_payloads(redis_url)[0]["docs"][0]["text"] == long_text[:MAX_MESSAGE_TEXT_CHARS]
 
 
@@ -154,6 +169,7 @@ def test_every_record_read_is_either_recorded_or_rejected(migrated_db, celery_ap
     with session_scope(migrated_db) as session:
         job = session.get(Job, report.job_id)
         assert (job.total, job.rejected) == (3, 3)
+    send_all(migrated_db, celery_app)
     assert len(queued_doc_ids(redis_url)) == 3
 
 
@@ -171,7 +187,9 @@ def test_an_input_without_good_records_is_refused(migrated_db, celery_app, model
     assert row_counts(migrated_db) == (0, 0)
 
 
-def test_an_input_failing_midway_leaves_nothing_in_the_database(migrated_db, celery_app, models, redis_url):
+def test_an_input_failing_midway_leaves_nothing_in_the_database(
+    migrated_db, celery_app, models, redis_url, live_worker
+):
     def items():
         yield from recs(*(f"d{n}" for n in range(700)))
         raise InputError("in.jsonl.gz: unreadable (corrupt)")
@@ -179,29 +197,36 @@ def test_an_input_failing_midway_leaves_nothing_in_the_database(migrated_db, cel
     with pytest.raises(InputError, match="unreadable"):
         submit(migrated_db, celery_app, items(), batch_size=100)
     assert row_counts(migrated_db) == (0, 0)
-    # The full batches sent before the failure name the deleted job, which workers skip.
+    # The first window, sent before the failure, names the deleted job, which workers skip.
     payloads = queued_payloads(redis_url)
-    assert len(payloads) == 5 and len({payload["job_id"] for payload in payloads}) == 1
+    assert len(payloads) == FIRST_WINDOW_BATCHES and len({payload["job_id"] for payload in payloads}) == 1
 
 
-def test_batches_are_sent_while_the_input_is_still_being_read(migrated_db, celery_app, models, redis_url):
+def test_a_first_window_is_sent_while_the_input_is_still_being_read(
+    migrated_db, celery_app, models, redis_url, live_worker
+):
     seen_while_reading = []
 
     def items():
         yield from recs(*(f"d{n}" for n in range(600)))  # past one insert chunk (500 documents)
-        # The first chunk's full batches go out (from the sender's thread) before the input ends.
-        seen_while_reading.append(wait_until(lambda: len(queued_payloads(redis_url)) == 5, 30, "5 batches") and 5)
+        seen_while_reading.append(len(queued_payloads(redis_url)))
         yield from recs(*(f"e{n}" for n in range(50)))
 
     report = submit(migrated_db, celery_app, items(), batch_size=100)
-    assert seen_while_reading == [5]  # the first chunk's full batches, before the input ended
-    payloads = queued_payloads(redis_url)
-    sent = [doc["id"] for payload in payloads for doc in payload["docs"]]
+    assert seen_while_reading == [FIRST_WINDOW_BATCHES]  # workers start before the input ends
+    assert len(queued_payloads(redis_url)) == FIRST_WINDOW_BATCHES  # the rest is the dispatcher's
+    send_all(migrated_db, celery_app)
+    sent = [doc["id"] for payload in queued_payloads(redis_url) for doc in payload["docs"]]
     assert sorted(sent) == [doc.id for doc in documents(migrated_db, report.job_id)]  # each once
-    assert report.batches == len(payloads) == 7
 
 
-def test_strict_sends_nothing_until_the_whole_input_validated(migrated_db, celery_app, models, redis_url):
+def test_without_a_live_worker_a_submit_puts_nothing_in_the_broker(migrated_db, celery_app, models, redis_url):
+    report = submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(600))), batch_size=100)
+    assert queued_payloads(redis_url) == []
+    assert job_row(migrated_db, report.job_id).state == "queued"
+
+
+def test_strict_sends_nothing_until_the_whole_input_validated(migrated_db, celery_app, models, redis_url, live_worker):
     seen_while_reading = []
 
     def items():
@@ -210,7 +235,7 @@ def test_strict_sends_nothing_until_the_whole_input_validated(migrated_db, celer
 
     submit(migrated_db, celery_app, items(), batch_size=100, strict=True)
     assert seen_while_reading == [0]
-    assert len(queued_payloads(redis_url)) == 6
+    assert len(queued_payloads(redis_url)) == FIRST_WINDOW_BATCHES
 
 
 @pytest.mark.parametrize(
@@ -243,6 +268,7 @@ def test_unreachable_broker_is_refused_before_reading(migrated_db, models, lstmq
 
 def test_render_jobs_go_to_the_render_queue(migrated_db, celery_app, models, redis_url):
     report = submit(migrated_db, celery_app, recs("a red circle"), task="render", model="tiny-gen")
+    send_all(migrated_db, celery_app)
     assert queued_doc_ids(redis_url, "lstmq.render") == [documents(migrated_db, report.job_id)[0].id]
     assert queued_payloads(redis_url, "lstmq.classify") == []
 
@@ -267,19 +293,17 @@ def test_requeue_sends_only_documents_without_a_result(migrated_db, celery_app, 
     set_status(migrated_db, ids[:3], DOC_DONE)
     set_status(migrated_db, ids[3:4], DOC_FAILED)
     redis.Redis.from_url(redis_url).flushdb()  # as if Redis lost everything
-    sent = requeue(migrated_db, celery_app, report.job_id, batch_size=2)
-    assert (sent.docs, sent.batches) == (5, 3)
+    assert requeue(migrated_db, report.job_id) == 5
+    assert send_all(migrated_db, celery_app) == 3
     assert queued_doc_ids(redis_url) == ids[4:]
 
 
 def test_sending_pages_through_more_documents_than_one_page(migrated_db, celery_app, models, redis_url):
     report = submit(migrated_db, celery_app, recs(*(f"d{n}" for n in range(50))), batch_size=3)
-    assert report.batches == 17
+    assert report.batches == send_all(migrated_db, celery_app) == 17
     assert queued_doc_ids(redis_url) == [d.id for d in documents(migrated_db, report.job_id)]
-    with session_scope(migrated_db) as session:
-        job = session.get(Job, report.job_id)
-    again = send_pending(migrated_db, celery_app, job, batch_size=50)
-    assert (again.docs, again.batches) == (50, 1)
+    assert requeue(migrated_db, report.job_id, batch_size=50) == 50
+    assert send_all(migrated_db, celery_app) == 1  # in the job's new batch size
 
 
 def test_requeue_refuses_a_cancelled_job(migrated_db, celery_app, models):
@@ -287,7 +311,7 @@ def test_requeue_refuses_a_cancelled_job(migrated_db, celery_app, models):
     with session_scope(migrated_db) as session:
         session.get(Job, report.job_id).state = "cancelled"
     with pytest.raises(UserError, match=f"job {report.job_id} is cancelled; not requeued"):
-        requeue(migrated_db, celery_app, report.job_id, batch_size=10)
+        requeue(migrated_db, report.job_id)
 
 
 # --- the command line ------------------------------------------------------------------
@@ -310,7 +334,7 @@ def test_cli_prints_bad_records_on_stderr_and_the_job_id_last_on_stdout(
     assert stderr[0] == f"{path}:2: text field 'text' is not a string"
     assert stderr[-1] == f"job {job_id}: 2 documents queued in 2 batches, 1 rejected"
     assert [d.external_id for d in documents(migrated_db, job_id)] == ["a", "2"]
-    assert len(queued_payloads(redis_url)) == 2
+    assert send_all(migrated_db, celery_app) == len(queued_payloads(redis_url)) == 2
 
 
 @sqlite_only
@@ -404,31 +428,27 @@ def test_requeue_refuses_a_job_whose_input_is_still_being_recorded(migrated_db, 
         with session_scope(migrated_db) as session:  # mid-submission, as another process sees it
             job_id = session.scalars(select(Job.id)).one()
         with pytest.raises(UserError, match="still being recorded"):
-            requeue(migrated_db, celery_app, job_id, batch_size=10)
+            requeue(migrated_db, job_id)
         seen["job"] = job_id
 
     report = submit(migrated_db, celery_app, items())
     assert report.job_id == seen["job"] and report.total == 2
+    send_all(migrated_db, celery_app)
     assert queued_doc_ids(redis_url) == [d.id for d in documents(migrated_db, report.job_id)]
-    requeue(migrated_db, celery_app, report.job_id, batch_size=10)  # allowed once recorded
+    requeue(migrated_db, report.job_id)  # allowed once recorded
 
 
-def test_a_broker_failing_while_sending_names_the_recorded_job_to_requeue(migrated_db, celery_app, models, monkeypatch):
-    import lstmq.sending
-
+def test_a_broker_failing_while_sending_leaves_the_job_queued_and_its_batches_unsent(
+    migrated_db, celery_app, models, monkeypatch, live_worker
+):
     def broken(*_args):
         raise ServiceUnavailable("broker redis://x unreachable: down")
 
-    monkeypatch.setattr(lstmq.sending, "send_batch", broken)
-    with pytest.raises(ServiceUnavailable) as info:
-        submit(migrated_db, celery_app, recs("a"))
-    with session_scope(migrated_db) as session:
-        job = session.scalars(select(Job)).one()
-        assert (job.state, job.total) == ("submitting", 1)
-    assert str(info.value) == (
-        f"broker redis://x unreachable: down; job {job.id} is recorded: "
-        f"run `lstmq requeue {job.id}` once the service is back"
-    )
+    monkeypatch.setattr(dispatch_send, "send_batch", broken)
+    report = submit(migrated_db, celery_app, recs("a"))
+    assert job_row(migrated_db, report.job_id).state == "queued"
+    # The batch is recorded but marked unpublished: the reconciler sends it once the broker is back.
+    assert [b.sent_at for b in batches_of(migrated_db, report.job_id)] == [None]
 
 
 # --- a submit that is interrupted, cancelled, or dies ----------------------------------
@@ -525,11 +545,9 @@ def test_a_terminated_submit_deletes_the_job_it_was_recording(migrated_db, celer
 
 
 def test_a_broker_outage_while_recording_delays_the_sends_and_loses_nothing(
-    migrated_db, celery_app, models, redis_url, monkeypatch
+    migrated_db, celery_app, models, redis_url, monkeypatch, live_worker
 ):
-    import lstmq.sending
-
-    real, up, failed = lstmq.sending.send_batch, threading.Event(), []
+    real, up, failed = dispatch_send.send_batch, threading.Event(), []
 
     def down_until_up(*args, **kwargs):
         if not up.is_set():
@@ -539,11 +557,16 @@ def test_a_broker_outage_while_recording_delays_the_sends_and_loses_nothing(
 
     def items():
         yield from recs(*(f"d{n}" for n in range(600)))  # the first chunk (500) is recorded...
-        wait_until(lambda: failed, 30, "an early send to fail")  # ...and its send failed
+        assert failed  # ...and its first window failed to publish
         yield from recs(*(f"e{n}" for n in range(1400)))
         up.set()  # the broker is back before the input ends
 
-    monkeypatch.setattr(lstmq.sending, "send_batch", down_until_up)
+    monkeypatch.setattr(dispatch_send, "send_batch", down_until_up)
     report = submit(migrated_db, celery_app, items(), batch_size=100)
     assert report.total == 2000 and job_row(migrated_db, report.job_id).state == "queued"
+    lost = reconcile.lost_batches(migrated_db, [], get_settings(), utcnow(), lambda queue: 0)
+    assert {item.why for item in lost} == {reconcile.UNSENT}
+    for item in lost:
+        reconcile.recover(migrated_db, celery_app, item, utcnow())
+    send_all(migrated_db, celery_app)
     assert sorted(queued_doc_ids(redis_url)) == [doc.id for doc in documents(migrated_db, report.job_id)]

@@ -10,13 +10,20 @@ from sqlalchemy import Engine, func, select
 from lstmq.contract import BatchPayload
 from lstmq.db import queries
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import JOB_QUEUED, Classification, Document, Job
+from lstmq.db.schema import JOB_QUEUED, Batch, Classification, Document, Job
 
 
 def add_job(
-    engine: Engine, texts: list[str], model: str = "news", task: str = "classify", state: str = JOB_QUEUED
+    engine: Engine,
+    texts: list[str],
+    model: str = "news",
+    task: str = "classify",
+    state: str = JOB_QUEUED,
+    dispatched: bool = False,
 ) -> tuple[str, list[int]]:
-    """Record a job and its documents the way a producer would; returns (job id, doc ids)."""
+    """Record a job and its documents the way a producer would; returns (job id, doc ids).
+    ``dispatched``: as if all were sent already (the test sends its own batches to a worker,
+    whose dispatcher must not send them too)."""
     job_id = uuid.uuid4().hex
     with session_scope(engine) as session:
         session.add(Job(id=job_id, task=task, model=model, state=state, total=len(texts)))
@@ -35,7 +42,30 @@ def add_job(
         ]
         session.add_all(docs)
         session.flush()
+        if dispatched:
+            session.get(Job, job_id).dispatched_id = max(doc.id for doc in docs)
         return job_id, [doc.id for doc in docs]
+
+
+def add_batch(engine: Engine, job_id: str, ids: list[int], queue: str = "lstmq.classify", **fields) -> int:
+    """A batch in flight over ``ids``, as the dispatcher records one (``fields`` override, e.g.
+    state, worker, worker_pid, kills, sent_at); returns its id."""
+    with session_scope(engine) as session:
+        batch = Batch(job_id=job_id, queue=queue, first_id=min(ids), last_id=max(ids), docs=len(ids), **fields)
+        session.add(batch)
+        session.flush()
+        if "sent_at" in fields:  # a column default fills in None at insert: set it as given
+            batch.sent_at = fields["sent_at"]
+            session.flush()
+        return batch.id
+
+
+def batches_of(engine: Engine, job_id: str) -> list[Batch]:
+    """The job's batches in flight, oldest first."""
+    with session_scope(engine) as session:
+        rows = list(session.scalars(select(Batch).where(Batch.job_id == job_id).order_by(Batch.id)))
+        session.expunge_all()
+        return rows
 
 
 def batch_of(job_id: str, model: str, ids: list[int], texts: list[str]) -> BatchPayload:

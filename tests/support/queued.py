@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Document
+from tests.support.dispatch import send_all
 
 
 def queued_payloads(redis_url: str, queue: str = "lstmq.classify") -> list[dict]:
@@ -34,7 +35,9 @@ def queued_doc_ids(redis_url: str, queue: str = "lstmq.classify") -> list[int]:
 
 
 def queued_texts(engine: Engine, redis_url: str) -> Counter:
-    """text -> how many times a document with that text waits in the classify queue."""
+    """text -> how many times a document with that text waits in the classify queue, once a
+    dispatcher with room for everything has sent what waits to be sent."""
+    send_all(engine)
     ids = queued_doc_ids(redis_url)
     with session_scope(engine) as session:
         text_of = dict(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids))).all())

@@ -11,6 +11,7 @@ from lstmq.db.schema import DOC_FAILED, Document
 from lstmq.errors import TransientError
 from lstmq.sending import requeue
 from lstmq.worker.render import render_batch
+from tests.support.dispatch import send_all
 from tests.support.jobs import add_job, batch_of, status_counts
 from tests.support.queued import queued_doc_ids
 from tests.support.tiny_generator import TINY_NAME, make_tiny_generator
@@ -43,8 +44,10 @@ def test_requeue_failed_sends_failed_documents_again_and_reopens_the_job(migrate
     job_id, ids = add_job(migrated_db, ["one", "two", "three"])
     with migrated_db.begin() as conn:
         conn.execute(update(Document).where(Document.id != ids[0]).values(status=DOC_FAILED, error="disk full"))
-    assert requeue(migrated_db, celery_app, job_id, 10).docs == 1  # failed ones stay failed
-    assert requeue(migrated_db, celery_app, job_id, 10, failed=True).docs == 3  # and the pending one
+    assert requeue(migrated_db, job_id) == 1  # failed ones stay failed
+    send_all(migrated_db, celery_app)
+    assert requeue(migrated_db, job_id, failed=True) == 3  # and the pending one
+    send_all(migrated_db, celery_app)
     assert sorted(queued_doc_ids(redis_url)) == sorted([ids[0], *ids])
     assert status_counts(migrated_db, job_id) == {"pending": 3}
     with migrated_db.connect() as conn:

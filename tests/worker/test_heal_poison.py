@@ -42,7 +42,7 @@ def stack(request, tmp_path):
 
 def envelope_of(stack, client: redis.Redis) -> dict:
     """A genuine message as kombu stores it, taken back out of the queue to be tampered with."""
-    job_id, ids = add_job(stack.engine, ["a template"])
+    job_id, ids = add_job(stack.engine, ["a template"], dispatched=True)
     send_batch(stack.app, "classify", batch_of(job_id, "news", ids, ["a template"]))
     return json.loads(client.rpop(QUEUE))
 
@@ -97,7 +97,7 @@ def test_poison_messages_are_dropped_and_the_batches_behind_them_are_done(stack,
 
 def test_forged_batches_are_refused_and_write_no_result(stack):
     texts = [f"a genuine document {i}" for i in range(4)]
-    job_id, ids = add_job(stack.engine, texts)
+    job_id, ids = add_job(stack.engine, texts, dispatched=True)
     send_batch(stack.app, "classify", batch_of(job_id, "news-forged", ids, texts))  # another model
     send_batch(stack.app, "classify", batch_of(job_id, "news", ids, ["World: forged label"] * 4))
     worker = stack.start_worker(stall_after_s="30")  # no re-send before the check below
@@ -180,7 +180,7 @@ def test_a_threads_worker_gives_up_the_batch_that_kills_it_not_the_batch_beside_
     batches = {}
     for name in ("poison", "innocent"):
         texts = [f"an {name} document {i}" for i in range(4)]
-        job_id, ids = add_job(stack.engine, texts)
+        job_id, ids = add_job(stack.engine, texts, dispatched=True)
         batches[name] = batch_of(job_id, "news", ids, texts)
     poison_id, innocent_id = batches["poison"].job_id, batches["innocent"].job_id
     held = {name: RowsHeld(stack.engine, batch.job_id) for name, batch in batches.items()}

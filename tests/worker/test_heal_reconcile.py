@@ -1,5 +1,6 @@
-"""The reconciler on its own: which jobs are stalled, one re-send per interval whichever worker
-looks, and a job whose re-sends never make progress is failed for a person to retry."""
+"""The reconciler on its own: which batches in flight are lost (unsent, their worker dead, or
+gone from the broker), one re-send whichever worker looks, a batch that keeps killing its
+workers failed for a person to retry, and a batch waiting for its retry never touched."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 from datetime import timedelta
 from unittest.mock import patch
 
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,68 +17,114 @@ from lstmq.db.schema import JOB_SUBMITTING, Document, Job, WorkerBeat, utcnow
 from lstmq.producer.liveness import beat
 from lstmq.sending import RECORDING
 from lstmq.settings import get_settings
-from lstmq.worker.heal.reconcile import MAX_FRUITLESS_RECOVERIES, cancel_abandoned, reconcile, stalled_jobs
-from tests.support.jobs import add_job, status_counts
+from lstmq.worker.heal.reconcile import (
+    DROPPED,
+    KILLED,
+    MAX_KILLS,
+    UNSENT,
+    cancel_abandoned,
+    lost_batches,
+    reconcile,
+)
+from tests.support.jobs import add_batch, add_job, batches_of, status_counts
 from tests.support.queued import queued_doc_ids, queued_payloads
 
 STALL_S = 60
 
 
-def idle(queue: str = "lstmq.classify") -> WorkerBeat:
-    return WorkerBeat(name="idle@test", queues=[queue], current=[])
-
-
-def busy(job_id: str) -> WorkerBeat:
-    return WorkerBeat(name="busy@test", queues=["lstmq.classify"], current=[{"job_id": job_id, "docs": 2}])
+def live(name: str = "w@test", pid: int = 1, held: tuple[int, ...] = ()) -> WorkerBeat:
+    current = [{"job_id": "j", "batch_id": batch_id, "docs": 2} for batch_id in held]
+    return WorkerBeat(name=name, pid=pid, queues=["lstmq.classify"], current=current, slots=1)
 
 
 def later(seconds: float):
     return utcnow() + timedelta(seconds=seconds)
 
 
-def test_a_job_is_stalled_only_without_progress_and_with_nothing_on_its_way(migrated_db):
-    job_id, _ = add_job(migrated_db, ["one", "two"])
-
-    def stalled(workers, now, queue_empty=True):
-        return [s.job.id for s in stalled_jobs(migrated_db, workers, STALL_S, now, lambda queue: queue_empty)]
-
-    assert stalled([idle()], later(STALL_S + 1)) == [job_id]
-    assert stalled([busy("another job")], later(STALL_S + 1)) == [job_id]  # its messages are gone
-    assert stalled([idle()], later(STALL_S - 5)) == []  # not long enough
-    assert stalled([idle(), busy(job_id)], later(STALL_S + 1)) == []  # a live worker holds a batch
-    assert stalled([busy("another job")], later(STALL_S + 1), queue_empty=False) == []  # waiting its turn
-    assert stalled([idle("lstmq.render")], later(STALL_S + 1)) == []  # nobody consumes its queue
-    assert stalled([], later(STALL_S + 1)) == []
+def lost(engine, workers, now, in_queue: int = 0) -> dict[int, str]:
+    return {item.batch.id: item.why for item in lost_batches(engine, workers, get_settings(), now, lambda q: in_queue)}
 
 
-def test_a_stalled_job_is_sent_again_once_per_interval_whoever_looks(migrated_db, celery_app, redis_url, caplog):
+def test_a_batch_never_published_is_lost_at_once(migrated_db):
+    job_id, ids = add_job(migrated_db, ["one", "two"])
+    unsent = add_batch(migrated_db, job_id, ids, sent_at=None)
+    assert lost(migrated_db, [live()], utcnow()) == {unsent: UNSENT}
+
+
+def test_a_batch_taken_by_a_dead_worker_is_lost_unless_a_live_worker_holds_it(migrated_db):
     job_id, ids = add_job(migrated_db, ["one", "two", "three"])
-    settings = get_settings()
+    started = utcnow() - timedelta(seconds=STALL_S)
+    dead = add_batch(
+        migrated_db, job_id, ids[:1], state="running", worker="gone@test", worker_pid=9, started_at=started
+    )
+    alive = add_batch(migrated_db, job_id, ids[1:2], state="running", worker="w@test", worker_pid=1, started_at=started)
+    assert lost(migrated_db, [live()], utcnow()) == {dead: KILLED}
+    assert alive not in lost(migrated_db, [live()], utcnow())
+    # Waiting for its retry on a live worker (another node's name, but it holds it): not lost.
+    assert lost(migrated_db, [live(held=(dead,))], utcnow()) == {}
+
+
+def test_a_queued_batch_is_dropped_only_when_old_and_beyond_what_its_queue_still_holds(migrated_db):
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    old = utcnow() - timedelta(seconds=STALL_S + 1)
+    oldest = add_batch(migrated_db, job_id, ids[:1], sent_at=old - timedelta(seconds=5))
+    older = add_batch(migrated_db, job_id, ids[1:2], sent_at=old)
+    add_batch(migrated_db, job_id, ids[2:], sent_at=utcnow())  # recent: on its way
+    assert lost(migrated_db, [live()], utcnow(), in_queue=0) == {oldest: DROPPED, older: DROPPED}
+    # Two messages in the queue: the two newest batches are still in it (first in, first out).
+    assert lost(migrated_db, [live()], utcnow(), in_queue=2) == {oldest: DROPPED}
+    assert lost(migrated_db, [live(held=(oldest,))], utcnow(), in_queue=2) == {}  # prefetched by a worker
+
+
+def test_a_lost_batch_is_sent_again_once_whoever_looks(migrated_db, celery_app, redis_url, caplog):
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    add_batch(migrated_db, job_id, ids, state="running", worker="gone@test", worker_pid=9, started_at=later(-STALL_S))
     with caplog.at_level(logging.WARNING, logger="lstmq.worker"):
         for _worker in range(3):  # three workers look at the same moment
-            reconcile(migrated_db, celery_app, [idle()], settings, now=later(STALL_S + 1))
+            reconcile(migrated_db, celery_app, [live()], get_settings())
     assert sorted(queued_doc_ids(redis_url)) == sorted(ids)
-    assert caplog.text.count(f"job {job_id} stalled") == 1
+    assert caplog.text.count("lost its worker") == 1
+    [batch] = batches_of(migrated_db, job_id)
+    assert (batch.state, batch.sends, batch.kills) == ("queued", 2, 1)
     with session_scope(migrated_db) as session:
         assert session.get(Job, job_id).recoveries == 1
-    reconcile(migrated_db, celery_app, [idle()], settings, now=later(2 * STALL_S + 2))
-    assert len(queued_doc_ids(redis_url)) == len(ids)  # still queued: not re-sent again
-    redis.Redis.from_url(redis_url).delete("lstmq.classify")  # and lost again
-    reconcile(migrated_db, celery_app, [idle()], settings, now=later(STALL_S + 10))  # within the interval
-    assert queued_doc_ids(redis_url) == []
-    reconcile(migrated_db, celery_app, [idle()], settings, now=later(2 * STALL_S + 2))  # the next one
-    assert sorted(queued_doc_ids(redis_url)) == sorted(ids)
 
 
-def test_re_sends_that_never_make_progress_end_with_the_documents_failed(migrated_db, celery_app, redis_url):
-    job_id, _ = add_job(migrated_db, ["one", "two"])
-    for n in range(1, MAX_FRUITLESS_RECOVERIES + 2):
-        reconcile(migrated_db, celery_app, [idle()], get_settings(), now=later(n * (STALL_S + 1)))
-        redis.Redis.from_url(redis_url).delete("lstmq.classify")  # taken, and its worker died
-    assert status_counts(migrated_db, job_id) == {"failed": 2}
+def test_a_lost_batch_carries_only_its_documents_still_pending(migrated_db, celery_app, redis_url):
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    add_batch(migrated_db, job_id, ids, sent_at=None)
     with session_scope(migrated_db) as session:
-        errors = session.scalars(select(Document.error).where(Document.job_id == job_id)).all()
-    assert all(f"lstmq requeue {job_id} --failed" in error for error in errors)
+        session.get(Document, ids[0]).status = "done"
+    reconcile(migrated_db, celery_app, [live()], get_settings())
+    assert [[doc["id"] for doc in payload["docs"]] for payload in queued_payloads(redis_url)] == [ids[1:]]
+
+
+def test_a_batch_that_keeps_killing_its_workers_ends_with_its_documents_failed(migrated_db, celery_app, redis_url):
+    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    add_batch(
+        migrated_db, job_id, ids[:2], state="running", worker="gone@test", worker_pid=9, started_at=later(-STALL_S)
+    )
+    for death in range(1, MAX_KILLS + 1):
+        reconcile(migrated_db, celery_app, [live()], get_settings())
+        if death < MAX_KILLS:  # sent again; taken by the next worker, which dies too
+            [batch] = batches_of(migrated_db, job_id)
+            with session_scope(migrated_db) as session:
+                row = session.merge(batch)
+                row.state, row.worker, row.worker_pid, row.started_at = "running", f"gone{death}", 9, later(-STALL_S)
+    assert status_counts(migrated_db, job_id) == {"failed": 2, "pending": 1}
+    assert batches_of(migrated_db, job_id) == []
+    with session_scope(migrated_db) as session:
+        errors = session.scalars(select(Document.error).where(Document.job_id == job_id, Document.error.is_not(None)))
+        assert all(f"lstmq requeue {job_id} --failed" in error for error in errors)
+
+
+def test_a_lost_batch_of_a_cancelled_job_is_dropped_not_sent(migrated_db, celery_app, redis_url):
+    job_id, ids = add_job(migrated_db, ["one"])
+    add_batch(migrated_db, job_id, ids, sent_at=None)
+    with session_scope(migrated_db) as session:
+        session.get(Job, job_id).state = "cancelled"
+    reconcile(migrated_db, celery_app, [live()], get_settings())
+    assert queued_payloads(redis_url) == [] and batches_of(migrated_db, job_id) == []
 
 
 def recording_job(engine, beat_at) -> str:
@@ -94,7 +140,7 @@ def test_a_job_whose_submit_died_while_recording_is_cancelled_with_the_reason(mi
     now = utcnow()
     dead = recording_job(migrated_db, now - timedelta(seconds=STALL_S + 1))
     alive = recording_job(migrated_db, now - timedelta(seconds=STALL_S - 5))
-    reconcile(migrated_db, celery_app, [idle()], get_settings(), now=now)
+    reconcile(migrated_db, celery_app, [live()], get_settings(), now=now)
     with session_scope(migrated_db) as session:
         dead_status, alive_status = job_status(session, dead), job_status(session, alive)
     assert (dead_status.state, alive_status.state) == ("cancelled", "submitting")
@@ -123,11 +169,3 @@ def test_a_late_beat_of_a_live_submit_wins_over_the_cancel(migrated_db):
 def job_row_state(engine, job_id: str) -> str:
     with session_scope(engine) as session:
         return session.get(Job, job_id).state
-
-
-def test_a_stalled_job_is_sent_again_in_its_own_batch_size(migrated_db, celery_app, redis_url):
-    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
-    with session_scope(migrated_db) as session:
-        session.get(Job, job_id).options = {"batch_size": 2}  # submitted with --batch-size 2
-    reconcile(migrated_db, celery_app, [idle()], get_settings(), now=later(STALL_S + 1))
-    assert [len(payload["docs"]) for payload in queued_payloads(redis_url)] == [2, 1]

@@ -11,18 +11,38 @@ from lstmq.db.engine import session_scope
 from lstmq.db.queries import Health, job_health, job_status
 from lstmq.db.schema import Job, WorkerBeat, utcnow
 from lstmq.producer.output import describe, stalled_briefly
-from tests.support.jobs import add_job
+from tests.support.jobs import add_batch, add_job
 from tests.support.processes import run_lstmq
 
 STALL_S = 60
 
 
-def test_a_job_without_progress_reads_stalled_then_recovering(migrated_db):
+def test_a_job_with_nothing_in_flight_is_waiting_not_stalled(migrated_db):
     job_id, _ = add_job(migrated_db, ["one", "two"])
+    with session_scope(migrated_db) as session:
+        status = job_status(session, job_id, heartbeat_s=5)
+        assert job_health(session, status, STALL_S, now=utcnow() + timedelta(hours=1)) is None
+    assert status.waiting == "a worker"  # no live worker takes its queue
+    assert "waiting for a worker" in describe(status)
+
+
+def test_a_higher_priority_job_is_what_a_waiting_job_waits_for(migrated_db):
+    low, _ = add_job(migrated_db, ["one"])
+    add_job(migrated_db, ["two"])
+    with session_scope(migrated_db) as session:
+        session.get(Job, low).priority = "low"
+    with session_scope(migrated_db) as session:
+        assert job_status(session, low).waiting == "1 higher-priority job"
+
+
+def test_a_job_in_flight_without_progress_reads_stalled_then_recovering(migrated_db):
+    job_id, ids = add_job(migrated_db, ["one", "two"])
+    add_batch(migrated_db, job_id, ids)
     with session_scope(migrated_db) as session:
         status = job_status(session, job_id)
         assert job_health(session, status, STALL_S) is None  # just submitted
         health = job_health(session, status, STALL_S, now=utcnow() + timedelta(seconds=STALL_S + 1))
+    assert status.in_flight == 1 and status.waiting is None
     assert health is not None and not health.recovering
     assert "stalled since" in describe(status, health) and "waiting for a live worker" in describe(status, health)
 

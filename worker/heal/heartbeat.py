@@ -39,6 +39,7 @@ class Identity:
     queues: list[str]
     device: str
     outage: BrokerOutage
+    slots: int = 1  # batches it runs at once (--concurrency)
     started_at: datetime = field(default_factory=utcnow)
     models: set[str] = field(default_factory=set)
 
@@ -70,6 +71,7 @@ def held_batches(identity: Identity) -> list[dict]:
         held.append(
             {
                 "job_id": payload.get("job_id"),
+                "batch_id": payload.get("batch_id"),
                 "model": payload.get("model"),
                 "docs": len(payload.get("docs") or []),
                 "since": since.isoformat() if since else None,
@@ -85,6 +87,7 @@ def beat(engine: Engine, identity: Identity, held: list[dict]) -> None:
         "queues": identity.consuming,
         "models": sorted(identity.models),
         "device": identity.device,
+        "slots": identity.slots,
         "current": held,
         "started_at": identity.started_at,
         "beat_at": utcnow(),

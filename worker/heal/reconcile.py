@@ -1,23 +1,26 @@
-"""The reconciler: finds documents that no message will ever bring to a worker, and sends them again.
+"""The reconciler: finds batches that no message will ever bring to a worker, and sends them again.
 
-The database knows every document without a result; the broker may have lost its message (Redis
-restarted without persistence, a worker killed mid-batch, a retry that could not be published).
-A job is *stalled* when it has pending documents, has made no progress for
-``LSTMQ_STALL_AFTER_S``, no live worker holds one of its batches, its queue is empty (nothing is
-on its way: a job waiting behind others is not stalled), and a live worker consumes that queue
-(or a re-send would wait for nobody). Each worker looks every heartbeat;
-one claims the job with a conditional UPDATE (at most one re-send per job per interval, whichever
-worker gets there), logs it and counts it in ``jobs.recoveries`` (re-sends since the job last
-made progress). Re-sending is harmless: a
-document already done is skipped, results are upserts.
+The dispatcher knows every batch in flight (``batches``); a message may still be lost: Redis
+restarted without persistence, a worker died holding the batch (SIGKILL, OOM), a publish was
+refused while the broker was down, or a dispatcher died between recording a batch and publishing
+it. Each worker looks every heartbeat; a batch is *lost* when it is
+
+- *unsent*: its publish failed (``sent_at`` NULL): sent again at once;
+- *killed*: taken by a worker that is no longer alive (no beat for ``LIVE_BEATS`` heartbeats)
+  and held by no live worker: sent again, and counted; after ``MAX_KILLS`` such deaths its
+  documents are failed with the reason (a "poison" batch: ``lstmq requeue JOB --failed``
+  retries them);
+- *dropped*: queued for ``LSTMQ_STALL_AFTER_S``, held by no live worker, and older than the
+  messages its queue still holds (a queue is first in, first out: the newest batches are the
+  ones still in it).
+
+A batch waiting for its retry is taken by its live worker, so it is never any of these. Re-sends
+are compare-and-set on the batch's row (one re-send whichever worker looks first) and harmless
+besides: a document already done is skipped, results are upserts.
 
 A job still being recorded whose submit gave no sign of life for ``LSTMQ_STALL_AFTER_S``
 (``lstmq.producer.liveness``: the submit was killed) is cancelled, with the reason in its options:
 its input was only partly recorded, so finishing it would pass off part of a job as the whole.
-
-A job re-sent ``MAX_FRUITLESS_RECOVERIES`` times without any progress in between is a poison
-(its batches kill their worker, as the redelivery cap counts for Redis redeliveries): its pending
-documents are failed with the reason, and ``lstmq requeue JOB --failed`` retries them.
 """
 
 from __future__ import annotations
@@ -25,145 +28,152 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
-from lstmq.batching import batch_size_for
-from lstmq.contract import QUEUES
+from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import CANCELLED_NOTE
+from lstmq.db.queries import CANCELLED_NOTE, LIVE_BEATS
 from lstmq.db.schema import (
+    BATCH_QUEUED,
+    BATCH_RUNNING,
     DOC_PENDING,
     JOB_CANCELLED,
-    JOB_QUEUED,
     JOB_SUBMITTING,
+    RECORDING,
+    Batch,
     Document,
     Job,
     WorkerBeat,
     as_utc,
     utcnow,
 )
-from lstmq.db.transitions import fail_pending
-from lstmq.errors import ServiceUnavailable
+from lstmq.db.transitions import mark_failed
+from lstmq.dispatch.send import Next, publish
 from lstmq.queue import queue_length
-from lstmq.sending import RECORDING, PendingSender
 from lstmq.settings import Settings
 
 log = logging.getLogger("lstmq.worker")
-MAX_FRUITLESS_RECOVERIES = 3
-OPEN_STATES = (JOB_SUBMITTING, JOB_QUEUED)  # submitting: recorded, but its sending failed
+MAX_KILLS = 3  # workers a batch may take down with it before its documents are failed
+UNSENT, KILLED, DROPPED = "unsent", "killed", "dropped"
 
 
 @dataclass(frozen=True)
-class Stalled:
-    job: Job
-    last_progress: datetime  # last result, or the job's submission or last re-send
+class Lost:
+    batch: Batch
+    why: str  # UNSENT | KILLED | DROPPED
 
 
-def open_jobs(engine: Engine) -> list[Job]:
-    """Unfinished jobs with pending documents (an index probe per job, no scan)."""
-    pending = select(Document.id).where(Document.job_id == Job.id, Document.status == DOC_PENDING).exists()
-    stmt = select(Job).where(Job.state.in_(OPEN_STATES), Job.finished_at.is_(None), pending)
+def lost_batches(
+    engine: Engine,
+    workers: list[WorkerBeat],
+    settings: Settings,
+    now: datetime,
+    queue_length: Callable[[str], int],
+) -> list[Lost]:
+    """The batches in flight that no message will bring to a worker. The broker is asked (once
+    per queue) only when a queue has batches old enough to be dropped ones."""
+    live = {(worker.name, worker.pid) for worker in workers}
+    held = {batch.get("batch_id") for worker in workers for batch in worker.current}
+    grace = timedelta(seconds=settings.heartbeat_s * LIVE_BEATS)
+    stall = timedelta(seconds=settings.stall_after_s)
     with session_scope(engine) as session:
-        return list(session.scalars(stmt).all())
-
-
-def last_progress(engine: Engine, job: Job) -> datetime:
-    """Its last result, submission, or re-send: whichever is latest."""
-    with engine.connect() as conn:
-        last_result = conn.scalar(select(Job.progressed_at).where(Job.id == job.id))  # the job's row, not a scan
-    return max(as_utc(m) for m in (last_result, job.submitted_at, job.created_at, job.recovered_at) if m)
-
-
-def candidates(engine: Engine, workers: list[WorkerBeat]) -> list[Job]:
-    """Open jobs that no live worker holds, whose queue a live worker consumes."""
-    held = {batch.get("job_id") for worker in workers for batch in worker.current}
-    consumed = {queue for worker in workers for queue in worker.queues}
-    if not consumed:
-        return []
-    return [
-        job
-        for job in open_jobs(engine)
-        if job.id not in held and QUEUES.get(job.task) in consumed and not job.options.get(RECORDING)
+        rows = list(session.scalars(select(Batch).order_by(Batch.id)))
+        session.expunge_all()
+    lost = [Lost(b, UNSENT) for b in rows if b.state == BATCH_QUEUED and b.sent_at is None]
+    lost += [
+        Lost(b, KILLED)
+        for b in rows
+        if b.state == BATCH_RUNNING
+        and (b.worker, b.worker_pid) not in live
+        and b.id not in held
+        and now - as_utc(b.started_at or b.sent_at or now) >= grace
     ]
-
-
-def stalled_jobs(
-    engine: Engine, workers: list[WorkerBeat], stall_after_s: int, now: datetime, queue_empty: Callable[[str], bool]
-) -> list[Stalled]:
-    """Candidates whose queue is empty (nothing is on its way to a worker) and that made no
-    progress for ``stall_after_s``. Cheapest checks first: the broker is asked once per queue,
-    and a job's documents are read only when its queue is empty."""
-    found, empty = [], {}
-    for job in candidates(engine, workers):
-        queue = QUEUES[job.task]
-        if queue not in empty:
-            empty[queue] = queue_empty(queue)
-        if not empty[queue]:
+    waiting: dict[str, list[Batch]] = {}
+    for b in rows:
+        if b.state == BATCH_QUEUED and b.sent_at is not None and b.id not in held:
+            waiting.setdefault(b.queue, []).append(b)
+    for queue, batches in waiting.items():
+        old = [b for b in batches if now - as_utc(b.sent_at) >= stall]
+        if not old:
             continue
-        last = last_progress(engine, job)
-        if (now - last).total_seconds() >= stall_after_s:
-            found.append(Stalled(job, last))
-    return found
+        newest_first = sorted(batches, key=lambda b: as_utc(b.sent_at), reverse=True)
+        in_queue = {b.id for b in newest_first[: queue_length(queue)]}
+        lost += [Lost(b, DROPPED) for b in old if b.id not in in_queue]
+    return lost
 
 
-def claim(engine: Engine, stalled: Stalled, now: datetime) -> int | None:
-    """Take this job's re-send for this interval: its number since the job last made progress,
-    or None when another worker took it first (compare-and-set on ``recovered_at``)."""
-    job = stalled.job
-    fruitless = job.recovered_at is not None and stalled.last_progress <= as_utc(job.recovered_at)
-    count = (job.recoveries if fruitless else 0) + 1
-    same = Job.recovered_at.is_not_distinct_from(job.recovered_at)  # NULL-safe compare-and-set
+def recover(engine: Engine, app: Celery, lost: Lost, now: datetime) -> None:
+    """Send a lost batch again (compare-and-set: only the first worker to look does), or fail its
+    documents when it has killed ``MAX_KILLS`` workers, or drop its row when nothing is left."""
+    b = lost.batch
+    kills = b.kills + (lost.why == KILLED)
     with session_scope(engine) as session:
-        taken = session.execute(update(Job).where(Job.id == job.id, same).values(recovered_at=now, recoveries=count))
-    return count if taken.rowcount == 1 else None
-
-
-def unclaim(engine: Engine, stalled: Stalled, now: datetime) -> None:
-    """Undo a claim whose re-send could not be published, so it counts for nothing."""
-    job = stalled.job
-    with session_scope(engine) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.recovered_at == now)
-            .values(recovered_at=job.recovered_at, recoveries=job.recoveries)
+        job = session.get(Job, b.job_id)
+        docs = [] if job is None or job.state == JOB_CANCELLED else _pending_in(session, b)
+        same = [Batch.id == b.id, Batch.state == b.state, Batch.sends == b.sends, Batch.kills == b.kills]
+        if not docs:
+            session.execute(delete(Batch).where(*same))
+            return
+        if kills >= MAX_KILLS:
+            _give_up(session, b, job, [doc.id for doc in docs], kills, now)
+            session.execute(delete(Batch).where(*same))
+            return
+        taken = session.execute(
+            update(Batch)
+            .where(*same)
+            .values(state=BATCH_QUEUED, worker=None, worker_pid=None, sent_at=now, sends=b.sends + 1, kills=kills)
         )
-
-
-def resend(engine: Engine, app: Celery, stalled: Stalled, settings: Settings, now: datetime, count: int) -> None:
-    job = stalled.job
-    silent = int((now - stalled.last_progress).total_seconds())
-    if count > MAX_FRUITLESS_RECOVERIES:
-        give_up(engine, job)
-        return
-    try:
-        # The job's own batch size (submit --batch-size), not this worker's default.
-        size = batch_size_for(job.options.get("batch_size"), settings.batch_size)
-        sent = PendingSender(engine, app, job, size).finish()
-    except ServiceUnavailable:
-        unclaim(engine, stalled, now)  # nothing was sent: the broker's outage is not the job's
-        raise
+        if taken.rowcount != 1:
+            return
+        _count_recovery(job, now)
+        made = Next(
+            b.id,
+            job.task,
+            BatchPayload(
+                job_id=job.id,
+                model=job.model,
+                batch_id=b.id,
+                docs=[DocIn(id=doc.id, text=message_text(doc.text)) for doc in docs],
+            ),
+        )
+    publish(engine, app, made)
     log.warning(
-        "job %s stalled (no progress for %d s, no live worker holds it): re-sent %d pending documents "
-        "in %d batches (recovery %d)",
-        job.id,
-        silent,
-        sent.docs,
-        sent.batches,
-        count,
+        "job %s: batch %d %s; re-sent its %d pending documents (send %d)",
+        b.job_id,
+        b.id,
+        {UNSENT: "was never published", KILLED: "lost its worker", DROPPED: "was lost by the broker"}[lost.why],
+        len(docs),
+        b.sends + 1,
     )
 
 
-def give_up(engine: Engine, job: Job) -> None:
+def _pending_in(session, b: Batch) -> list:
+    stmt = (
+        select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+        .where(Document.job_id == b.job_id, Document.status == DOC_PENDING)
+        .where(Document.id >= b.first_id, Document.id <= b.last_id)
+        .order_by(Document.id)
+    )
+    return list(session.execute(stmt))
+
+
+def _count_recovery(job: Job, now: datetime) -> None:
+    """Recoveries since the job last made progress, for `lstmq status` ("recovering 2x")."""
+    fruitless = job.recovered_at is not None and as_utc(job.progressed_at or job.created_at) <= as_utc(job.recovered_at)
+    job.recoveries = (job.recoveries if fruitless else 0) + 1
+    job.recovered_at = now
+
+
+def _give_up(session, b: Batch, job: Job, ids: list[int], kills: int, now: datetime) -> None:
     error = (
-        f"given up: re-sent {MAX_FRUITLESS_RECOVERIES} times without progress (do its batches kill "
-        f"their worker?); fix the cause, then `lstmq requeue {job.id} --failed`"
+        f"given up: {kills} workers died while running its batch (do these documents kill their worker?); "
+        f"fix the cause, then `lstmq requeue {job.id} --failed`"
     )
-    with session_scope(engine) as session:
-        failed = fail_pending(session, job.id, error, utcnow())
-    log.error("job %s: %d pending documents failed: %s", job.id, failed, error)
+    mark_failed(session, dict.fromkeys(ids, error), now, job.id)
+    log.error("job %s: %d documents of batch %d failed: %s", job.id, len(ids), b.id, error)
 
 
 def cancel_abandoned(engine: Engine, stall_after_s: int, now: datetime) -> list[str]:
@@ -199,15 +209,8 @@ def cancel_abandoned(engine: Engine, stall_after_s: int, now: datetime) -> list[
 def reconcile(
     engine: Engine, app: Celery, workers: list[WorkerBeat], settings: Settings, now: datetime | None = None
 ) -> None:
-    """Cancel abandoned submits, re-send each stalled job this worker claims (one pass; the
-    heartbeat calls it)."""
+    """Cancel abandoned submits, then send every lost batch again (one pass; the heartbeat calls it)."""
     now = now or utcnow()
     cancel_abandoned(engine, settings.stall_after_s, now)
-
-    def queue_empty(queue: str) -> bool:
-        return queue_length(app, queue) == 0
-
-    for stalled in stalled_jobs(engine, workers, settings.stall_after_s, now, queue_empty):
-        count = claim(engine, stalled, now)
-        if count is not None:
-            resend(engine, app, stalled, settings, now, count)
+    for lost in lost_batches(engine, workers, settings, now, lambda queue: queue_length(app, queue)):
+        recover(engine, app, lost, now)
