@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import update
 
-from api.tokens import create_token, revoke_token
+from lstmq.api.tokens import create_token, revoke_token
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_FAILED, Document, Job, utcnow
 from tests.support.api import GOOD, Api, Reply, running_api

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 import lstmq.api as api_package
-from api.tokens import SCOPES, create_token, revoke_token
+from lstmq.api.tokens import SCOPES, create_token, revoke_token
 from lstmq.db.engine import session_scope
 from tests.support.api import GOOD, Api, assert_problem, running_api
 from tests.support.jobs import add_job
@@ -38,7 +38,7 @@ def test_healthz_needs_no_token_and_says_both_services_are_reachable(api):
 
 def test_the_api_never_loads_torch():
     # Beside tests/core/test_import_boundary.py, which walks lstmq and producer the same way.
-    modules = sorted(m.name for m in pkgutil.walk_packages(api_package.__path__, "api."))
+    modules = sorted(m.name for m in pkgutil.walk_packages(api_package.__path__, "lstmq.api."))
     code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout.strip()) == (0, "False"), proc.stderr

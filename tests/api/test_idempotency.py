@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
 
-from api.tokens import create_token
 from lstmq.api.idempotency import Claim
+from lstmq.api.tokens import create_token
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import cancel_job
 from lstmq.db.schema import ApiToken, IdempotencyKey, utcnow

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from api.tokens import SCOPES, authenticate, create_token, grants, revoke_token
+from lstmq.api.tokens import SCOPES, authenticate, create_token, grants, revoke_token
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ApiToken
 from lstmq.errors import InputError, UserError

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.tokens import SCOPES, create_token
+from lstmq.api.tokens import SCOPES, create_token
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, Classification, Document
 from tests.support.jobs import add_job
