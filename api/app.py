@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 import lstmq
 from lstmq.api import images, jobs, metrics, problems, results, schedules, service, submissions
@@ -45,6 +46,9 @@ def create_app() -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        # Named, not left to FastAPI's default: JSON is then written by json.dumps as before the
+        # routes had response models (pydantic's fast path writes 1e-05 as 0.00001).
+        default_response_class=JSONResponse,
     )
     problems.install(app)
     app.include_router(service.router)

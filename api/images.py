@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
+from lstmq.api import schemas
 from lstmq.api.auth import read_access
 from lstmq.settings import get_settings
 
@@ -19,7 +20,13 @@ IMAGE_SUFFIX = ".png"
 api = APIRouter(tags=["images"])
 
 
-@api.get("/images/{path:path}", dependencies=[read_access], summary="A rendered image (path from the results)")
+@api.get(
+    "/images/{path:path}",
+    dependencies=[read_access],
+    response_class=FileResponse,
+    responses=schemas.PNG_IMAGE,
+    summary="A rendered image (path from the results)",
+)
 def image(path: str) -> FileResponse:
     found = inside(get_settings().images, path)
     if found is None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from lstmq.api import schemas
 from lstmq.api.auth import admin_access, read_access
 from lstmq.api.deps import EngineDep
 from lstmq.api.rejections import MAX_STORED_REJECTIONS, stored_rejections
@@ -34,7 +35,12 @@ STATES = tuple(STATE_FILTERS)
 api = APIRouter(tags=["jobs"])
 
 
-@api.get("/jobs", dependencies=[read_access], summary="Jobs, newest first (as `lstmq jobs --json`)")
+@api.get(
+    "/jobs",
+    dependencies=[read_access],
+    response_model=schemas.JobPage,
+    summary="Jobs, newest first (as `lstmq jobs --json`)",
+)
 def list_jobs(
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_JOBS)] = 50,
@@ -73,6 +79,7 @@ def _filtered(session: Session, before: str | None, state: str | None, schedule:
 @api.get(
     "/jobs/{job_id}",
     dependencies=[read_access],
+    response_model=schemas.Job,
     summary="Counts, rate and ETA (as `lstmq status --json`), and `health` when stalled",
 )
 def get_status(job_id: JobId, engine: EngineDep) -> dict:
@@ -90,7 +97,12 @@ def health_of(session: Session, status: JobStatus) -> dict | None:
     return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
 
 
-@api.get("/jobs/{job_id}/rejected", dependencies=[read_access], summary="Rejected lines of an API submission")
+@api.get(
+    "/jobs/{job_id}/rejected",
+    dependencies=[read_access],
+    response_model=schemas.Rejections,
+    summary="Rejected lines of an API submission",
+)
 def rejected(job_id: JobId, engine: EngineDep) -> dict:
     with session_scope(engine) as session:
         job = get_job(session, job_id)
@@ -98,14 +110,22 @@ def rejected(job_id: JobId, engine: EngineDep) -> dict:
     return {"id": job_id, "rejected": job.rejected, "stored_limit": MAX_STORED_REJECTIONS, "lines": lines}
 
 
-@api.post("/jobs/{job_id}/cancel", dependencies=[admin_access], summary="Stop a job (as `lstmq cancel`)")
+@api.post(
+    "/jobs/{job_id}/cancel",
+    dependencies=[admin_access],
+    response_model=schemas.JobStatus,
+    summary="Stop a job (as `lstmq cancel`)",
+)
 def cancel(job_id: JobId, engine: EngineDep) -> dict:
     with session_scope(engine) as session:
         return cancel_job(session, job_id).as_dict()
 
 
 @api.post(
-    "/jobs/{job_id}/priority", dependencies=[admin_access], summary="Change a job's priority (as `lstmq job priority`)"
+    "/jobs/{job_id}/priority",
+    dependencies=[admin_access],
+    response_model=schemas.JobStatus,
+    summary="Change a job's priority (as `lstmq job priority`)",
 )
 def change_priority(
     job_id: JobId,
@@ -117,7 +137,12 @@ def change_priority(
         return job_status(session, job_id).as_dict()
 
 
-@api.post("/jobs/{job_id}/requeue", dependencies=[admin_access], summary="Send again what has no result")
+@api.post(
+    "/jobs/{job_id}/requeue",
+    dependencies=[admin_access],
+    response_model=schemas.Requeued,
+    summary="Send again what has no result",
+)
 def requeue_job(
     job_id: JobId,
     engine: EngineDep,

@@ -120,7 +120,15 @@ def _jobs_by_state():
     return select(derived.c.state, func.count()).group_by(derived.c.state)
 
 
-@router.get("/metrics", dependencies=[read_access], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    dependencies=[read_access],
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+    summary="Prometheus metrics",
+)
 def metrics(engine: EngineDep, app: CeleryDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(engine, app))

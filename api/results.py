@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
+from lstmq.api import schemas
 from lstmq.api.auth import read_access
 from lstmq.api.deps import EngineDep
 from lstmq.api.jobs import JobId
@@ -51,7 +52,14 @@ class RowFilter:
         return self.max_score is None or (score is not None and score <= self.max_score)
 
 
-@api.get("/jobs/{job_id}/results", dependencies=[read_access], summary="One row per document, streamed or paged")
+@api.get(
+    "/jobs/{job_id}/results",
+    dependencies=[read_access],
+    response_model=schemas.ResultsPage,
+    response_model_exclude_unset=True,  # image_path only in the rows of render jobs, as streamed
+    responses=schemas.STREAMED_RESULTS,
+    summary="One row per document, streamed or paged",
+)
 def results(
     job_id: JobId,
     engine: EngineDep,

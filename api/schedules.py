@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from lstmq.api import schemas
 from lstmq.api.auth import admin_access, read_access
 from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.db.engine import session_scope
@@ -45,26 +46,45 @@ class ScheduleIn(BaseModel):
 
 
 @api.get(
-    "/schedules", dependencies=[read_access], summary="Schedules and their latest runs (as `schedule list --json`)"
+    "/schedules",
+    dependencies=[read_access],
+    response_model=schemas.ScheduleList,
+    summary="Schedules and their latest runs (as `schedule list --json`)",
 )
 def schedules(engine: EngineDep) -> dict:
     with session_scope(engine) as session:
         return {"schedules": [schedule_dict(sched, last) for sched, last in list_schedules(session)]}
 
 
-@api.post("/schedules", status_code=201, dependencies=[admin_access], summary="Add a schedule (as `schedule add`)")
+@api.post(
+    "/schedules",
+    status_code=201,
+    dependencies=[admin_access],
+    response_model=schemas.Schedule,
+    summary="Add a schedule (as `schedule add`)",
+)
 def add(body: ScheduleIn, engine: EngineDep) -> dict:
     new = body.new()
     with session_scope(engine) as session:
         return schedule_dict(add_schedule(session, new), None)
 
 
-@api.post("/schedules/{name}/pause", dependencies=[admin_access], summary="Stop firing a schedule")
+@api.post(
+    "/schedules/{name}/pause",
+    dependencies=[admin_access],
+    response_model=schemas.Schedule,
+    summary="Stop firing a schedule",
+)
 def pause(name: Name, engine: EngineDep) -> dict:
     return _paused(engine, name, True)
 
 
-@api.post("/schedules/{name}/resume", dependencies=[admin_access], summary="Fire a schedule again")
+@api.post(
+    "/schedules/{name}/resume",
+    dependencies=[admin_access],
+    response_model=schemas.Schedule,
+    summary="Fire a schedule again",
+)
 def resume(name: Name, engine: EngineDep) -> dict:
     return _paused(engine, name, False)
 
@@ -74,7 +94,12 @@ def _paused(engine, name: str, paused: bool) -> dict:
         return schedule_dict(set_paused(session, name, paused), None)
 
 
-@api.post("/schedules/{name}/run", dependencies=[admin_access], summary="Run a schedule once, now (as `schedule run`)")
+@api.post(
+    "/schedules/{name}/run",
+    dependencies=[admin_access],
+    response_model=schemas.ScheduleRunReport,
+    summary="Run a schedule once, now (as `schedule run`)",
+)
 async def run(name: Name, engine: EngineDep, app: CeleryDep, reprocess: bool = False) -> dict:
     report = await run_in_threadpool(_run, engine, app, name, reprocess)
     scan = report.scan
@@ -91,7 +116,12 @@ def _run(engine, app, name: str, reprocess: bool):
     return run_schedule(engine, app, sched_id, trigger="reprocess" if reprocess else "manual", reprocess=reprocess)
 
 
-@api.get("/schedules/{name}/history", dependencies=[read_access], summary="A schedule's runs, newest first")
+@api.get(
+    "/schedules/{name}/history",
+    dependencies=[read_access],
+    response_model=schemas.ScheduleHistory,
+    summary="A schedule's runs, newest first",
+)
 def runs(name: Name, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_RUNS)] = 20) -> dict:
     with session_scope(engine) as session:
         sched, found = history(session, name, limit)

@@ -7,6 +7,7 @@ import logging
 
 from fastapi import APIRouter
 
+from lstmq.api import schemas
 from lstmq.api.auth import read_access
 from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.api.problems import problem
@@ -21,7 +22,7 @@ api = APIRouter(tags=["service"])
 log = logging.getLogger("lstmq.api")
 
 
-@router.get("/healthz", summary="Database and broker reachable")
+@router.get("/healthz", response_model=schemas.ServiceHealth, summary="Database and broker reachable")
 def healthz(engine: EngineDep, app: CeleryDep):
     # Unauthenticated: the answer names no host; the server log has the reason.
     checks = {"database": lambda: ping(engine), "broker": lambda: ping_broker(app, HEALTH_BROKER_TIMEOUT_S)}
@@ -41,7 +42,12 @@ def _check(name: str, check) -> str:
     return "ok"
 
 
-@api.get("/models", dependencies=[read_access], summary="Installed models (as `lstmq models --json`)")
+@api.get(
+    "/models",
+    dependencies=[read_access],
+    response_model=schemas.ModelList,
+    summary="Installed models (as `lstmq models --json`)",
+)
 def models() -> dict:
     good, broken = scan_models()
     rows = [

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from lstmq.api import schemas
 from lstmq.api.auth import SubmitCaller
 from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.api.idempotency import MAX_KEY_CHARS, Claim
@@ -61,7 +62,13 @@ def submit_options(
     return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority)
 
 
-@api.post("/jobs", status_code=201, summary="Submit a file (the request body) as a job")
+@api.post(
+    "/jobs",
+    status_code=201,
+    response_model=schemas.Submission,
+    summary="Submit a file (the request body) as a job",
+    response_description="The job it became; `Location` names it.",
+)
 async def create_job(
     request: Request,
     options: Annotated[SubmitOptions, Depends(submit_options)],
@@ -128,8 +135,15 @@ def _submit(
         on_job=claim.attach if claim else None,
     )
     kept.store(engine, report.job_id)
-    counts = {"total": report.total, "rejected": report.rejected, "batches": report.batches}
-    return {"id": report.job_id, **counts, "first_rejected": kept.first()}
+    # Through the declared model (the route returns its own JSONResponse, which FastAPI does not check).
+    created = schemas.Submission(
+        id=report.job_id,
+        total=report.total,
+        rejected=report.rejected,
+        batches=report.batches,
+        first_rejected=kept.first(),
+    )
+    return created.model_dump(mode="json")
 
 
 def _created(body: dict, replayed: bool = False) -> JSONResponse:
