@@ -1,6 +1,7 @@
 """The web console over HTTP (a real `lstmq serve`): login and session cookies, every page,
 escaping of document texts and errors, CSRF on forms and on the API with the cookie, and the
-offline API docs. The browser test (test_console_browser.py) drives the same pages in Chromium."""
+offline API docs with their response fields. The browser test (test_console_browser.py) drives
+the same pages in Chromium."""
 
 from __future__ import annotations
 
@@ -142,6 +143,11 @@ def test_the_api_docs_page_needs_nothing_from_the_internet(api):
     html = api.call("GET", "/api/docs", None).body.decode()
     assert "/api/v1/jobs/{job_id}/results" in html and "Submit a file" in html
     assert "http://" not in html and "https://" not in html
+
+
+def test_the_api_docs_page_lists_the_fields_of_each_response(api):
+    html = api.call("GET", "/api/docs", None).body.decode()
+    assert "<td><code>jobs[].health.stalled_since</code></td><td>string (date-time)</td>" in html
 
 
 def test_errors_on_pages_are_pages(api):
