@@ -5,16 +5,12 @@ growing its memory (its peak resident size, VmHWM, read from /proc)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from lstmq.db.engine import session_scope
-from lstmq.db.schema import Job
-from tests.support.api import Api, running_api
+from tests.support.api import Api, bulk_classified_job, running_api
 from tests.support.inputs import corpus
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
@@ -80,34 +76,8 @@ def test_a_large_upload_does_not_grow_the_server_memory(api):
     assert peak_rss(api) - before < UPLOAD_GROWTH_LIMIT
 
 
-def bulk_job(api: Api, n: int) -> str:
-    """A finished job of ``n`` classified documents, written set-based (PostgreSQL)."""
-    job_id = uuid.uuid4().hex
-    with session_scope(api.stack.engine) as session:
-        # The documents go in done, so the job's counters say so too (as the worker's writes would).
-        session.add(Job(id=job_id, task="classify", model="news", state="queued", total=n, done_count=n))
-    with api.stack.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO documents (job_id, external_id, source, record_no, line_no, content_hash, text, status, updated_at)"
-                " SELECT :job, 'doc-' || g, 'bulk', g, g + 1, md5(g::text) || md5(g::text), 'text ' || g, 'done', now()"
-                " FROM generate_series(0, :n - 1) AS g"
-            ),
-            {"job": job_id, "n": n},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO classifications (document_id, model, model_version, label, score, probs, flags, created_at, updated_at)"
-                " SELECT id, 'news', 'v1', 'World', 0.5 + (id % 50) / 100.0, '{}', '[]', now(), now()"
-                " FROM documents WHERE job_id = :job"
-            ),
-            {"job": job_id},
-        )
-    return job_id
-
-
 def test_a_large_result_set_streams_without_growing_the_server_memory(api):
-    job_id = bulk_job(api, RESULT_ROWS)
+    job_id = bulk_classified_job(api, RESULT_ROWS)
     assert api.call("GET", f"/api/v1/jobs/{job_id}", "read").json()["done"] == RESULT_ROWS
     before = reset_peak_rss(api)
     body = api.call("GET", f"/api/v1/jobs/{job_id}/results?min_score=0.5", "read").body

@@ -6,14 +6,17 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+
 from lstmq.api.tokens import SCOPES, create_token
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import DOC_DONE, Classification, Document
+from lstmq.db.schema import DOC_DONE, Classification, Document, Job
 from tests.support.jobs import add_job
 from tests.support.processes import LstmqProcess, worker_env
 from tests.support.stacks import Stack, open_stack
@@ -110,4 +113,30 @@ def classified_job(api: Api, results: list[tuple[str, float] | None]) -> str:
                         document_id=doc_id, model="news", model_version="v1", label=label, score=score, probs={}
                     )
                 )
+    return job_id
+
+
+def bulk_classified_job(api: Api, n: int) -> str:
+    """A finished job of ``n`` classified documents, written set-based (PostgreSQL)."""
+    job_id = uuid.uuid4().hex
+    with session_scope(api.stack.engine) as session:
+        # The documents go in done, so the job's counters say so too (as the worker's writes would).
+        session.add(Job(id=job_id, task="classify", model="news", state="queued", total=n, done_count=n))
+    with api.stack.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO documents (job_id, external_id, source, record_no, line_no, content_hash, text, status, updated_at)"
+                " SELECT :job, 'doc-' || g, 'bulk', g, g + 1, md5(g::text) || md5(g::text), 'text ' || g, 'done', now()"
+                " FROM generate_series(0, :n - 1) AS g"
+            ),
+            {"job": job_id, "n": n},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO classifications (document_id, model, model_version, label, score, probs, flags, created_at, updated_at)"
+                " SELECT id, 'news', 'v1', 'World', 0.5 + (id % 50) / 100.0, '{}', '[]', now(), now()"
+                " FROM documents WHERE job_id = :job"
+            ),
+            {"job": job_id},
+        )
     return job_id
