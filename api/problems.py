@@ -5,7 +5,6 @@ stack trace. ``LstmqError`` classes already say what went wrong; here they get a
 from __future__ import annotations
 
 import logging
-import re
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -26,6 +25,7 @@ from lstmq.errors import (
     SubmitCancelled,
     TransientError,
     UserError,
+    kind_of,
 )
 
 MEDIA_TYPE = "application/problem+json"
@@ -62,11 +62,6 @@ def problem(status: int, detail: str, kind: str | None = None, headers: dict | N
 
 def status_of(exc: LstmqError) -> int:
     return next((status for cls, status in STATUS_OF_ERROR if isinstance(exc, cls)), 500)
-
-
-def kind_of(exc: Exception) -> str:
-    """``JobNotFound`` -> ``job-not-found``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(exc).__name__).lower()
 
 
 def install(app: FastAPI) -> None:

@@ -5,8 +5,12 @@
 - ``TransientError`` and subclasses: a service hiccup (database, broker). Tasks retry with
   backoff; the CLI prints one line.
 
-Every message is a single line meant for a person, with secrets already masked.
+Every message is a single line meant for a person, with secrets already masked. Over HTTP an
+error travels as a problem object whose type names its class (``urn:lstmq:job-not-found``,
+``kind_of``), and ``lstmq.Client`` raises the same class again.
 """
+
+import re
 
 
 class LstmqError(Exception):
@@ -87,3 +91,13 @@ class SubmitCancelled(LstmqError):
 
 class RunFailed(LstmqError):
     """``schedule run`` recorded a failed run (its history says why)."""
+
+
+class WaitTimedOut(LstmqError, TimeoutError):
+    """``Client.wait`` gave up before the job ended (the job goes on)."""
+
+
+def kind_of(error: BaseException | type[BaseException]) -> str:
+    """An error's name in API problems: ``JobNotFound`` -> ``job-not-found``."""
+    cls = error if isinstance(error, type) else type(error)
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()

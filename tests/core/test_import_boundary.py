@@ -42,3 +42,10 @@ def test_the_check_would_see_torch_if_it_were_imported():
         timeout=120,
     )
     assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_the_api_client_loads_on_first_use():
+    # `import lstmq` runs in every CLI command and worker: `lstmq.Client` must not cost them.
+    code = "import sys, lstmq\nprint('lstmq.client' in sys.modules)\nlstmq.Client\nprint('lstmq.client' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["False", "True"], proc.stderr
