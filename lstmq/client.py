@@ -152,6 +152,7 @@ class Client:
         id_field: str = "id",
         batch_size: int | None = None,
         strict: bool = False,
+        priority: str = "normal",
         idempotency_key: str | None = None,
     ) -> Submission:
         """Submit documents as one job, as ``lstmq submit`` does; returns its id and counts.
@@ -169,13 +170,15 @@ class Client:
         ``task`` is classify or render; ``model`` an installed model (``models()``).
         ``text_field`` and ``id_field`` name the fields or columns to read, ``batch_size`` the
         documents per message, and ``strict`` refuses the whole input if any line is bad
-        (else bad lines are counted and listed: ``first_rejected``, ``rejected()``). Sending
-        the same ``idempotency_key`` again returns the first job instead of making a second.
+        (else bad lines are counted and listed: ``first_rejected``, ``rejected()``).
+        ``priority`` (high, normal or low, up to the token's maximum) orders the job against
+        others; its owner is the token's name. Sending the same ``idempotency_key`` again
+        returns the first job instead of making a second.
         """
         if not model:
             raise InputError("submit needs a model (Client.models() lists them)")
         query = {"task": task, "model": model, "text_field": text_field, "id_field": id_field}
-        query |= {"batch_size": batch_size, "strict": "true" if strict else None}
+        query |= {"batch_size": batch_size, "strict": "true" if strict else None, "priority": priority}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with self._body(source, format, text_field) as (body, fmt, more):
             query["format"] = fmt
@@ -249,9 +252,13 @@ class Client:
         return self._json(JobStatus, "POST", f"/jobs/{_segment(job)}/cancel")
 
     def requeue(self, job: str, batch_size: int | None = None) -> Requeued:
-        """Send again the documents of a job that have no result (admin token), in messages of
-        ``batch_size`` documents (default: the server's)."""
+        """Offer the documents of a job that have no result to the dispatcher again (admin
+        token); ``batch_size``: the job's documents per message from now on (default: as it was)."""
         return self._json(Requeued, "POST", f"/jobs/{_segment(job)}/requeue", {"batch_size": batch_size})
+
+    def set_priority(self, job: str, priority: str) -> JobStatus:
+        """Change a waiting or running job's priority (admin token), from its next batch on."""
+        return self._json(JobStatus, "POST", f"/jobs/{_segment(job)}/priority", {"priority": priority})
 
     def models(self) -> ModelList:
         """The models installed where the API runs, and the folders that fail to load."""
