@@ -46,6 +46,7 @@ from lstmq.errors import (
     InputError,
     JobNotFound,
     LstmqError,
+    PermissionDenied,
     ServiceUnavailable,
     UserError,
     WaitTimedOut,
@@ -331,9 +332,9 @@ class Client:
         if isinstance(first, list) and first and isinstance(first[0], dict):  # a refused --strict input
             detail += f"; first at line {first[0].get('line')}: {first[0].get('reason')}"
         detail = " ".join(detail.split())  # one line, whatever the server sent
-        if response.status in (401, 403):
-            return ConfigError(f"the API refused {self._token_name}: {detail}")
         kind = str(problem.get("type", "")).removeprefix("urn:lstmq:")
+        if response.status in (401, 403) and kind != kind_of(PermissionDenied):
+            return ConfigError(f"the API refused {self._token_name}: {detail}")
         if kind in ERROR_OF_KIND:
             return ERROR_OF_KIND[kind](detail)
         if response.status == 404:  # no lstmq error behind it: no such route

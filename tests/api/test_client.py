@@ -12,12 +12,15 @@ import pytest
 
 from lstmq import Client
 from lstmq import client as client_module
+from lstmq.api.tokens import create_token
 from lstmq.apischema import Job, ResultRow, Submission
+from lstmq.db.engine import session_scope
 from lstmq.errors import (
     ConfigError,
     InputError,
     JobNotFound,
     ModelNotFound,
+    PermissionDenied,
     ServiceUnavailable,
     WaitTimedOut,
 )
@@ -169,10 +172,24 @@ def test_cancel_stops_a_job(api):
     assert client_of(api, "admin").cancel(job_id).state == "cancelled"
 
 
-def test_requeue_sends_what_has_no_result(api):
-    job_id, _ = add_job(api.stack.engine, ["one", "two"])
-    sent = client_of(api, "admin").requeue(job_id, batch_size=1)
-    assert (sent.docs, sent.batches) == (2, 2)
+def test_requeue_offers_what_has_no_result_again(api):
+    job_id, _ = add_job(api.stack.engine, ["one", "two"], dispatched=True)  # nothing sent yet
+    assert client_of(api, "admin").requeue(job_id, batch_size=1).docs == 2
+
+
+def test_set_priority_changes_a_waiting_job(api):
+    job_id, _ = add_job(api.stack.engine, ["one"], dispatched=True)  # stays pending: never sent
+    assert client_of(api, "admin").set_priority(job_id, "high").priority == "high"
+    assert client_of(api, "read").status(job_id).priority == "high"
+
+
+def test_a_token_cannot_submit_above_its_maximum_priority(api, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "a"}\n')
+    with session_scope(api.stack.engine) as session:
+        secret = create_token(session, "capped", "submit", max_priority="normal")
+    with pytest.raises(PermissionDenied, match="token 'capped' may submit at priority normal or lower"):
+        Client(f"http://127.0.0.1:{api.port}", secret).submit(path, model="news", priority="high")
 
 
 # --- errors: the lstmq.errors class, one line ----------------------------------------------------
