@@ -9,14 +9,16 @@ import pkgutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
 import lstmq.api as api_package
 from lstmq.api.tokens import SCOPES, create_token, revoke_token
 from lstmq.db.engine import session_scope
+from lstmq.db.schema import Job, utcnow
 from tests.support.api import GOOD, Api, assert_problem, running_api
-from tests.support.jobs import add_job
+from tests.support.jobs import add_batch, add_job
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -62,6 +64,19 @@ def test_metrics_count_jobs_by_state_and_documents_by_model_and_status(api):
     assert 'lstmq_jobs{state="queued"}' in text
     assert 'lstmq_documents{model="news",status="pending"}' in text
     assert 'lstmq_queue_messages{queue="lstmq.classify"}' in text
+
+
+def test_metrics_show_the_backlog_by_priority_and_owner_and_what_is_in_flight(api):
+    job_id, ids = add_job(api.stack.engine, ["one", "two", "three"])
+    with session_scope(api.stack.engine) as session:
+        job = session.get(Job, job_id)
+        job.priority, job.owner = "low", "metrics-owner"
+    add_batch(api.stack.engine, job_id, ids[:1], sent_at=utcnow() - timedelta(seconds=30))
+    text = api.call("GET", "/metrics", "read").body.decode()
+    assert 'lstmq_backlog_documents{owner="metrics-owner",priority="low"} 3.0' in text
+    assert 'lstmq_batches_in_flight{queue="lstmq.classify",state="queued"}' in text
+    lag = next(line for line in text.splitlines() if line.startswith("lstmq_dispatch_lag_seconds "))
+    assert float(lag.split()[1]) >= 30
 
 
 # --- authentication and scopes -----------------------------------------------------------------
