@@ -13,12 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from lstmq.db.engine import session_scope
-from lstmq.db.queries import live_workers
 from lstmq.db.schema import Document
 from lstmq.queue import send_batch
 from lstmq.sending import requeue
-from lstmq.settings import get_settings
 from lstmq.worker.heal.redeliveries import MAX_REDELIVERIES
 from tests.support.inputs import corpus
 from tests.support.jobs import add_job, batch_of, results_per_document, status_counts
@@ -50,7 +47,6 @@ def kill_worker_holding_a_batch(stack, path: Path) -> tuple[str, str]:
     SIGKILL it once it has taken a batch it cannot finish (the documents table is held, so its
     write and hence its late ack wait). Returns (job id, task id)."""
     first = stack.start_worker()
-    wait_until(lambda: live_worker_count(stack.engine) == 1, 30, "the worker's first heartbeat")
     first.pause()
     report = stack.submit(corpus(path, DOCS), batch_size=5)
     with documents_locked(stack.engine):
@@ -59,11 +55,6 @@ def kill_worker_holding_a_batch(stack, path: Path) -> tuple[str, str]:
         first.kill()  # SIGKILL: no ack, no clean-up
     assert status_counts(stack.engine, report.job_id) == {"pending": DOCS}
     return report.job_id, RECEIVED.search(first.log()).group(1)
-
-
-def live_worker_count(engine) -> int:
-    with session_scope(engine) as session:
-        return len(live_workers(session, get_settings().heartbeat_s))
 
 
 def assert_one_result_per_document(stack, job_id: str) -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
-from lstmq.db.engine import engine_for, get_engine
+from lstmq.db.engine import engine_for, get_engine, session_scope
 from lstmq.db.migrate import upgrade
+from lstmq.db.schema import WorkerBeat
 from lstmq.producer.submit import submit_records
 from lstmq.queue import make_celery
 from lstmq.readers.sources import read_sources, resolve_sources
@@ -47,7 +48,14 @@ class Stack:
         # One torch thread: on a busy shared CI host, more threads spin against each other.
         worker = WorkerProcess(worker_env(**settings), log, "--threads=1", *args)
         self.workers.append(worker)
-        return worker.wait_ready()
+        worker.wait_ready()
+        # Ready and beating: a submit from now on sees it (and sends its first window to it).
+        wait_until(lambda: self._beating(worker.proc.pid), 30, f"{log.name}'s first heartbeat")
+        return worker
+
+    def _beating(self, pid: int) -> bool:
+        with session_scope(self.engine) as session:
+            return session.scalar(select(WorkerBeat.pid).where(WorkerBeat.pid == pid)) is not None
 
     def submit(self, path: Path, model: str = "news", batch_size: int = 20):
         items = read_sources(resolve_sources([str(path)]))
