@@ -3,7 +3,8 @@
 - jobs older than ``LSTMQ_RETAIN`` (finished or cancelled ones; unset: kept forever),
 - ``workers`` rows of workers dead for over a day (a live one rewrites its row every few seconds),
 - idempotency keys older than ``IDEMPOTENCY_KEY_TTL`` (a retry after a day is a new request),
-- upload spools (the API's temporary folders) older than a day, left by a killed server.
+- spools (the API's temporary folders: uploads, Parquet exports) older than a day, left by a
+  killed server.
 
 Workers run it from their heartbeat (``lstmq.worker.heal.heartbeat``), at most once a day over all
 of them: whoever takes the day's lease runs it. Every step is idempotent, so a second run, or a
@@ -37,7 +38,7 @@ EVERY = timedelta(days=1)
 DEAD_WORKER_AFTER = timedelta(days=1)
 IDEMPOTENCY_KEY_TTL = timedelta(days=1)
 STALE_SPOOL_AFTER = timedelta(days=1)
-UPLOAD_PREFIX = "lstmq-upload-"  # the API's spool folders in the system's temporary folder
+SPOOL_PREFIX = "lstmq-spool-"  # the API's temporary folders (uploads, Parquet exports) in the system's
 
 
 @dataclass
@@ -89,7 +90,7 @@ def sweep_spools(folder: Path, now_s: float | None = None) -> int:
     """Remove upload spools under ``folder`` not modified for ``STALE_SPOOL_AFTER``; how many."""
     oldest = (now_s if now_s is not None else time.time()) - STALE_SPOOL_AFTER.total_seconds()
     removed = 0
-    for spool in folder.glob(UPLOAD_PREFIX + "*"):
+    for spool in folder.glob(SPOOL_PREFIX + "*"):
         try:
             if spool.is_dir() and not spool.is_symlink() and _last_written(spool) < oldest:
                 shutil.rmtree(spool)

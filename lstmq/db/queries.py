@@ -40,6 +40,8 @@ from lstmq.errors import InputError, JobNotFound
 
 JOB_FINISHED = "finished"  # derived, never stored (IS_FINISHED reads both forms)
 CANCELLED_NOTE = "cancelled"  # jobs.options key: why lstmq cancelled the job
+RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")  # of result_rows
+RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
 LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from lstmq import housekeeping
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import ApiToken, IdempotencyKey, WorkerBeat, utcnow
-from lstmq.housekeeping import UPLOAD_PREFIX, due, housekeep, sweep_spools
+from lstmq.housekeeping import SPOOL_PREFIX, due, housekeep, sweep_spools
 from lstmq.settings import get_settings
 from lstmq.worker.heal import heartbeat
 from tests.core.test_retention import job_ids, old_job
@@ -79,12 +79,12 @@ def spool(folder, name: str, age: timedelta):
 
 
 def test_an_upload_spool_untouched_for_a_day_is_removed(tmp_path):
-    spool(tmp_path, UPLOAD_PREFIX + "old", DAY + timedelta(minutes=1))
+    spool(tmp_path, SPOOL_PREFIX + "old", DAY + timedelta(minutes=1))
     assert (sweep_spools(tmp_path), list(tmp_path.iterdir())) == (1, [])
 
 
 def test_a_fresh_upload_spool_and_other_folders_are_kept(tmp_path):
-    kept = {spool(tmp_path, UPLOAD_PREFIX + "new", timedelta(hours=1)), spool(tmp_path, "other", 2 * DAY)}
+    kept = {spool(tmp_path, SPOOL_PREFIX + "new", timedelta(hours=1)), spool(tmp_path, "other", 2 * DAY)}
     sweep_spools(tmp_path)
     assert set(tmp_path.iterdir()) == kept
 
