@@ -50,10 +50,15 @@ def write_parquet(rows: Iterable[dict], task: str, sink: Any, row_group_rows: in
     written = 0
     iterator = iter(rows)
     with pa.parquet.ParquetWriter(sink, typed, compression="zstd") as writer:
-        while group := list(islice(iterator, row_group_rows)):
-            columns = {name: [row.get(name) for row in group] for name in names}
+        while True:
+            columns: dict[str, list] = {name: [] for name in names}  # the row group, column by column
+            for row in islice(iterator, row_group_rows):
+                for name in names:
+                    columns[name].append(row.get(name))
+            if not (group := len(columns[names[0]])):
+                break
             writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=typed), row_group_size=row_group_rows)
-            written += len(group)
+            written += group
     return written
 
 
