@@ -11,7 +11,7 @@ dispatcher sends it nothing more and a ``requeue`` cannot reopen it; then its do
 results go ``DOCS_PER_TRANSACTION`` at a time (no long lock); then the job row with its rejected
 lines, idempotency keys and batches. A render job's image files are deleted after the transaction
 that removed their rows commits, each path checked to stay inside the image dir. A prune stopped
-half-way leaves a cancelled job that the next prune finishes.
+half-way leaves a cancelled job that the next prune of ended (or cancelled) jobs finishes.
 
 A schedule's ledger (``corpus_docs``) and run history belong to the schedule and are kept, so a
 schedule does not process its corpus again when its old jobs go.
