@@ -108,3 +108,10 @@ def no_real_spools(monkeypatch, tmp_path_factory):
     """housekeep() sweeps the system's temporary folder: point it at this test's own."""
     folder = tmp_path_factory.mktemp("tmp")
     monkeypatch.setattr(housekeeping.tempfile, "gettempdir", lambda: str(folder))
+
+
+def test_run_daily_sweeps_once_and_the_second_call_that_day_does_nothing(migrated_db, lstmq_env, db_url):
+    lstmq_env(database_url=db_url, retain="30d")
+    old_job(migrated_db, age=timedelta(days=40))
+    first, second = housekeeping.run_daily(get_settings()), housekeeping.run_daily(get_settings())
+    assert (first.pruned.jobs, second) == (1, None)
