@@ -8,8 +8,10 @@ the Celery app are made once per process in the lifespan.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -19,6 +21,7 @@ from lstmq.api import images, jobs, metrics, problems, results, schedules, servi
 from lstmq.api.console import apidocs, pages
 from lstmq.api.tokens import any_active
 from lstmq.db.engine import ready_engine, session_scope
+from lstmq.housekeeping import sweep_spools
 from lstmq.queue import make_celery
 
 API_PREFIX = "/api/v1"
@@ -29,6 +32,8 @@ log = logging.getLogger("lstmq.api")
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = ready_engine()
     app.state.celery = make_celery()
+    if swept := sweep_spools(Path(tempfile.gettempdir())):  # left by a server killed mid-upload
+        log.warning("removed %d stale upload spools", swept)
     with session_scope(app.state.engine) as session:
         if not any_active(session):
             log.warning("no API token exists: every request gets 401; run `lstmq token create NAME --scope admin`")

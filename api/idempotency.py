@@ -8,6 +8,8 @@ died with its process (the server killed mid-submission) cannot release it: its 
 the job it was recording, and once that job is cancelled (the reconciler cancels a job whose
 submit stopped, ``lstmq.producer.liveness``) or gone, a retry takes the key over; a claim that never
 got its job (it is attached within milliseconds) is taken over after ``LSTMQ_STALL_AFTER_S``.
+A key lives ``IDEMPOTENCY_KEY_TTL`` (a day): after that it is a new key, and housekeeping
+(``lstmq.housekeeping``) deletes it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_CANCELLED, IdempotencyKey, Job, as_utc, utcnow
+from lstmq.housekeeping import IDEMPOTENCY_KEY_TTL
 from lstmq.settings import get_settings
 
 log = logging.getLogger("lstmq.api")
@@ -41,6 +44,9 @@ class Claim:
         """The first request's response, or None once this request holds the key."""
         with session_scope(self.engine) as session:
             found = session.get(IdempotencyKey, (self.token_id, self.key))
+            if found is not None and utcnow() - as_utc(found.created_at) > IDEMPOTENCY_KEY_TTL:
+                session.delete(found)  # expired: this request is a new one
+                found = None
             if found is not None:
                 if not _abandoned(session, found):
                     return self._replay(found)

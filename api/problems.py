@@ -18,6 +18,7 @@ from lstmq.errors import (
     JobNotFound,
     LstmqError,
     ModelNotFound,
+    NotInstalled,
     PermissionDenied,
     ScheduleError,
     ScheduleNotFound,
@@ -39,6 +40,7 @@ STATUS_OF_ERROR: tuple[tuple[type[LstmqError], int], ...] = (
     (ModelNotFound, 422),
     (ScheduleError, 422),
     (SchemaOutdated, 503),
+    (NotInstalled, 501),  # this server lacks an optional extra
     (SubmitCancelled, 409),  # cancelled while this request recorded it
     (UserError, 400),
     (TransientError, 503),

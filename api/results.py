@@ -1,6 +1,8 @@
 """``GET /api/v1/jobs/{id}/results``: one row per document, streamed as JSON Lines or CSV in
 constant memory (``lstmq.db.queries.result_rows`` fetches in rounds; rows are sent in chunks),
-or as JSON one page at a time (``lstmq.api.result_pages``: keyset cursor, filters in SQL).
+or as JSON one page at a time (``lstmq.api.result_pages``: keyset cursor, filters in SQL), or as
+Parquet: written a row group at a time to a spool file, which is then sent and removed (a Parquet
+file's footer comes last, so it cannot be streamed as it is made; server memory stays flat).
 
 ``status`` and the score bounds filter the rows here, beside the query ``lstmq results`` uses.
 """
@@ -10,14 +12,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Engine
+from starlette.background import BackgroundTask
 
 from lstmq.api import schemas
 from lstmq.api.auth import read_access
@@ -28,6 +34,8 @@ from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job, result_rows
 from lstmq.db.schema import DOC_FAILED, Job
 from lstmq.errors import InputError
+from lstmq.housekeeping import SPOOL_PREFIX
+from lstmq.parquet import pyarrow, write_parquet
 from lstmq.producer.output import RENDER_COLUMNS, RESULT_COLUMNS
 
 CHUNK_ROWS = 1000  # rows encoded per chunk sent
@@ -63,7 +71,7 @@ class RowFilter:
 def results(
     job_id: JobId,
     engine: EngineDep,
-    format: Literal["jsonl", "csv", "json"] = "jsonl",
+    format: Literal["jsonl", "csv", "json", "parquet"] = "jsonl",
     label: Annotated[str | None, Query(description="Only documents classified as this label.")] = None,
     status: Literal["pending", "done", "failed"] | None = None,
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
@@ -77,6 +85,8 @@ def results(
             return _page(session, get_job(session, job_id), where, limit or DEFAULT_PAGE_ROWS)
     if limit is not None or after is not None:
         raise InputError("limit and after page the json format; jsonl and csv stream every row")
+    if format == "parquet":
+        return _parquet(engine, job_id, label, RowFilter(status, min_score, max_score))
     chunks = _encoded(engine, job_id, format, label, RowFilter(status, min_score, max_score))
     next(chunks)  # the job exists and the filters fit it: errors become problems, not a cut stream
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
@@ -118,6 +128,27 @@ def _encoded(engine: Engine, job_id: str, fmt: str, label: str | None, where: Ro
         kept = filter(where.keep, chain(head, rows))
         while chunk := list(islice(kept, CHUNK_ROWS)):
             yield encode(chunk, columns)
+
+
+def _parquet(engine: Engine, job_id: str, label: str | None, where: RowFilter) -> FileResponse:
+    """The rows written to a spool file, sent, then removed (also when writing fails)."""
+    pyarrow()  # 501 before any work when this server lacks the extra
+    folder = Path(tempfile.mkdtemp(prefix=SPOOL_PREFIX + "results-"))
+    try:
+        with session_scope(engine) as session:
+            job = get_job(session, job_id)
+            _check_filters(job, label, where.min_score, where.max_score)
+            rows = result_rows(session, job, label=label, failed_only=where.status == DOC_FAILED)
+            write_parquet(filter(where.keep, rows), job.task, str(folder / "results.parquet"))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        folder / "results.parquet",
+        media_type=schemas.PARQUET,
+        filename=f"{job_id}.parquet",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
 
 
 def _jsonl_lines(rows: Iterable[dict], columns) -> bytes:

@@ -57,6 +57,7 @@ __all__ = [
 
 JSON_LINES = "application/x-ndjson"
 CSV = "text/csv"
+PARQUET = "application/vnd.apache.parquet"
 PNG = "image/png"
 _ROW = {"$ref": "#/components/schemas/ResultRow"}  # in the components: ResultsPage refers to it
 
@@ -65,10 +66,12 @@ STREAMED_RESULTS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "`format=jsonl` (the default): one `ResultRow` object per line, streamed; `format=csv`: "
         "a header and one row per document with the same columns (`image_path` for render jobs only), streamed; "
-        "`format=json`: one `ResultsPage`.",
+        "`format=json`: one `ResultsPage`; `format=parquet`: a Parquet file with the CSV's columns, typed "
+        "(`score` a nullable float64, the others strings).",
         "content": {
             JSON_LINES: {"schema": {"type": "string"}, "itemSchema": _ROW},
             CSV: {"schema": {"type": "string"}, "example": ",".join(RENDER_COLUMNS) + "\n"},
+            PARQUET: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }

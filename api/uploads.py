@@ -16,6 +16,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from lstmq.housekeeping import SPOOL_PREFIX  # swept when a server was killed mid-request
+
 WRITE_BYTES = 1 << 20  # body bytes gathered before one write (in a thread)
 MAX_UPLOAD_BYTES = 64 << 30  # bytes on disk; a larger body gets 413
 ENCODINGS = ("", "identity", "gzip", "x-gzip")
@@ -48,7 +50,7 @@ async def spooled(request: Request) -> AsyncIterator[Upload]:
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ENCODINGS:
         raise HTTPException(415, f"Content-Encoding {encoding!r} not accepted (send gzip or none)")
-    with tempfile.TemporaryDirectory(prefix="lstmq-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX + "upload-") as folder:
         path = Path(folder) / "body"
         with path.open("wb") as out:
             size, digest = await _copy_body(request, out)

@@ -18,6 +18,7 @@ from lstmq.errors import LstmqError
 # command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "db": "lstmq.db.cli:db",
+    "prune": "lstmq.db.cli:prune_command",
     "submit": "lstmq.producer.remote:submit_command",  # lstmq.producer.cli's command plus --api
     "status": "lstmq.producer.remote:status_command",
     "results": "lstmq.producer.remote:results_command",

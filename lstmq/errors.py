@@ -61,6 +61,10 @@ class ScheduleNotFound(UserError):
     """No schedule has the given name."""
 
 
+class NotInstalled(UserError):
+    """An optional part of lstmq is not installed (e.g. pyarrow, for Parquet): its extra names it."""
+
+
 class TransientError(LstmqError):
     """A temporary failure of a service; retry with backoff."""
 

@@ -7,6 +7,7 @@ no servers. Malformed values are refused at start-up with one line, password mas
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -14,7 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lstmq.errors import ConfigError
+from lstmq.durations import parse_duration
+from lstmq.errors import ConfigError, InputError
 
 BROKER_SCHEMES = ("redis", "rediss", "filesystem", "amqp", "pyamqp")
 EMBEDDED_BROKER_URL = "filesystem://localhost/"
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     stall_after_s: int = DEFAULT_STALL_AFTER_S
     # Folders (separated by ":") that scheduled corpora may read; unset: anywhere.
     corpus_roots: str | None = None
+    # How long a job is kept after it last changed (e.g. 90d); unset: forever. Workers prune daily.
+    retain: str | None = None
 
     @field_validator("broker_url", "database_url", mode="before")
     @classmethod
@@ -78,6 +82,18 @@ class Settings(BaseSettings):
     def _check_database(cls, value: str | None) -> str | None:
         if value is not None:
             _check_scheme("LSTMQ_DATABASE_URL", value, DATABASE_SCHEMES)
+        return value
+
+    @field_validator("retain", mode="before")
+    @classmethod
+    def _check_retain(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str):
+            try:
+                parse_duration(value, "LSTMQ_RETAIN")
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("visibility_timeout_s", "batch_size", "stall_after_s")
@@ -120,6 +136,11 @@ class Settings(BaseSettings):
     def heartbeat_s(self) -> int:
         """How often a worker records itself and looks for stalled jobs: a few times per stall."""
         return max(1, min(15, self.stall_after_s // 4))
+
+    @property
+    def retention(self) -> timedelta | None:
+        """``LSTMQ_RETAIN`` as a duration; None keeps every job."""
+        return parse_duration(self.retain, "LSTMQ_RETAIN") if self.retain else None
 
     @property
     def images(self) -> Path:

@@ -25,6 +25,7 @@ from lstmq.db.queries import (
 from lstmq.db.schema import DEFAULT_PRIORITY
 from lstmq.dispatch.control import check_priority, set_priority, set_weight, weights
 from lstmq.errors import InputError, JobIncomplete
+from lstmq.parquet import pyarrow
 from lstmq.producer import output
 from lstmq.producer.submit import check_task, submit_records
 from lstmq.queue import make_celery
@@ -33,7 +34,7 @@ from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.sending import requeue as requeue_job
 from lstmq.settings import get_settings
 
-RESULT_FORMATS = ("jsonl", "csv", "table")
+RESULT_FORMATS = ("jsonl", "csv", "table", "parquet")
 
 
 @click.command()
@@ -109,18 +110,34 @@ def status(job_id, as_json, watch) -> None:
 
 @click.command()
 @click.argument("job_id")
-@click.option("--format", "fmt", default="jsonl", show_default=True, metavar="FORMAT", help="jsonl, csv or table.")
+@click.option(
+    "--format", "fmt", default="jsonl", show_default=True, metavar="FORMAT", help="jsonl, csv, table or parquet."
+)
+@click.option("-o", "--output", "out", metavar="FILE", help="Write to FILE (required for parquet).")
 @click.option("--label", metavar="LABEL", help="Only documents classified as LABEL.")
 @click.option("--failed", "failed_only", is_flag=True, help="Only failed documents.")
-def results(job_id, fmt, label, failed_only) -> None:
-    """One row per document: id, label, score, model, model_version, status, error."""
-    if fmt not in RESULT_FORMATS:
-        raise InputError(f"unknown format {fmt!r} (expected {', '.join(RESULT_FORMATS)})")
+def results(job_id, fmt, out, label, failed_only) -> None:
+    """One row per document: id, label, score, model, model_version, status, error (and
+    image_path for render jobs). Parquet keeps the columns, typed: score is a float."""
+    check_results_output(fmt, out)
     engine = ready_engine()
     with session_scope(engine) as session:
         job = find_job(session, job_id)
         rows = result_rows(session, job, label=label, failed_only=failed_only)
-        output.write_results(rows, fmt, task=job.task)
+        output.write_results(rows, fmt, task=job.task, out=out)
+
+
+def check_results_output(fmt: str, out: str | None) -> None:
+    """Refused before anything is read: an unknown format, parquet without -o (binary does not
+    go to a terminal or a pipe), -o with a text format (they write to stdout), or no pyarrow."""
+    if fmt not in RESULT_FORMATS:
+        raise InputError(f"unknown format {fmt!r} (expected {', '.join(RESULT_FORMATS)})")
+    if fmt == "parquet":
+        if not out or out == "-":
+            raise InputError("--format parquet writes a file: give -o FILE")
+        pyarrow()
+    elif out is not None:
+        raise InputError(f"-o FILE is for --format parquet; {fmt} goes to stdout (redirect it with >)")
 
 
 @click.command()

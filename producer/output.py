@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from itertools import islice
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,12 +22,19 @@ from sqlalchemy import Engine
 
 from lstmq.contract import QUEUES
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, Health, JobStatus, job_status, live_workers
+from lstmq.db.queries import (
+    JOB_FINISHED,
+    RENDER_COLUMNS,
+    RESULT_COLUMNS,
+    Health,
+    JobStatus,
+    job_status,
+    live_workers,
+)
 from lstmq.db.schema import JOB_CANCELLED, WorkerBeat, as_utc, utcnow
+from lstmq.parquet import write_parquet_file
 from lstmq.settings import get_settings
 
-RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")
-RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
 JOB_KEYS = (
     "id",
     "state",
@@ -136,7 +144,12 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=PIPED_WIDTH)
 
 
-def write_results(rows: Iterable[dict], fmt: str, task: str) -> None:
+def write_results(rows: Iterable[dict], fmt: str, task: str, out: str | None = None) -> None:
+    """Rows to stdout in ``fmt``; Parquet to the file ``out`` (checked by the caller)."""
+    if fmt == "parquet":
+        written = write_parquet_file(rows, task, Path(out))
+        Console(stderr=True).print(f"{count(written, 'row')} written to {out}", highlight=False)
+        return
     columns = RENDER_COLUMNS if task == "render" else RESULT_COLUMNS
     try:
         {"jsonl": _write_jsonl, "csv": _write_csv, "table": _write_table}[fmt](rows, columns)

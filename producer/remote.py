@@ -94,13 +94,13 @@ def _health(found: apischema.Health | None) -> Health | None:
     return None if found is None else Health(found.stalled_since, found.recoveries, found.recovered_at)
 
 
-def results(client: Client, job_id, fmt, label, failed_only) -> None:
-    if fmt not in local.RESULT_FORMATS:
-        raise InputError(f"unknown format {fmt!r} (expected {', '.join(local.RESULT_FORMATS)})")
+def results(client: Client, job_id, fmt, out, label, failed_only) -> None:
+    local.check_results_output(fmt, out)
     task = client.status(job_id).task
     with client.results(job_id, label=label, status=DOC_FAILED if failed_only else None) as rows:
-        # The row's own keys (image_path only for render jobs), in the database path's order.
-        output.write_results((row.model_dump(exclude_unset=True) for row in rows), fmt, task=task)
+        # The row's own keys (image_path only for render jobs), in the database path's order;
+        # Parquet is written here from the streamed rows, as from the database's.
+        output.write_results((row.model_dump(exclude_unset=True) for row in rows), fmt, task=task, out=out)
 
 
 def jobs(client: Client, as_json, limit) -> None:

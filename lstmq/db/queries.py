@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.contract import QUEUES
@@ -38,12 +38,16 @@ from lstmq.db.schema import (
 )
 from lstmq.errors import InputError, JobNotFound
 
-JOB_FINISHED = "finished"  # derived, never stored
+JOB_FINISHED = "finished"  # derived, never stored (IS_FINISHED reads both forms)
 CANCELLED_NOTE = "cancelled"  # jobs.options key: why lstmq cancelled the job
+RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")  # of result_rows
+RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
 LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats
 HAS_PENDING = Job.total > Job.done_count + Job.failed_count  # SQL: a document is pending, by the counters
+# SQL: the job is finished: derived (queued, nothing pending), or stored as such by a later version.
+IS_FINISHED = or_(and_(Job.state == JOB_QUEUED, ~HAS_PENDING), Job.state == JOB_FINISHED)
 
 
 @dataclass

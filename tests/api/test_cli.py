@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
@@ -74,6 +75,13 @@ def test_the_api_path_prints_what_the_database_path_prints(api, job, args):
     over_http, direct = remote(api, *args), run_lstmq(*args)
     assert (over_http.returncode, direct.returncode) == (0, 0), over_http.stderr
     assert over_http.stdout == direct.stdout
+
+
+def test_the_api_path_writes_the_parquet_file_the_database_path_writes(api, job, tmp_path):
+    over_http = remote(api, "results", job, "--format", "parquet", "-o", str(tmp_path / "http.parquet"))
+    direct = run_lstmq("results", job, "--format", "parquet", "-o", str(tmp_path / "db.parquet"))
+    assert (over_http.returncode, direct.returncode) == (0, 0), over_http.stderr
+    assert pq.read_table(tmp_path / "http.parquet").equals(pq.read_table(tmp_path / "db.parquet"))
 
 
 def test_the_jobs_table_lists_the_same_jobs(api, job):

@@ -66,3 +66,12 @@ def test_a_dead_requests_key_still_refuses_a_different_request(migrated_db, clai
     with pytest.raises(HTTPException) as refused:
         claim("other body").replay_or_take()
     assert refused.value.status_code == 422
+
+
+def test_a_key_older_than_a_day_is_a_new_key_even_for_another_request(migrated_db, claim):
+    assert claim().replay_or_take() is None
+    job_id, _ = add_job(migrated_db, ["text"])
+    claim().settle(job_id, {"id": job_id})
+    with session_scope(migrated_db) as session:
+        session.scalars(select(IdempotencyKey)).one().created_at = utcnow() - timedelta(days=1, minutes=1)
+    assert claim(request_hash="other").replay_or_take() is None

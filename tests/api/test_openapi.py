@@ -24,7 +24,12 @@ COMPONENTS = SPEC["components"]["schemas"]
 V1 = [(method, path) for path, item in SPEC["paths"].items() if path.startswith(API_PREFIX) for method in item]
 # Routes that stream, and the media types each must declare (beside JSON, where it has a JSON form).
 STREAMING = {
-    ("get", "/api/v1/jobs/{job_id}/results"): {"application/x-ndjson", "text/csv", "application/json"},
+    ("get", "/api/v1/jobs/{job_id}/results"): {
+        "application/x-ndjson",
+        "text/csv",
+        "application/json",
+        "application/vnd.apache.parquet",
+    },
     ("get", "/api/v1/images/{path}"): {"image/png"},
 }
 ONLY_STREAMED = [("get", "/api/v1/images/{path}")]

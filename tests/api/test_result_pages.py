@@ -3,9 +3,11 @@ keyset cursor, the same filters (applied in SQL, so pages stay full) and the sam
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
+import pyarrow.parquet as pq
 import pytest
 
 from lstmq.db.engine import session_scope
@@ -83,3 +85,20 @@ def test_a_render_jobs_rows_carry_their_image_path(api):
 def test_paging_parameters_are_checked(api, query, status, words):
     job_id = classified_job(api, SCORED[:1])
     assert words in assert_problem(api.call("GET", f"/api/v1/jobs/{job_id}/results?{query}", "read"), status)["detail"]
+
+
+def test_results_as_parquet_hold_the_streamed_rows(api):
+    job_id = classified_job(api, SCORED)
+    reply = api.call("GET", f"/api/v1/jobs/{job_id}/results?format=parquet", "read")
+    assert reply.headers["content-type"] == "application/vnd.apache.parquet"
+    assert pq.read_table(io.BytesIO(reply.body)).to_pylist() == streamed(api, job_id, "")
+
+
+def test_parquet_results_keep_the_filters(api):
+    job_id = classified_job(api, SCORED)
+    reply = api.call("GET", f"/api/v1/jobs/{job_id}/results?format=parquet&label=World&min_score=0.6", "read")
+    assert pq.read_table(io.BytesIO(reply.body)).to_pylist() == streamed(api, job_id, "&label=World&min_score=0.6")
+
+
+def test_parquet_results_of_no_job_are_a_404_problem(api):
+    assert_problem(api.call("GET", "/api/v1/jobs/nope/results?format=parquet", "read"), 404)

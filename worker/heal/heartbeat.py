@@ -1,5 +1,8 @@
 """Worker heartbeats: the main process of each worker records itself in ``workers`` every few
 seconds, with the batches it holds, and then runs the reconciler (``lstmq.worker.heal.reconcile``).
+About once an hour it also offers to run the day's housekeeping (``lstmq.housekeeping``: retention,
+dead worker rows, expired idempotency keys, stale spools), in a thread of its own so a long prune
+never delays a beat; one worker a day takes it.
 
 It runs in the process that receives messages (the prefork parent, or the only process), where
 Celery keeps every request it has reserved, so a batch waiting for its retry counts as held.
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,11 +28,13 @@ from lstmq.db.engine import make_engine, session_scope
 from lstmq.db.queries import live_workers
 from lstmq.db.schema import WorkerBeat, utcnow
 from lstmq.errors import TransientError
+from lstmq.housekeeping import run_daily
 from lstmq.settings import get_settings
 from lstmq.worker.heal.outage import BrokerOutage
 from lstmq.worker.heal.reconcile import reconcile
 
 log = logging.getLogger("lstmq.worker")
+HOUSEKEEPING_TRY_S = 3600  # how often a worker offers to run the day's housekeeping
 
 
 @dataclass
@@ -106,6 +112,8 @@ class Heartbeat(threading.Thread):
         self.engine = make_engine(self.settings.database)
         self.stopped = threading.Event()
         self.failing = False
+        self.housekeeping: threading.Thread | None = None
+        self.next_housekeeping = 0.0  # time.monotonic() of the next offer
 
     def run(self) -> None:
         while True:
@@ -120,11 +128,21 @@ class Heartbeat(threading.Thread):
                 with session_scope(self.engine) as session:
                     workers = live_workers(session, self.settings.heartbeat_s)
                 reconcile(self.engine, self.app, workers, self.settings)
+            self._housekeep()
             self._failing(None)
         except (SQLAlchemyError, TransientError, OSError) as exc:
             self._failing(exc)
         finally:
             self.engine.dispose()  # no connection left open for a fork to inherit
+
+    def _housekeep(self) -> None:
+        if time.monotonic() < self.next_housekeeping or (self.housekeeping and self.housekeeping.is_alive()):
+            return
+        self.next_housekeeping = time.monotonic() + HOUSEKEEPING_TRY_S
+        self.housekeeping = threading.Thread(
+            target=run_daily, args=(self.settings,), name="lstmq-housekeeping", daemon=True
+        )
+        self.housekeeping.start()
 
     def _failing(self, exc: Exception | None) -> None:
         """One line when beats start failing and one when they work again."""
