@@ -91,6 +91,9 @@ ROUTES = [  # (method, path, scope it needs)
     ("POST", "/api/v1/jobs/0/requeue", "admin"),
     ("GET", "/api/v1/schedules", "read"),
     ("POST", "/api/v1/schedules/x/run", "admin"),
+    ("GET", "/api/v1/jobs/0/review-sample", "read"),
+    ("GET", "/api/v1/jobs/0/quality", "read"),
+    ("POST", "/api/v1/jobs/0/reviews", "review"),
 ]
 
 
