@@ -12,7 +12,7 @@ from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import find_job
 from lstmq.errors import InputError
 from lstmq.producer.submit import default_owner
-from lstmq.reviews import MODES, job_version, labels_of, quality, record, sample
+from lstmq.reviews import MODES, export, job_version, labels_of, quality, record, sample
 
 MODE_OPTION = click.option(
     "--mode", type=click.Choice(MODES), default="random", show_default=True, help="How documents are chosen."
@@ -74,8 +74,6 @@ def reviews() -> None:
 @click.option("-o", "output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="FILE.jsonl")
 def export_reviews(model, output) -> None:
     """Write reviewed documents as {"text", "label"} JSON Lines, ready for `lstmq train classifier`."""
-    from lstmq.reviews import export
-
     count = 0
     with session_scope(ready_engine()) as session, output.open("w", encoding="utf-8") as out:
         for row in export(session, model):
