@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lstmq.db.queries import get_job
@@ -76,6 +76,25 @@ def schedule_drift(
         "threshold": threshold,
         "runs": compared,
     }
+
+
+def latest_drift(session: Session, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict[str, dict]:
+    """{schedule name: its latest run with documents compared with its first}, for /metrics. Reads
+    the classifications of both jobs of each schedule: two jobs per schedule per scrape."""
+    firsts = (
+        select(ScheduleRun.schedule_id, func.min(ScheduleRun.id).label("first"), func.max(ScheduleRun.id).label("last"))
+        .where(ScheduleRun.job_id.is_not(None))
+        .group_by(ScheduleRun.schedule_id)
+        .subquery()
+    )
+    found = {}
+    for schedule, first, last in session.execute(
+        select(Schedule, firsts.c.first, firsts.c.last).join(firsts, firsts.c.schedule_id == Schedule.id)
+    ):
+        jobs = [session.get(ScheduleRun, run).job_id for run in (first, last)]
+        base, current = (profile(session, job_id, schedule.model) for job_id in jobs)
+        found[schedule.name] = compare(base, current, threshold)
+    return found
 
 
 def jobs_drift(session: Session, model: str, job_a: str, job_b: str, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict:

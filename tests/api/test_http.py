@@ -16,9 +16,9 @@ import pytest
 import lstmq.api as api_package
 from lstmq.api.tokens import SCOPES, create_token, grants, revoke_token
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Job, utcnow
+from lstmq.db.schema import Job, Schedule, ScheduleRun, utcnow
 from tests.support.api import GOOD, Api, assert_problem, running_api
-from tests.support.jobs import add_batch, add_job
+from tests.support.jobs import add_batch, add_job, add_results
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -64,6 +64,26 @@ def test_metrics_count_jobs_by_state_and_documents_by_model_and_status(api):
     assert 'lstmq_jobs{state="queued"}' in text
     assert 'lstmq_documents{model="news",status="pending"}' in text
     assert 'lstmq_queue_messages{queue="lstmq.classify"}' in text
+
+
+def test_metrics_show_each_schedules_latest_psi_and_expected_accuracy(api):
+    with session_scope(api.stack.engine) as session:
+        schedule = Schedule(name="metrics-wire", path_glob="/x/*.jsonl", task="classify", model="news", every_s=60)
+        session.add(schedule)
+        session.flush()
+        schedule_id = schedule.id
+    for mix in ([("World", 0.9)] * 9 + [("Sports", 0.7)], [("Sports", 0.7)] * 9 + [("World", 0.9)]):
+        job_id, ids = add_job(api.stack.engine, [f"t{i}" for i in range(10)])
+        add_results(api.stack.engine, job_id, ids, mix, version="metrics-v1")
+        with session_scope(api.stack.engine) as session:
+            session.add(ScheduleRun(schedule_id=schedule_id, trigger="beat", state="ok", job_id=job_id))
+    text = api.call("GET", "/metrics", "read").body.decode()
+
+    def value(name):
+        return float(text.split(f'{name}{{schedule="metrics-wire"}} ')[1].split()[0])
+
+    assert value("lstmq_schedule_expected_accuracy") == pytest.approx(0.72)
+    assert value("lstmq_schedule_label_psi") > 0.2
 
 
 def test_metrics_show_the_backlog_by_priority_and_owner_and_what_is_in_flight(api):

@@ -6,7 +6,7 @@ import pytest
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Schedule, ScheduleRun
-from lstmq.drift import jobs_drift, schedule_drift
+from lstmq.drift import jobs_drift, latest_drift, schedule_drift
 from lstmq.errors import InputError, ScheduleNotFound
 from tests.support.jobs import add_job, add_results
 
@@ -68,3 +68,11 @@ def test_unknown_schedule_and_a_schedule_without_runs_are_user_errors(migrated_d
         schedule_drift(session, "nope")
     with session_scope(migrated_db) as session, pytest.raises(InputError, match="no run"):
         schedule_drift(session, "wire")
+
+
+def test_the_latest_run_of_each_schedule_is_compared_with_its_first(migrated_db, schedule):
+    for mix in (MOSTLY_WORLD, MOSTLY_WORLD, MOSTLY_SPORTS):
+        add_run(migrated_db, schedule, mix)
+    with session_scope(migrated_db) as session:
+        found = latest_drift(session)["wire"]
+    assert found["drifted"] and found["labels"] == {"Sports": 85, "World": 15}
