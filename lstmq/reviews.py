@@ -199,13 +199,16 @@ def progress(session: Session, job_id: str) -> tuple[int, int]:
     return counts[1], counts[0]
 
 
-def export(session: Session, model: str) -> Iterator[dict]:
-    """Every review of ``model``'s results as ``{"text", "label"}``, oldest first (for `lstmq train`)."""
+def export(session: Session, model: str, mode: str | None = None) -> Iterator[dict]:
+    """Every review of ``model``'s results (of one ``mode`` when given) as ``{"text", "label"}``,
+    oldest first (for `lstmq train`, or `lstmq calibrate --reviews` with random-sample ones)."""
     stmt = (
         select(Document.text, Review.label)
         .join(Review, Review.document_id == Document.id)
         .where(Review.model == model)
         .order_by(Review.created_at, Review.document_id)
     )
+    if mode is not None:
+        stmt = stmt.where(Review.mode == mode)
     for text, label in session.execute(stmt):
         yield {"text": text, "label": label}
