@@ -1,14 +1,13 @@
 """Reviews of a job's labels: reproducible samples, recorded answers, and the job's quality.
 
-A job's sample is an order of its classified documents, fixed by a seed stored with the job
-(``jobs.options["review_seed"]``): random orders them by ``sample_key(seed, id)``, least-confident
+A job's sample is an order of its classified documents, fixed by a seed stored with the job: its
+random id, unless ``jobs.options["review_seed"]`` names another. Random orders them by ``sample_key(seed, id)``, least-confident
 by score ascending, then that key. A sample of n is the first n of the order, so asking for more
 extends the same sample. Callers own the session (one transaction per command or request).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -51,13 +50,10 @@ def job_version(session: Session, job_id: str) -> tuple[str, str] | None:
 
 
 def seed_of(session: Session, job_id: str) -> str:
-    """The job's sample seed, made (and stored in its options) on first use."""
+    """The job's sample seed: ``options["review_seed"]`` when set, else the job's id (random, and
+    fixed from the job's creation: reading a sample never writes, so two first readers agree)."""
     job = get_job(session, job_id)
-    seed = (job.options or {}).get(SEED_KEY)
-    if seed is None:
-        seed = secrets.token_hex(8)
-        job.options = dict(job.options or {}) | {SEED_KEY: seed}  # a new dict: JSON columns see reassignment
-    return seed
+    return str((job.options or {}).get(SEED_KEY) or job.id)
 
 
 def sample(session: Session, job_id: str, mode: str, n: int) -> list[Sampled]:

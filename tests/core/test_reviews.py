@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lstmq.db.engine import session_scope
+from lstmq.db.schema import Job
 from lstmq.errors import InputError
-from lstmq.reviews import export, progress, quality, record, sample
+from lstmq.reviews import SEED_KEY, export, progress, quality, record, sample
 from tests.support.jobs import add_job, add_results
 
 SCORES = [0.9, 0.4, 0.8, 0.3, 0.95, 0.6, 0.7, 0.5, 0.85, 0.35]
@@ -83,3 +84,18 @@ def test_quality_warns_when_expected_accuracy_is_outside_the_agreement_interval(
     with session_scope(migrated_db) as session:
         found = quality(session, job)
     assert found["agreement"] == 0.0 and "outside" in found["warning"]
+
+
+def test_reading_a_sample_changes_nothing_in_the_job(migrated_db, job):
+    ids_of(migrated_db, job, "random", 5)
+    with session_scope(migrated_db) as session:
+        assert session.get(Job, job).options == {}
+
+
+def test_a_seed_in_the_jobs_options_fixes_its_sample(migrated_db, job):
+    with session_scope(migrated_db) as session:
+        session.get(Job, job).options = {SEED_KEY: "a"}
+    first = ids_of(migrated_db, job, "random", 10)
+    with session_scope(migrated_db) as session:
+        session.get(Job, job).options = {SEED_KEY: "b"}
+    assert ids_of(migrated_db, job, "random", 10) != first
