@@ -22,6 +22,7 @@ from lstmq.quality import sample_key, wilson
 
 MODES = ("random", "least-confident")
 SEED_KEY = "review_seed"
+CHUNK_IDS = 1000  # ids per IN (...) list: well under SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,23 @@ def sample(session: Session, job_id: str, mode: str, n: int) -> list[Sampled]:
     seed, found = seed_of(session, job_id), job_version(session, job_id)
     if found is None:
         return []
-    rows = session.execute(_results(job_id, *found)).all()
+    # Rank on (id, score) alone, then read the texts of the n chosen: a job's texts never all load.
+    ranked = session.execute(_results(job_id, *found).with_only_columns(Document.id, Classification.score)).all()
     if mode == "random":
-        rows.sort(key=lambda row: sample_key(seed, row.id))
+        ranked.sort(key=lambda row: sample_key(seed, row.id))
     else:
-        rows.sort(key=lambda row: (row.score, sample_key(seed, row.id)))
-    picked = [Sampled(row.external_id, row.text, row.label, row.score, row.reviewed) for row in rows[:n]]
-    return sorted(picked, key=lambda doc: doc.reviewed is not None)  # stable: sample order kept
+        ranked.sort(key=lambda row: (row.score, sample_key(seed, row.id)))
+    order = {row.id: rank for rank, row in enumerate(ranked[:n])}
+    rows = []
+    for chunk in _chunks(list(order), CHUNK_IDS):
+        rows += session.execute(_results(job_id, *found).where(Document.id.in_(chunk))).all()
+    rows.sort(key=lambda row: (row.reviewed is not None, order[row.id]))  # unreviewed first, in sample order
+    return [Sampled(row.external_id, row.text, row.label, row.score, row.reviewed) for row in rows]
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _results(job_id: str, model: str, version: str):
