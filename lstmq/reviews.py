@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from lstmq.db.queries import get_job
@@ -219,3 +219,26 @@ def export(session: Session, model: str, mode: str | None = None) -> Iterator[di
         stmt = stmt.where(Review.mode == mode)
     for text, label in session.execute(stmt):
         yield {"text": text, "label": label}
+
+
+def field_accuracy(session: Session, model: str) -> list[dict]:
+    """Per version of ``model``, newest review first: the random-sample reviews of its results
+    over every job, the share that kept the model's label, and its 95 % Wilson interval."""
+    kept = func.sum(case((Review.label == Classification.label, 1), else_=0))
+    stmt = (
+        select(Review.model_version, func.count(), kept, func.max(Review.created_at))
+        .join(
+            Classification,
+            (Classification.document_id == Review.document_id)
+            & (Classification.model == Review.model)
+            & (Classification.model_version == Review.model_version),
+        )
+        .where(Review.model == model, Review.mode == "random")
+        .group_by(Review.model_version)
+        .order_by(func.max(Review.created_at).desc())
+    )
+    found = []
+    for version, reviewed, agreed, _ in session.execute(stmt):
+        interval = wilson(int(agreed), reviewed)
+        found.append({"version": version, "reviewed": reviewed, "agreement": agreed / reviewed, "interval": interval})
+    return found

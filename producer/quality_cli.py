@@ -11,8 +11,9 @@ import click
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.queries import find_job
 from lstmq.errors import InputError
+from lstmq.modelstore import locate_model
 from lstmq.producer.submit import default_owner
-from lstmq.reviews import MODES, export, job_version, labels_of, quality, record, sample
+from lstmq.reviews import MODES, export, field_accuracy, job_version, labels_of, quality, record, sample
 
 MODE_OPTION = click.option(
     "--mode", type=click.Choice(MODES), default="random", show_default=True, help="How documents are chosen."
@@ -83,6 +84,41 @@ def export_reviews(model, output) -> None:
         output.unlink()
         raise InputError(f"no reviews of model {model!r} (review a job with `lstmq review JOB`)")
     click.echo(f"{count} reviewed documents written to {output}")
+
+
+CARD = "MODEL_CARD.md"
+FIELD_HEADING = "## Field accuracy (reviews)"
+
+
+@reviews.command("card")
+@click.option("--model", required=True, help="Installed classifier whose MODEL_CARD.md gets the section.")
+def card(model) -> None:
+    """Write the model's field accuracy (random-sample reviews, per version) into its model card,
+    replacing the section written before."""
+    path = locate_model(model) / CARD
+    with session_scope(ready_engine()) as session:
+        found = field_accuracy(session, model)
+    if not found:
+        raise InputError(f"no random-sample reviews of model {model!r} (review a job with `lstmq review JOB`)")
+    text = path.read_text(encoding="utf-8") if path.is_file() else f"# {model}\n"
+    kept = text.split(f"\n{FIELD_HEADING}\n")[0].rstrip("\n")
+    path.write_text(kept + "\n\n" + field_section(found), encoding="utf-8")
+    click.echo(f"wrote the field accuracy of {model} ({found[0]['reviewed']} reviews of its latest version) to {path}")
+
+
+def field_section(found: list[dict]) -> str:
+    lines = [
+        FIELD_HEADING,
+        "",
+        "Share of random-sample reviews (`lstmq review`) that kept the model's label, with its 95 % Wilson interval.",
+        "",
+        "| version | reviews | agreement | 95 % interval |",
+        "|---|---|---|---|",
+    ]
+    for row in found:
+        low, high = row["interval"]
+        lines.append(f"| {row['version'][:12]} | {row['reviewed']} | {row['agreement']:.3f} | {low:.3f}-{high:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 @click.command("quality")

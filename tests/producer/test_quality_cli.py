@@ -10,6 +10,7 @@ import pytest
 from lstmq.cli import main
 from lstmq.db.engine import session_scope
 from lstmq.reviews import progress
+from lstmq.settings import get_settings
 from tests.support.jobs import add_job, add_results
 
 
@@ -81,3 +82,17 @@ def test_drift_of_a_job_against_itself_is_zero(migrated_db, job, capsys):
     code, out, _ = lstmq(capsys, "drift", "--model", "news", job, job, "--json")
     (run,) = json.loads(out)["runs"]
     assert code == 0 and (run["label_psi"], run["score_psi"], run["drifted"]) == (0.0, 0.0, False)
+
+
+def test_the_model_card_gets_field_accuracy_once_however_often_it_is_written(migrated_db, job, capsys, monkeypatch):
+    folder = get_settings().user_model_dir / "news"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "MODEL_CARD.md").write_text("# news\n\nTrained on news.\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\n\n\nq\n"))  # one label changed, two kept
+    lstmq(capsys, "review", job, "-n", "3")
+    assert lstmq(capsys, "reviews", "card", "--model", "news")[0] == 0
+    assert lstmq(capsys, "reviews", "card", "--model", "news")[0] == 0
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert card.startswith("# news\n\nTrained on news.\n\n## Field accuracy") and card.count("## Field accuracy") == 1
+    assert "| v1 | 3 | 0.667 | 0.208-0.939 |" in card
