@@ -330,7 +330,9 @@ def test_a_results_stream_closed_early_stops_reading(api, finished):
 
 
 def test_a_review_token_reviews_a_sample_and_reads_the_quality(api):
-    job_id, ids = add_job(api.stack.engine, ["one", "two", "three"])
+    job_id, ids = add_job(
+        api.stack.engine, ["one", "two", "three"], dispatched=True
+    )  # this module's worker must not classify them
     add_results(api.stack.engine, job_id, ids, [("World", 0.9), ("Sports", 0.8), ("World", 0.7)])
     reviewer = client_of(api, "review")
     sample = reviewer.review_sample(job_id, n=2)
@@ -341,7 +343,7 @@ def test_a_review_token_reviews_a_sample_and_reads_the_quality(api):
 
 
 def test_a_review_of_an_unknown_label_is_an_input_error(api):
-    job_id, ids = add_job(api.stack.engine, ["one"])
+    job_id, ids = add_job(api.stack.engine, ["one"], dispatched=True)
     add_results(api.stack.engine, job_id, ids, [("World", 0.9)])
     with pytest.raises(InputError, match="unknown labels Weather"):
         client_of(api, "review").review(job_id, {"0": "Weather"})

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from lstmq.contract import BatchPayload
 from lstmq.db import queries
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import JOB_QUEUED, Batch, Classification, Document, Job, ModelVersion
+from lstmq.db.schema import DOC_DONE, JOB_QUEUED, Batch, Classification, Document, Job, ModelVersion
 
 
 def add_job(
@@ -104,12 +104,13 @@ def add_results(
     model: str = "news",
     version: str = "v1",
 ) -> None:
-    """Classification rows ``(label, score)`` for the job's documents, as a worker writes them,
-    and the model version (with ``labels``) they came from."""
+    """Classification rows ``(label, score)`` for the job's documents, as a worker writes them
+    (each document done), and the model version (with ``labels``) they came from."""
     with session_scope(engine) as session:
         if session.get(ModelVersion, version) is None:
             session.add(ModelVersion(version=version, name=model, kind="classifier", labels=list(labels)))
         for document_id, (label, score) in zip(ids, results, strict=True):
+            session.get(Document, document_id).status = DOC_DONE
             probs = {label: score}
             session.add(
                 Classification(
