@@ -31,9 +31,10 @@ def review(job_id, mode, size) -> None:
     engine = ready_engine()
     with session_scope(engine) as session:
         job_id = find_job(session, job_id).id
-        docs = sample(session, job_id, mode, size)
         found = job_version(session, job_id)
-        labels = labels_of(session, found[1]) if found else []
+        if found is None:
+            raise InputError(f"job {job_id} has no classifications to review yet")
+        docs, labels = sample(session, job_id, mode, size), labels_of(session, found[1])
     todo = [doc for doc in docs if doc.reviewed is None]
     if not todo:
         click.echo(f"nothing to review: {len(docs)} of {len(docs)} reviewed")

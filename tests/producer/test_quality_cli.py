@@ -96,3 +96,9 @@ def test_the_model_card_gets_field_accuracy_once_however_often_it_is_written(mig
     card = (folder / "MODEL_CARD.md").read_text()
     assert card.startswith("# news\n\nTrained on news.\n\n## Field accuracy") and card.count("## Field accuracy") == 1
     assert "| v1 | 3 | 0.667 | 0.208-0.939 |" in card
+
+
+def test_reviewing_a_job_without_results_is_a_one_line_error(migrated_db, capsys):
+    job_id, _ = add_job(migrated_db, ["pending"])
+    code, _, err = lstmq(capsys, "review", job_id)
+    assert code != 0 and err == f"error: job {job_id} has no classifications to review yet\n"
