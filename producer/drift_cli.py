@@ -30,8 +30,10 @@ def drift(targets, reference, model, threshold, as_json) -> None:
     index (PSI); `drifted` when either is above the threshold."""
     with session_scope(ready_engine()) as session:
         if model is not None:
-            if len(targets) != 2:
-                raise InputError("--model compares two jobs: lstmq drift --model M JOB_A JOB_B")
+            if len(targets) != 2 or reference is not None:
+                raise InputError(
+                    "--model compares two jobs: lstmq drift --model M JOB_A JOB_B (JOB_A is the reference)"
+                )
             found = jobs_drift(session, model, *(find_job(session, t).id for t in targets), threshold)
         else:
             if len(targets) != 1:

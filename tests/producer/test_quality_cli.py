@@ -75,7 +75,9 @@ def test_quality_table_shows_agreement_and_interval(migrated_db, job, capsys, mo
 
 def test_drift_needs_one_schedule_or_model_and_two_jobs(migrated_db, job, capsys):
     code, _, err = lstmq(capsys, "drift", "--model", "news", job)
-    assert code != 0 and err.strip() == "error: --model compares two jobs: lstmq drift --model M JOB_A JOB_B"
+    assert code != 0 and err.strip() == (
+        "error: --model compares two jobs: lstmq drift --model M JOB_A JOB_B (JOB_A is the reference)"
+    )
 
 
 def test_drift_of_a_job_against_itself_is_zero(migrated_db, job, capsys):
