@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import lstmq
-from lstmq.api import images, jobs, metrics, problems, results, schedules, service, submissions
+from lstmq.api import images, jobs, metrics, problems, results, reviews, schedules, service, submissions
 from lstmq.api.console import apidocs, pages
 from lstmq.api.tokens import any_active
 from lstmq.db.engine import ready_engine, session_scope
@@ -58,7 +58,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.include_router(service.router)
     app.include_router(metrics.router)
-    for module in (submissions, jobs, results, images, schedules, service):
+    for module in (submissions, jobs, reviews, results, images, schedules, service):
         app.include_router(module.api, prefix=API_PREFIX)
     app.include_router(apidocs.router)
     pages.install(app)

@@ -8,7 +8,7 @@ import json
 import click
 import uvicorn
 
-from lstmq.api.tokens import SCOPES, any_active, create_token, list_tokens, revoke_token
+from lstmq.api.tokens import any_active, create_token, list_tokens, revoke_token
 from lstmq.db.engine import ready_engine, session_scope
 from lstmq.db.schema import PRIORITIES
 from lstmq.errors import InputError, UserError
@@ -60,7 +60,7 @@ def token() -> None:
     default="read",
     show_default=True,
     metavar="SCOPE",
-    help=f"{', '.join(SCOPES)} (each includes the ones before).",
+    help="read; submit (read + submit jobs); review (read + review labels); admin (everything).",
 )
 @click.option("--weight", metavar="N", help="Its jobs' share of the workers against other owners' [default: 1].")
 @click.option(

@@ -35,6 +35,7 @@ from lstmq.db.schema import (
     as_utc,
     utcnow,
 )
+from lstmq.drift import latest_drift
 
 BROKER_TIMEOUT_S = 2.0
 router = APIRouter(tags=["service"])
@@ -61,6 +62,7 @@ class StoreCollector:
         yield jobs
         yield documents
         yield from self._dispatch()
+        yield from self._drift()
         yield from self._queue_depths()
 
     def _dispatch(self) -> Iterator[GaugeMetricFamily]:
@@ -85,6 +87,22 @@ class StoreCollector:
         yield backlog
         yield flight
         yield lag
+
+    def _drift(self) -> Iterator[GaugeMetricFamily]:
+        """Per schedule, its latest run against its first (as `lstmq drift SCHEDULE`): PSI of the
+        label mix and of the score histogram, and the expected accuracy."""
+        names = {
+            "label_psi": ("lstmq_schedule_label_psi", "PSI of the latest run's label mix against the first run's."),
+            "score_psi": ("lstmq_schedule_score_psi", "PSI of the latest run's score histogram against the first's."),
+            "expected_accuracy": ("lstmq_schedule_expected_accuracy", "Mean calibrated top score of the latest run."),
+        }
+        families = {key: GaugeMetricFamily(name, text, labels=["schedule"]) for key, (name, text) in names.items()}
+        with session_scope(self.engine) as session:
+            for schedule, run in latest_drift(session).items():
+                for key, family in families.items():
+                    if run[key] is not None:
+                        family.add_metric([schedule], run[key])
+        yield from families.values()
 
     def _queue_depths(self) -> Iterator[GaugeMetricFamily]:
         """Messages per queue; none when the broker is down (the database figures still count)."""

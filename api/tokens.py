@@ -24,7 +24,15 @@ from lstmq.dispatch.order import rank
 from lstmq.errors import InputError, PermissionDenied, UserError
 from lstmq.modelstore import valid_name
 
-SCOPES = ("read", "submit", "admin")  # each scope includes the ones before it
+SCOPES = ("read", "submit", "review", "admin")
+# What each scope may do. Not a line: a reviewer labels documents without submitting work, and a
+# submitter submits without judging labels; both read, and admin does everything.
+GRANTS: dict[str, frozenset[str]] = {
+    "read": frozenset({"read"}),
+    "submit": frozenset({"read", "submit"}),
+    "review": frozenset({"read", "review"}),
+    "admin": frozenset(SCOPES),
+}
 TOKEN_PREFIX = "lstmq"
 ID_BYTES = 6  # 12 hex characters
 SECRET_BYTES = 32
@@ -49,8 +57,8 @@ class Caller:
 
 
 def grants(have: str, need: str) -> bool:
-    """admin includes submit, submit includes read."""
-    return SCOPES.index(have) >= SCOPES.index(need)
+    """Whether a token of scope ``have`` may do what needs ``need`` (``GRANTS``)."""
+    return need in GRANTS.get(have, frozenset())
 
 
 def create_token(

@@ -310,3 +310,58 @@ class ScheduleRunReport(ApiModel):
     rejected: int = Field(description=RunCounts["rejected"])
     job_id: str | None = Field(description="The job it queued, if any.")
     problems: list[str] = Field(description="What went wrong or was noted while reading.")
+
+
+# --- reviews and quality ---------------------------------------------------------------------
+
+ReviewMode = Annotated[str, Field(description="random (counts towards agreement) or least-confident.")]
+
+
+class ReviewDocument(ApiModel):
+    """A document of a review sample: the model's label and top calibrated score."""
+
+    id: str = Field(description="The document's id (as in the job's input).")
+    text: str = Field(description="The document's text.")
+    label: str = Field(description="The model's label.")
+    score: float = Field(description="The model's calibrated probability of that label.")
+    reviewed: str | None = Field(None, description="The label a reviewer gave, or null.")
+
+
+class ReviewSample(ApiModel):
+    """``GET /api/v1/jobs/{id}/review-sample``: the first n of the job's fixed sample, unreviewed first."""
+
+    id: JobId
+    mode: ReviewMode
+    labels: list[str] = Field(description="The labels a review may give (the model version's).")
+    reviewed: int = Field(description="Documents of this sample already reviewed.")
+    documents: list[ReviewDocument] = Field(description="The sample, in its fixed order, unreviewed first.")
+
+
+class ReviewsRecorded(ApiModel):
+    """``POST /api/v1/jobs/{id}/reviews``: how many answers were stored."""
+
+    id: JobId
+    recorded: int = Field(description="Answers stored (a document reviewed again keeps the latest).")
+    reviewed: int = Field(description="The job's reviewed documents, all modes.")
+    total: int = Field(description="The job's classified documents.")
+
+
+class LabelQuality(ApiModel):
+    """Reviewed agreement and expected accuracy, for a job or for the documents given one label."""
+
+    documents: int = Field(description="Classified documents.")
+    reviewed: int = Field(description="Of those, reviewed (any mode).")
+    reviewed_random: int = Field(description="Reviewed from the random sample: these alone estimate accuracy.")
+    agreement: float | None = Field(description="Share of random-sample reviews that kept the model's label.")
+    interval: list[float] | None = Field(description="95 % Wilson interval of the agreement, [low, high].")
+    expected_accuracy: float | None = Field(description="Mean calibrated top score: the accuracy the model expects.")
+    warning: str | None = Field(description="Set when expected accuracy lies outside the agreement's interval.")
+
+
+class JobQuality(LabelQuality):
+    """``GET /api/v1/jobs/{id}/quality`` (as ``lstmq quality JOB --json``)."""
+
+    id: JobId
+    model: ModelName
+    model_version: str | None = Field(description="The version whose results were reviewed; null before any.")
+    labels: dict[str, LabelQuality] = Field(description="The same, per label the model gave.")

@@ -40,6 +40,10 @@ COMMANDS: dict[str, str] = {
     "render": "lstmq.worker.ml.generator.cli:render",
     "eval-images": "lstmq.worker.ml.generator.cli:eval_images",
     "contact-sheet": "lstmq.worker.ml.generator.cli:contact_sheet",
+    "review": "lstmq.producer.quality_cli:review",
+    "reviews": "lstmq.producer.quality_cli:reviews",
+    "quality": "lstmq.producer.quality_cli:quality_command",
+    "drift": "lstmq.producer.drift_cli:drift",
     "serve": "lstmq.api.cli:serve",
     "token": "lstmq.api.cli:token",
 }

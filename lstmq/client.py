@@ -40,7 +40,20 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lstmq import errors
-from lstmq.apischema import Job, JobPage, JobStatus, JobSummary, ModelList, Rejections, Requeued, ResultRow, Submission
+from lstmq.apischema import (
+    Job,
+    JobPage,
+    JobQuality,
+    JobStatus,
+    JobSummary,
+    ModelList,
+    Rejections,
+    Requeued,
+    ResultRow,
+    ReviewSample,
+    ReviewsRecorded,
+    Submission,
+)
 from lstmq.errors import (
     ConfigError,
     InputError,
@@ -260,6 +273,22 @@ class Client:
     def set_priority(self, job: str, priority: str) -> JobStatus:
         """Change a waiting or running job's priority (admin token), from its next batch on."""
         return self._json(JobStatus, "POST", f"/jobs/{_segment(job)}/priority", {"priority": priority})
+
+    def review_sample(self, job: str, mode: str = "random", n: int = 50) -> ReviewSample:
+        """The first ``n`` documents of the job's fixed review sample (random or least-confident),
+        unreviewed first; a larger ``n`` extends the same sample."""
+        return self._json(ReviewSample, "GET", f"/jobs/{_segment(job)}/review-sample", {"mode": mode, "n": n})
+
+    def review(self, job: str, answers: Mapping[str, str], mode: str = "random") -> ReviewsRecorded:
+        """Record labels for documents of the job (review token): ``{document id: label}``."""
+        body = json.dumps([{"id": key, "label": label} for key, label in answers.items()]).encode()
+        headers = {"Content-Type": "application/json"}
+        path = f"/jobs/{_segment(job)}/reviews"
+        return self._json(ReviewsRecorded, "POST", path, {"mode": mode}, body=body, headers=headers)
+
+    def quality(self, job: str) -> JobQuality:
+        """Reviewed agreement (95 % interval) beside expected accuracy, for the job and each label."""
+        return self._json(JobQuality, "GET", f"/jobs/{_segment(job)}/quality")
 
     def models(self) -> ModelList:
         """The models installed where the API runs, and the folders that fail to load."""

@@ -1,4 +1,5 @@
-"""The console's pages: log in and out, jobs, one job, models and their cards, schedules.
+"""The console's pages: log in and out, jobs, one job and its review, models and their cards,
+schedules.
 
 Pages need a session cookie (``lstmq.api.sessions``); without one they redirect to the login form.
 Admin buttons are forms with the session's CSRF token, answered with a redirect (POST, then GET).
@@ -35,6 +36,7 @@ from lstmq.api.deps import EngineDep, celery_of, engine_of
 from lstmq.api.jobs import STATES, JobId, jobs_page
 from lstmq.api.problems import status_of
 from lstmq.api.result_pages import ResultFilter, results_page
+from lstmq.api.reviews import MAX_SAMPLE
 from lstmq.api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, read_session
 from lstmq.api.tokens import grants
 from lstmq.batching import batch_size_for
@@ -46,6 +48,7 @@ from lstmq.modelstore import scan_models
 from lstmq.producer.output import stalled
 from lstmq.producer.schedules.output import run_dict, schedule_dict
 from lstmq.producer.schedules.store import history, list_schedules, timing_of
+from lstmq.reviews import MODES, job_version, labels_of, quality
 from lstmq.sending import requeue
 from lstmq.settings import get_settings
 
@@ -197,10 +200,24 @@ def _job_view(session, job_id: str, where: ResultFilter) -> dict:
         "labels": label_bars(scores.labels),
         "histogram": histogram_bars(scores.histogram),
         "least": queries.least_confident(session, found) if classify else [],
+        "quality": quality(session, job_id) if classify else None,
         "failed": queries.failed_documents(session, found),
         "rows": rows,
         "next": after,
     }
+
+
+@router.get("/jobs/{job_id}/review")
+def review(request: Request, job_id: JobId, console: ConsoleDep, engine: EngineDep, mode: str = "random", n: int = 50):
+    if mode not in MODES:
+        raise HTTPException(422, f"unknown review mode {mode!r} (expected {' or '.join(MODES)})")
+    with session_scope(engine) as session:
+        current = job_status(session, job_id)
+        found = job_version(session, job_id)
+        labels = labels_of(session, found[1]) if found else []
+    can_review = grants(console.caller.scope, "review")
+    n = min(max(n, 1), MAX_SAMPLE)
+    return page(request, "review.html", console, job=current, mode=mode, n=n, labels=labels, can_review=can_review)
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -6,6 +6,7 @@
 - ``classifications`` / ``images``: one result per (document, model, model_version),
   written as upserts so a redelivered batch rewrites the same rows.
 - ``model_versions``: what each content-derived version id means (name, labels, config).
+- ``reviews``: labels people gave a job's documents, beside (never over) the model's result.
 """
 
 from __future__ import annotations
@@ -142,6 +143,24 @@ class Classification(Base):
         Index("ix_classifications_label", "model", "label"),
         Index("ix_classifications_version", "model_version"),
     )
+
+
+class Review(Base):
+    """A person's label for a document's result of one model version. The model's result is
+    never changed; a second review of the same result replaces the first. ``mode`` says how the
+    document was chosen: random (counts towards the job's agreement) or least-confident."""
+
+    __tablename__ = "reviews"
+
+    document_id: Mapped[int] = mapped_column(BigId, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+    reviewer: Mapped[str] = mapped_column(String(64))  # token name, or the OS user of the CLI
+    mode: Mapped[str] = mapped_column(String(16))  # random | least-confident
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_reviews_model", "model", "created_at"),)
 
 
 class Image(Base):

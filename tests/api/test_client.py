@@ -26,7 +26,7 @@ from lstmq.errors import (
 )
 from tests.support.api import GOOD, Api, bulk_classified_job, free_port, jsonl, running_api
 from tests.support.inputs import corpus
-from tests.support.jobs import add_job
+from tests.support.jobs import add_job, add_results
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -327,3 +327,23 @@ def test_a_results_stream_closed_early_stops_reading(api, finished):
     next(rows)
     rows.close()
     assert list(rows) == []
+
+
+def test_a_review_token_reviews_a_sample_and_reads_the_quality(api):
+    job_id, ids = add_job(
+        api.stack.engine, ["one", "two", "three"], dispatched=True
+    )  # this module's worker must not classify them
+    add_results(api.stack.engine, job_id, ids, [("World", 0.9), ("Sports", 0.8), ("World", 0.7)])
+    reviewer = client_of(api, "review")
+    sample = reviewer.review_sample(job_id, n=2)
+    recorded = reviewer.review(job_id, {doc.id: doc.label for doc in sample.documents})
+    assert (recorded.recorded, recorded.reviewed, recorded.total) == (2, 2, 3)
+    found = reviewer.quality(job_id)
+    assert (found.reviewed_random, found.agreement) == (2, 1.0)
+
+
+def test_a_review_of_an_unknown_label_is_an_input_error(api):
+    job_id, ids = add_job(api.stack.engine, ["one"], dispatched=True)
+    add_results(api.stack.engine, job_id, ids, [("World", 0.9)])
+    with pytest.raises(InputError, match="unknown labels Weather"):
+        client_of(api, "review").review(job_id, {"0": "Weather"})

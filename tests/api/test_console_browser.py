@@ -2,7 +2,8 @@
 nothing is downloaded: the driver path is given and Selenium Manager is kept offline).
 
 Log in, upload a file, watch the job finish, see the label chart and the results table (a
-document's markup shown as text), open a render job's gallery and one full image. Screenshots go
+document's markup shown as text), review three documents with number keys, open a render job's
+gallery and one full image. Screenshots go
 to $LSTMQ_TEST_ARTIFACTS, else out/screenshots/ in the repository (git-ignored: the path CI keeps),
 and their paths are printed.
 """
@@ -28,7 +29,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
 
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import Document, Review
 from tests.conftest import service_missing
 from tests.support.api import Api, running_api
 from tests.support.processes import ROOT, run_lstmq
@@ -170,6 +174,34 @@ def test_upload_and_watch_a_classify_job_finish(console, api, shots, tmp_path):
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - reading it is the check
     screenshot(browser, shots, "job-classify")
+
+
+def test_review_three_documents_with_number_keys(console, api, shots, tmp_path):
+    browser = console
+    source = tmp_path / "review.jsonl"
+    source.write_text("".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(NEWS)))
+    job_id = upload(browser, api, source, "news")
+    wait_finished(browser)
+    assert browser.find_element(By.CSS_SELECTOR, '#quality tr[data-label="all"]').text.split()[:2] == ["all", "0"]
+    browser.find_element(By.ID, "review-random").click()
+    progress = wait(browser).until(lambda b: b.find_element(By.ID, "review-progress"))
+    wait(browser).until(lambda b: progress.text == "0 of 5 reviewed")
+    labels = [b.text.split(" · ")[1] for b in browser.find_elements(By.CSS_SELECTOR, "#review-buttons button")]
+    answered = {}
+    for count, key in enumerate("123", 1):
+        answered[browser.find_element(By.ID, "review-id").text] = labels[int(key) - 1]
+        browser.find_element(By.TAG_NAME, "body").send_keys(key)
+        wait(browser).until(lambda b, count=count: progress.text == f"{count} of 5 reviewed")
+    screenshot(browser, shots, "review")
+    with session_scope(api.stack.engine) as session:
+        stored = session.execute(
+            select(Document.external_id, Review.label, Review.reviewer, Review.mode)
+            .join(Review, Review.document_id == Document.id)
+            .where(Document.job_id == job_id)
+        ).all()
+    assert {row[0]: tuple(row[1:]) for row in stored} == {
+        i: (label, "test-admin", "random") for i, label in answered.items()
+    }
 
 
 def test_a_render_job_shows_a_gallery_and_each_full_image(console, api, shots, tmp_path):

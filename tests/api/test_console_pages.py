@@ -17,7 +17,7 @@ from lstmq.api.tokens import create_token, revoke_token
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_FAILED, Document, Job, utcnow
 from tests.support.api import GOOD, Api, Reply, running_api
-from tests.support.jobs import add_batch, add_job
+from tests.support.jobs import add_batch, add_job, add_results
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -194,3 +194,12 @@ def test_a_job_lstmq_cancelled_says_why_on_its_page(api):
         session.get(Job, job_id).options = {"cancelled": "its submit stopped <b>here</b>"}
     html = get(api, f"/jobs/{job_id}", login(api, "read")[0]).body.decode()
     assert "Cancelled: its submit stopped &lt;b&gt;here&lt;/b&gt;" in html
+
+
+def test_the_review_page_offers_a_button_per_label_and_disables_them_for_a_read_token(api):
+    job_id, ids = add_job(api.stack.engine, ["one", "two"])
+    add_results(api.stack.engine, job_id, ids, [("World", 0.9), ("Sports", 0.6)])
+    review_html = get(api, f"/jobs/{job_id}/review?mode=least-confident", login(api, "review")[0]).body.decode()
+    read_html = get(api, f"/jobs/{job_id}/review", login(api, "read")[0]).body.decode()
+    assert [re.findall(r'data-key="(\d)"', html) for html in (review_html, read_html)] == [["1", "2", "3", "4"]] * 2
+    assert " disabled" not in review_html and read_html.count(" disabled>") == 4

@@ -14,11 +14,11 @@ from datetime import timedelta
 import pytest
 
 import lstmq.api as api_package
-from lstmq.api.tokens import SCOPES, create_token, revoke_token
+from lstmq.api.tokens import SCOPES, create_token, grants, revoke_token
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import Job, utcnow
+from lstmq.db.schema import Job, Schedule, ScheduleRun, utcnow
 from tests.support.api import GOOD, Api, assert_problem, running_api
-from tests.support.jobs import add_batch, add_job
+from tests.support.jobs import add_batch, add_job, add_results
 
 pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make test-fast
 
@@ -66,6 +66,26 @@ def test_metrics_count_jobs_by_state_and_documents_by_model_and_status(api):
     assert 'lstmq_queue_messages{queue="lstmq.classify"}' in text
 
 
+def test_metrics_show_each_schedules_latest_psi_and_expected_accuracy(api):
+    with session_scope(api.stack.engine) as session:
+        schedule = Schedule(name="metrics-wire", path_glob="/x/*.jsonl", task="classify", model="news", every_s=60)
+        session.add(schedule)
+        session.flush()
+        schedule_id = schedule.id
+    for mix in ([("World", 0.9)] * 9 + [("Sports", 0.7)], [("Sports", 0.7)] * 9 + [("World", 0.9)]):
+        job_id, ids = add_job(api.stack.engine, [f"t{i}" for i in range(10)])
+        add_results(api.stack.engine, job_id, ids, mix, version="metrics-v1")
+        with session_scope(api.stack.engine) as session:
+            session.add(ScheduleRun(schedule_id=schedule_id, trigger="beat", state="ok", job_id=job_id))
+    text = api.call("GET", "/metrics", "read").body.decode()
+
+    def value(name):
+        return float(text.split(f'{name}{{schedule="metrics-wire"}} ')[1].split()[0])
+
+    assert value("lstmq_schedule_expected_accuracy") == pytest.approx(0.72)
+    assert value("lstmq_schedule_label_psi") > 0.2
+
+
 def test_metrics_show_the_backlog_by_priority_and_owner_and_what_is_in_flight(api):
     job_id, ids = add_job(api.stack.engine, ["one", "two", "three"])
     with session_scope(api.stack.engine) as session:
@@ -91,6 +111,9 @@ ROUTES = [  # (method, path, scope it needs)
     ("POST", "/api/v1/jobs/0/requeue", "admin"),
     ("GET", "/api/v1/schedules", "read"),
     ("POST", "/api/v1/schedules/x/run", "admin"),
+    ("GET", "/api/v1/jobs/0/review-sample", "read"),
+    ("GET", "/api/v1/jobs/0/quality", "read"),
+    ("POST", "/api/v1/jobs/0/reviews", "review"),
 ]
 
 
@@ -103,9 +126,9 @@ def test_without_a_token_every_route_is_401_with_a_bearer_challenge(api, method,
 
 @pytest.mark.parametrize("method, path, needed", ROUTES)
 @pytest.mark.parametrize("scope", SCOPES)
-def test_scopes_nest_admin_over_submit_over_read(api, method, path, needed, scope):
+def test_each_scope_reaches_exactly_the_routes_it_grants(api, method, path, needed, scope):
     reply = api.call(method, path, scope, body=GOOD if method == "POST" else None)
-    if SCOPES.index(scope) < SCOPES.index(needed):
+    if not grants(scope, needed):
         assert needed in assert_problem(reply, 403)["detail"]
     else:
         assert reply.status not in (401, 403), reply.body

@@ -42,11 +42,12 @@ def test_the_token_authenticates_its_caller_until_revoked(migrated_db):
         assert authenticate(session, token) is None
 
 
-def test_scopes_nest_admin_over_submit_over_read():
+def test_each_scope_grants_its_set_review_and_submit_apart():
     assert [[grants(have, need) for need in SCOPES] for have in SCOPES] == [
-        [True, False, False],
-        [True, True, False],
-        [True, True, True],
+        [True, False, False, False],  # read
+        [True, True, False, False],  # submit: not review
+        [True, False, True, False],  # review: not submit
+        [True, True, True, True],  # admin
     ]
 
 

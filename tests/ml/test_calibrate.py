@@ -9,13 +9,17 @@ import json
 import pytest
 import torch
 
+from lstmq.db.engine import get_engine, session_scope
+from lstmq.db.migrate import upgrade
 from lstmq.modelstore import version_id
+from lstmq.reviews import record
 from lstmq.worker.ml.artifacts import update_config
 from lstmq.worker.ml.classifier.artifact import load_artifact, save_artifact
 from lstmq.worker.ml.classifier.config import TrainConfig
 from lstmq.worker.ml.classifier.train import train_classifier
 from tests.ml.test_cli import run
 from tests.ml.test_training import TINY, synthetic
+from tests.support.jobs import add_job, add_results
 
 SHARPEN = 4.0  # the head's weights times this: logits x4, a confidently wrong model
 
@@ -142,3 +146,35 @@ def test_a_failed_config_write_leaves_the_old_file_and_no_temporary(home):
         update_config(path, metrics={"not json": object()})
     assert (path / "config.json").read_bytes() == old
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+
+
+@pytest.fixture
+def reviewed_home(home, lstmq_env, tmp_path):
+    """``home`` with a database in which a reviewer gave the true labels of the dev rows to the
+    topics model's results: all but the first as a random sample, the first least-confident."""
+    lstmq_env(model_dir=tmp_path / "models", database_url=f"sqlite:///{tmp_path / 'lstmq.db'}")
+    engine = get_engine()
+    upgrade(engine)
+    with gzip.open(home / "dev.jsonl.gz", "rt") as fh:
+        rows = [json.loads(line) for line in fh]
+    labels = load_artifact(home / "models" / "topics")[2]["labels"]
+    job_id, ids = add_job(engine, [row["text"] for row in rows], model="topics")
+    add_results(engine, job_id, ids, [(labels[0], 0.9)] * len(rows), labels=tuple(labels), model="topics")
+    with session_scope(engine) as session:
+        record(session, job_id, [{"id": "0", "label": rows[0]["label"]}], "me", "least-confident")
+        answers = [{"id": str(i), "label": row["label"]} for i, row in enumerate(rows) if i > 0]
+        record(session, job_id, answers, "me", "random")
+    return home
+
+
+def test_calibrate_from_reviews_fits_on_the_random_sample_reviews_only(reviewed_home, capsys):
+    code, out, err = run(capsys, "calibrate", "--model", "topics", "--reviews", "--threads", "1")
+    assert code == 0, err
+    record_ = json.loads((reviewed_home / "models" / "topics" / "config.json").read_text())["training"]["calibration"]
+    assert (record_["rows"], record_["file"]) == (239, "random-sample reviews of topics")
+    assert record_["ece_after"] < record_["ece_before"]
+
+
+def test_calibrate_needs_a_file_or_reviews(home, capsys):
+    code, _, err = run(capsys, "calibrate", "--model", "topics")
+    assert code == 2 and err == "error: give a labelled FILE or --reviews (not both)\n"

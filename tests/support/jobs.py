@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from lstmq.contract import BatchPayload
 from lstmq.db import queries
 from lstmq.db.engine import session_scope
-from lstmq.db.schema import JOB_QUEUED, Batch, Classification, Document, Job
+from lstmq.db.schema import DOC_DONE, JOB_QUEUED, Batch, Classification, Document, Job, ModelVersion
 
 
 def add_job(
@@ -93,3 +93,27 @@ def results_per_document(engine: Engine, job_id: str) -> Counter:
 
 def job_finished(engine: Engine, job_id: str) -> bool:
     return status_counts(engine, job_id).get("pending", 0) == 0
+
+
+def add_results(
+    engine: Engine,
+    job_id: str,
+    ids: list[int],
+    results: list[tuple[str, float]],
+    labels: tuple[str, ...] = ("World", "Sports", "Business", "Sci/Tech"),
+    model: str = "news",
+    version: str = "v1",
+) -> None:
+    """Classification rows ``(label, score)`` for the job's documents, as a worker writes them
+    (each document done), and the model version (with ``labels``) they came from."""
+    with session_scope(engine) as session:
+        if session.get(ModelVersion, version) is None:
+            session.add(ModelVersion(version=version, name=model, kind="classifier", labels=list(labels)))
+        for document_id, (label, score) in zip(ids, results, strict=True):
+            session.get(Document, document_id).status = DOC_DONE
+            probs = {label: score}
+            session.add(
+                Classification(
+                    document_id=document_id, model=model, model_version=version, label=label, score=score, probs=probs
+                )
+            )

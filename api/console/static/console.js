@@ -70,7 +70,63 @@ async function submitFile(event) {
   }
 }
 
+// The review page: one document of the job's sample at a time, a button (or number key) per label.
+async function startReview(section) {
+  const { job, mode, n } = section.dataset;
+  const base = `/api/v1/jobs/${encodeURIComponent(job)}`;
+  const error = section.querySelector("#review-error");
+  const response = await fetch(`${base}/review-sample?mode=${mode}&n=${n}`, { credentials: "same-origin" });
+  const sample = await response.json();
+  if (!response.ok) return fail(error, sample);
+  const todo = sample.documents.filter((doc) => doc.reviewed === null);
+  let reviewed = sample.reviewed, busy = false;
+  const total = sample.documents.length;
+  const progress = () => {
+    section.querySelector("#review-progress").textContent = `${reviewed} of ${total} reviewed`;
+  };
+  const showNext = () => {
+    progress();
+    const doc = todo[0];
+    section.querySelector("#review-doc").hidden = !doc;
+    section.querySelector("#review-done").hidden = Boolean(doc);
+    if (!doc) return;
+    section.querySelector("#review-id").textContent = doc.id;
+    section.querySelector("#review-label").textContent = doc.label;
+    section.querySelector("#review-score").textContent = doc.score.toFixed(3);
+    section.querySelector("#review-text").textContent = doc.text;
+  };
+  const answer = async (label) => {
+    if (busy || !todo.length || !section.dataset.canReview) return;
+    busy = true;
+    const sent = await fetch(`${base}/reviews?mode=${mode}`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify([{ id: todo[0].id, label }]),
+    });
+    busy = false;
+    if (!sent.ok) return fail(error, await sent.json());
+    todo.shift();
+    reviewed += 1;
+    showNext();
+  };
+  for (const button of section.querySelectorAll("#review-buttons button")) {
+    button.addEventListener("click", () => answer(button.dataset.label));
+  }
+  document.addEventListener("keydown", (event) => {
+    const button = section.querySelector(`#review-buttons button[data-key="${event.key}"]`);
+    if (button && !event.ctrlKey && !event.metaKey && !event.altKey) answer(button.dataset.label);
+  });
+  showNext();
+}
+
+function fail(element, body) {
+  element.textContent = body.detail || "error";
+  element.hidden = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const review = document.querySelector("#review");
+  if (review) startReview(review);
   for (const element of document.querySelectorAll("[data-job]")) {
     if (LIVE_STATES.has(element.dataset.state)) setTimeout(() => follow(element), POLL_MS);
   }

@@ -33,8 +33,10 @@ def calibrate_installed(
     fields: tuple[str, str] = ("text", "label"),
     fmt: str | None = None,
     command: str = "",
+    source: str | None = None,
 ) -> dict:
-    """Fit and store the temperature of the installed classifier ``name`` on ``dev_file``.
+    """Fit and store the temperature of the installed classifier ``name`` on ``dev_file``
+    (recorded as ``source`` when given: reviews are written to a temporary file first).
 
     Returns path, versions before/after, the previous temperature, the calibration record
     written to config.json and the dev report of the calibrated model.
@@ -53,7 +55,7 @@ def calibrate_installed(
     record = {
         **summary,
         "held_out": held_out_ece(torch.tensor(raw), torch.tensor(targets)),
-        "file": str(dev_file),
+        "file": source or str(dev_file),
         "rows": len(dev),
         "command": command,
     }

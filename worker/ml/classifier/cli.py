@@ -12,6 +12,7 @@ import itertools
 import json
 import shlex
 import sys
+import tempfile
 from dataclasses import MISSING
 from pathlib import Path
 
@@ -19,7 +20,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from lstmq.db.engine import ready_engine, session_scope
+from lstmq.errors import InputError
 from lstmq.modelstore import scan_models
+from lstmq.reviews import export
 from lstmq.settings import get_settings
 from lstmq.worker.ml.classifier.config import HELP, DistillConfig, TrainConfig, train_fields
 from lstmq.worker.ml.classifier.metrics import ECE_BINS
@@ -173,7 +177,8 @@ def _command_line(ctx: click.Context) -> str:
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if isinstance(param, click.Argument):
-            parts.append(str(value))
+            if value is not None:  # an optional argument left out (calibrate --reviews)
+                parts.append(str(value))
         elif isinstance(param, click.Option) and value is not None and value != param.default:
             parts += _given(param, value)
     return shlex.join(parts)
@@ -181,7 +186,7 @@ def _command_line(ctx: click.Context) -> str:
 
 def _given(option: click.Option, value) -> list[str]:
     if option.is_bool_flag:
-        return [option.opts[0] if value else option.secondary_opts[0]]
+        return [option.opts[0]] if value else option.secondary_opts[:1]  # a plain flag left off: nothing
     values = value if option.multiple else [value]
     return [part for v in values for part in (option.opts[0], str(v))]
 
@@ -210,21 +215,32 @@ def evaluate(model, file, as_json, fmt, text_field, label_field, device, threads
 
 @click.command("calibrate")
 @click.option("--model", required=True, help="installed classifier whose config.json gets the temperature")
-@click.argument("file", type=FILE)
+@click.argument("file", type=FILE, required=False)
+@click.option("--reviews", "from_reviews", is_flag=True, help="Fit on the model's random-sample reviews instead.")
 @FORMAT_OPTION
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice)")
 @click.pass_context
-def calibrate(ctx, model, file, fmt, text_field, label_field, device, threads):
-    """Fit one temperature for MODEL on a labelled dev FILE and store it in the model's config.json
-    (accuracy is unchanged; scores become calibrated probabilities; the version id changes)."""
+def calibrate(ctx, model, file, from_reviews, fmt, text_field, label_field, device, threads):
+    """Fit one temperature for MODEL on a labelled dev FILE, or with --reviews on what reviewers
+    said of a random sample of its results (`lstmq review`), and store it in the model's
+    config.json (accuracy is unchanged; scores become calibrated probabilities; the version id changes)."""
     from lstmq.worker.ml.classifier.calibrate import calibrate_installed  # torch: this command only
     from lstmq.worker.ml.classifier.operations import set_threads  # torch: this command only
 
+    if (file is None) == (not from_reviews):
+        raise InputError("give a labelled FILE or --reviews (not both)")
     set_threads(threads)
-    done = calibrate_installed(model, file, device, (text_field, label_field), fmt, _command_line(ctx))
+    with tempfile.TemporaryDirectory(prefix="lstmq-reviews-") as folder:
+        source = None
+        if from_reviews:
+            file, fmt, text_field, label_field = _reviews_file(model, Path(folder)), "jsonl", "text", "label"
+            source = f"random-sample reviews of {model}"
+        done = calibrate_installed(
+            model, file, device, (text_field, label_field), fmt, _command_line(ctx), source=source
+        )
     c, report = done["calibration"], done["report"]
     click.echo(
         f"{model}: temperature {done['previous_temperature']} -> {c['temperature']}, fitted on {c['rows']} rows; "
@@ -241,6 +257,17 @@ def calibrate(ctx, model, file, fmt, text_field, label_field, device, threads):
     click.echo(f"NLL in-sample {c['nll_before']:.4f} -> {c['nll_after']:.4f}")
     click.echo(f"wrote {done['path']}/config.json; version {done['version_before']} -> {done['version']}")
     _print_reliability(report["calibration"])
+
+
+def _reviews_file(model: str, folder: Path) -> Path:
+    """The model's random-sample reviews as a JSONL file in ``folder``: least-confident reviews
+    would fit a temperature for the hardest documents, not for the model's whole input."""
+    path = folder / "reviews.jsonl"
+    with session_scope(ready_engine()) as session, path.open("w", encoding="utf-8") as out:
+        count = sum(out.write(json.dumps(row) + "\n") > 0 for row in export(session, model, mode="random"))
+    if count == 0:
+        raise InputError(f"no random-sample reviews of model {model!r} (review a job with `lstmq review JOB`)")
+    return path
 
 
 def _print_reliability(calibration: dict) -> None:
