@@ -24,11 +24,11 @@ log = logging.getLogger("lstmq.broker")
 
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
-        # kombu's name, so messages keep their order; the temporary one starts with a dot, and
-        # consumers take only names whose part after the first dot is "QUEUE.msg".
-        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        temporary = os.path.join(self.data_folder_out, f".{name}.part")
+        # kombu's name, so messages keep their order. The temporary name leaves out ".QUEUE.msg":
+        # consumers take any name that contains it (kombu 5.6 matches a substring).
+        stem = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}"
+        final = os.path.join(self.data_folder_out, f"{stem}.{queue}.msg")
+        temporary = os.path.join(self.data_folder_out, f".{stem}.part")
         try:
             with open(temporary, "wb") as out:
                 out.write(str_to_bytes(dumps(payload)))

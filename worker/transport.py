@@ -16,6 +16,7 @@ import sys
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Message
+from redis import exceptions as redis_errors
 
 from lstmq.contract import MAX_MESSAGE_BYTES
 
@@ -55,6 +56,16 @@ def dropped(exc: Exception) -> None:
 
 class GuardedChannel(kombu_redis.Channel):
     Message = GuardedMessage
+
+    def _connparams(self, asynchronous=False):
+        """A released connection is a lost connection. kombu 5.7 closes a channel whose broker went
+        away by restoring its unacknowledged messages through the connection the consumer has
+        already released (``client`` is None): the AttributeError that followed was an
+        unrecoverable error and ended the worker. A connection error is what Celery expects: it
+        ignores it while closing and reconnects; the messages stay unacknowledged in Redis."""
+        if self.connection is None or self.connection.client is None:
+            raise redis_errors.ConnectionError("the broker connection was released")
+        return super()._connparams(asynchronous=asynchronous)
 
     def _brpop_read(self, **options):
         """A list item that is not JSON fails to parse here, before it is delivered."""
