@@ -3,8 +3,8 @@
 A job's counts are the counters its row keeps (``lstmq.db.transitions`` moves them with every
 status change), so reading a job costs the same at a million documents as at ten;
 ``status_counts`` counts the documents themselves. A job's state is the stored one
-(submitting, queued, cancelled) except that a queued job with nothing pending reads as
-``finished``; its ``finished_at`` is filled in the first time a status query sees that.
+(submitting, queued, finished, cancelled): the transaction that gives a job's last pending
+document its result stores ``finished`` and ``finished_at``; reading a job never writes it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lstmq.db.schema import (
     DOC_FAILED,
     DOC_PENDING,
     JOB_CANCELLED,
+    JOB_FINISHED,
     JOB_QUEUED,
     JOB_SUBMITTING,
     PRIORITIES,
@@ -38,7 +39,6 @@ from lstmq.db.schema import (
 )
 from lstmq.errors import InputError, JobNotFound
 
-JOB_FINISHED = "finished"  # derived, never stored
 CANCELLED_NOTE = "cancelled"  # jobs.options key: why lstmq cancelled the job
 RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
@@ -178,10 +178,6 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
     done, failed = job.done_count, job.failed_count
     pending = job.total - done - failed
     state = job.state
-    if state == JOB_QUEUED and pending == 0:
-        state = JOB_FINISHED
-        if job.finished_at is None:
-            _mark_finished(session, job)
     started = as_utc(job.submitted_at or job.created_at)
     until = as_utc(job.finished_at) if job.finished_at else (now or utcnow())
     rate = (done + failed) / max((until - started).total_seconds(), MIN_ELAPSED_S) if done + failed else None
@@ -214,11 +210,6 @@ def _schedule_name(session: Session, schedule_id: int | None) -> str | None:
     return schedule.name if schedule else None
 
 
-def _mark_finished(session: Session, job: Job) -> None:
-    """finished_at = when the last document got its result (not when someone looked)."""
-    job.finished_at = job.progressed_at or job.submitted_at or job.created_at
-
-
 def job_health(session: Session, status: JobStatus, stall_after_s: int, now: datetime | None = None) -> Health | None:
     """How a job is stalled, or None when it is not (finished, cancelled, progressing, or waiting
     for its turn: a job with nothing in flight that lstmq never had to recover is waiting)."""
@@ -242,11 +233,16 @@ def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None
 
 
 def cancel_job(session: Session, job_id: str) -> JobStatus:
-    """Mark the job cancelled (workers skip its batches); a finished job is left as it is."""
+    """Mark an open job cancelled (workers skip its batches); a finished or cancelled job is left
+    as it is. A cancelled job keeps ``finished_at`` empty: it names when the last pending
+    document got its result, which a cancelled job never has."""
     current = job_status(session, job_id)
-    if current.state not in (JOB_FINISHED, JOB_CANCELLED):
-        session.execute(update(Job).where(Job.id == job_id).values(state=JOB_CANCELLED))
+    open_ = Job.state.in_((JOB_QUEUED, JOB_SUBMITTING))  # by compare-and-set: it may finish meanwhile
+    if session.execute(update(Job).where(Job.id == job_id, open_).values(state=JOB_CANCELLED)).rowcount:
         current.state, current.eta_s = JOB_CANCELLED, None
+    else:
+        session.expire_all()
+        current = job_status(session, job_id)
     return current
 
 

@@ -31,6 +31,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 DOC_PENDING, DOC_DONE, DOC_FAILED = "pending", "done", "failed"
 JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
+# Stored by the transaction that gives a queued job's last pending document its result
+# (lstmq.db.transitions.count), or by the end of recording when everything was done already.
+JOB_FINISHED = "finished"
 # jobs.options key while a submit still reads the job's input (lstmq.sending).
 RECORDING = "recording"
 BATCH_QUEUED, BATCH_RUNNING = "queued", "running"  # sent and waiting in the broker; taken by a worker
@@ -60,7 +63,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     task: Mapped[str] = mapped_column(String(16))  # classify | render
     model: Mapped[str] = mapped_column(String(128))
-    # submitting -> queued; cancelled. "finished" is derived: no document pending.
+    # submitting -> queued -> finished (stored with finished_at when nothing is pending; back to
+    # queued when requeue --failed reopens documents); submitting or queued -> cancelled.
     state: Mapped[str] = mapped_column(String(16), default=JOB_SUBMITTING)
     total: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
@@ -86,7 +90,7 @@ class Job(Base):
     # compare-and-set, so two dispatchers never send the same documents; requeue sets it to 0.
     dispatched_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
+    __table_args__ = (Index("ix_jobs_created_at", "created_at"), Index("ix_jobs_state", "state"))
 
 
 class Document(Base):

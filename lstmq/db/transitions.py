@@ -5,6 +5,11 @@ move by: a document that a redelivered or concurrent copy of its batch already m
 counted twice (PostgreSQL re-checks the WHERE of a row it waited for under READ COMMITTED;
 SQLite serialises writers). The job row comes last in every transaction, after the documents,
 so two writers never wait for each other in opposite orders, and it is held only until commit.
+
+A job's end is stored here too: the update that leaves a queued job with nothing pending makes
+it ``finished`` with ``finished_at`` in the same transaction (the job row is locked by then, so
+of two concurrent last batches exactly one sees the job complete), and one that makes a finished
+job's documents pending again (requeue --failed) opens it again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import among
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job
+from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, JOB_FINISHED, JOB_QUEUED, Document, Job
 
 DOCUMENTS, JOBS = Document.__table__, Job.__table__
 
@@ -71,11 +76,32 @@ def reopen_failed(session: Session, job_id: str, now: datetime) -> int:
 
 
 def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: int = 0) -> None:
-    """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back."""
+    """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back.
+    The job finishes when nothing is left pending, and is open again when something is."""
     if done or failed:
         latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
         values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
         session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest))
+        if done + failed > 0:
+            finish_if_complete(session, job_id, now)
+        else:
+            _reopen_if_pending(session, job_id)
+
+
+def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
+    """A queued job with nothing pending becomes finished; True when this call did it (a
+    submitting job waits for the end of its input, a cancelled one stays cancelled). Its
+    ``finished_at``: its last progress, or ``now`` if later (recording ended after the results)."""
+    complete = JOBS.c.total == JOBS.c.done_count + JOBS.c.failed_count
+    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_QUEUED, complete)
+    at = case((JOBS.c.progressed_at > now, JOBS.c.progressed_at), else_=now)
+    return session.execute(stmt.values(state=JOB_FINISHED, finished_at=at)).rowcount == 1
+
+
+def _reopen_if_pending(session: Session, job_id: str) -> None:
+    pending = JOBS.c.total > JOBS.c.done_count + JOBS.c.failed_count
+    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_FINISHED, pending)
+    session.execute(stmt.values(state=JOB_QUEUED, finished_at=None))
 
 
 def _job_of(session: Session, ids: Collection[int]) -> str | None:
