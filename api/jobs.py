@@ -15,8 +15,9 @@ from lstmq.api.deps import EngineDep
 from lstmq.api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
+from lstmq.db.queries import JOB_FINISHED, JobStatus, get_job, health_dict, job_status
 from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, PRIORITIES, Job, Schedule
+from lstmq.db.transitions import cancel_job
 from lstmq.dispatch.control import set_priority
 from lstmq.producer.output import job_summary
 from lstmq.sending import requeue
@@ -85,11 +86,7 @@ def get_status(job_id: JobId, engine: EngineDep) -> dict:
 
 def health_of(session: Session, status: JobStatus) -> dict | None:
     """Since when a job is stalled and its re-sends (``lstmq status`` prints it), else None."""
-    found = job_health(session, status, get_settings().stall_after_s)
-    if found is None:
-        return None
-    stamps = {key: getattr(found, key) for key in ("stalled_since", "recovered_at")}
-    return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
+    return health_dict(session, status, get_settings().stall_after_s)
 
 
 @api.get(

@@ -13,16 +13,9 @@ import click
 
 from lstmq.batching import batch_size_for
 from lstmq.db.engine import ready_engine, session_scope
-from lstmq.db.queries import (
-    cancel_job,
-    find_job,
-    job_health,
-    job_status,
-    list_jobs,
-    live_workers,
-    result_rows,
-)
+from lstmq.db.queries import find_job, job_health, job_status, list_jobs, live_workers, result_rows
 from lstmq.db.schema import DEFAULT_PRIORITY
+from lstmq.db.transitions import cancel_job
 from lstmq.dispatch.control import check_priority, set_priority, set_weight, weights
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.producer import output

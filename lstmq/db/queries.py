@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from lstmq.contract import QUEUES
@@ -225,25 +225,26 @@ def job_health(session: Session, status: JobStatus, stall_after_s: int, now: dat
     return Health(since, job.recoveries, as_utc(job.recovered_at))
 
 
+def health_dict(session: Session, status: JobStatus, stall_after_s: int) -> dict | None:
+    """Since when a job is stalled and its re-sends (``lstmq status`` prints it), else None."""
+    found = job_health(session, status, stall_after_s)
+    if found is None:
+        return None
+    stamps = {key: getattr(found, key) for key in ("stalled_since", "recovered_at")}
+    return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
+
+
+def job_object(session: Session, job_id: str, heartbeat_s: int, stall_after_s: int) -> dict:
+    """The job as GET /api/v1/jobs/{id} answers it: its status and ``health``."""
+    current = job_status(session, job_id, heartbeat_s=heartbeat_s)
+    return current.as_dict() | {"health": health_dict(session, current, stall_after_s)}
+
+
 def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None) -> list[WorkerBeat]:
     """Workers whose last beat is recent, by name; a dead worker's row simply ages out."""
     oldest = (now or utcnow()) - timedelta(seconds=heartbeat_s * LIVE_BEATS)
     rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name, WorkerBeat.pid)).all()
     return [row for row in rows if as_utc(row.beat_at) >= oldest]
-
-
-def cancel_job(session: Session, job_id: str) -> JobStatus:
-    """Mark an open job cancelled (workers skip its batches); a finished or cancelled job is left
-    as it is. A cancelled job keeps ``finished_at`` empty: it names when the last pending
-    document got its result, which a cancelled job never has."""
-    current = job_status(session, job_id)
-    open_ = Job.state.in_((JOB_QUEUED, JOB_SUBMITTING))  # by compare-and-set: it may finish meanwhile
-    if session.execute(update(Job).where(Job.id == job_id, open_).values(state=JOB_CANCELLED)).rowcount:
-        current.state, current.eta_s = JOB_CANCELLED, None
-    else:
-        session.expire_all()
-        current = job_status(session, job_id)
-    return current
 
 
 def pending_page(session: Session, job_id: str, after_id: int, limit: int, max_chars: int) -> list:

@@ -231,6 +231,8 @@ class Schedule(Base):
     id_field: Mapped[str] = mapped_column(String(128), default="id")
     paused: Mapped[bool] = mapped_column(default=False)
     priority: Mapped[str] = mapped_column(String(8), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY)
+    # Webhook receivers (URLs) given to each job of its runs (jobs.options["notify"]).
+    notify: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     # A run's lease: the holder's token and expiry (a crashed run's lease simply runs out).
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -288,6 +290,32 @@ class CorpusDoc(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     document_id: Mapped[int] = mapped_column(BigId)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one row per (event, receiver), written in the transaction of the event
+    (``lstmq.webhooks.events``) and POSTed by the workers' delivery loop until accepted or
+    given up (``lstmq.webhooks.delivery``). ``body`` is frozen at the event: every attempt
+    sends the same bytes, with the same event id."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32))  # job.finished | job.cancelled | ...
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed (given up)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When it is due; moved forward by compare-and-set to claim it. None once it is settled.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status of the last attempt
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # a short excerpt: body or error
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
 
 
 # --- The HTTP API (api/) ------------------------------------------------------------------

@@ -21,7 +21,20 @@ from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import among
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, JOB_FINISHED, JOB_QUEUED, Document, Job
+from lstmq.db.queries import JobStatus, job_status
+from lstmq.db.schema import (
+    DOC_DONE,
+    DOC_FAILED,
+    DOC_PENDING,
+    JOB_CANCELLED,
+    JOB_FINISHED,
+    JOB_QUEUED,
+    JOB_SUBMITTING,
+    Document,
+    Job,
+    utcnow,
+)
+from lstmq.webhooks import events
 
 DOCUMENTS, JOBS = Document.__table__, Job.__table__
 
@@ -95,13 +108,31 @@ def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
     complete = JOBS.c.total == JOBS.c.done_count + JOBS.c.failed_count
     stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_QUEUED, complete)
     at = case((JOBS.c.progressed_at > now, JOBS.c.progressed_at), else_=now)
-    return session.execute(stmt.values(state=JOB_FINISHED, finished_at=at)).rowcount == 1
+    if session.execute(stmt.values(state=JOB_FINISHED, finished_at=at)).rowcount != 1:
+        return False
+    events.finished(session, job_id, now)
+    return True
 
 
 def _reopen_if_pending(session: Session, job_id: str) -> None:
     pending = JOBS.c.total > JOBS.c.done_count + JOBS.c.failed_count
     stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_FINISHED, pending)
     session.execute(stmt.values(state=JOB_QUEUED, finished_at=None))
+
+
+def cancel_job(session: Session, job_id: str, now: datetime | None = None) -> JobStatus:
+    """Mark an open job cancelled (workers skip its batches); a finished or cancelled job is left
+    as it is. A cancelled job keeps ``finished_at`` empty: it names when the last pending
+    document got its result, which a cancelled job never has."""
+    current = job_status(session, job_id)
+    open_ = Job.state.in_((JOB_QUEUED, JOB_SUBMITTING))  # by compare-and-set: it may finish meanwhile
+    if session.execute(update(Job).where(Job.id == job_id, open_).values(state=JOB_CANCELLED)).rowcount:
+        current.state, current.eta_s = JOB_CANCELLED, None
+        events.emit(session, job_id, [events.JOB_CANCELLED], now or utcnow())
+    else:
+        session.expire_all()
+        current = job_status(session, job_id)
+    return current
 
 
 def _job_of(session: Session, ids: Collection[int]) -> str | None:

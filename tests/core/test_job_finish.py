@@ -11,8 +11,9 @@ from sqlalchemy import insert, select, text
 
 from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import upgrade
-from lstmq.db.queries import cancel_job, job_status
+from lstmq.db.queries import job_status
 from lstmq.db.schema import JOB_CANCELLED, JOB_FINISHED, JOB_QUEUED, JOB_SUBMITTING, Job, as_utc, utcnow
+from lstmq.db.transitions import cancel_job
 from lstmq.sending import mark_recorded, requeue
 from lstmq.worker.batches import set_document_status
 from tests.core.test_job_counters import TEXTS, run
