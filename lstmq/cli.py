@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "contact-sheet": "lstmq.worker.ml.generator.cli:contact_sheet",
     "serve": "lstmq.api.cli:serve",
     "token": "lstmq.api.cli:token",
+    "webhooks": "lstmq.webhooks.cli:webhooks",
 }
 TRAIN_COMMANDS: dict[str, str] = {
     "classifier": "lstmq.worker.ml.classifier.cli:train_classifier",

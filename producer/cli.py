@@ -53,7 +53,13 @@ RESULT_FORMATS = ("jsonl", "csv", "table")
     help="high, normal or low: higher priorities are served first, at batch boundaries.",
 )
 @click.option("--owner", metavar="NAME", help="Whose share of the workers the job uses [default: your user name].")
-def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner) -> None:
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="A webhook receiver of the job's events (repeatable; needs LSTMQ_WEBHOOK_SECRET).",
+)
+def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify) -> None:
     """Record INPUT... (JSONL, CSV, .txt files or folders, - for stdin; gzip or not) as a job
     and queue it. Prints the job id as the last line of stdout."""
     check_task(task)
@@ -75,6 +81,7 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         sources=[s.name for s in sources],
         priority=priority,
         owner=owner,
+        notify=notify,
         on_reject=lambda bad: click.echo(str(bad), err=True),
     )
     click.echo(output.submitted_line(report.job_id, report.total, report.batches, report.rejected), err=True)

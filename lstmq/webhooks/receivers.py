@@ -11,16 +11,12 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import SplitResult, urlsplit
 
-from lstmq.errors import ConfigError, InputError
+from lstmq.errors import ConfigError, InputError, UnsafeReceiver
 from lstmq.settings import Settings, mask_url
 
 SCHEMES = {"http": 80, "https": 443}
 MAX_RECEIVERS = 10  # per job
 MAX_URL_CHARS = 2000
-
-
-class UnsafeReceiver(InputError):
-    """A webhook URL that lstmq refuses to send to."""
 
 
 def check_receivers(urls: Sequence[str], settings: Settings) -> list[str]:

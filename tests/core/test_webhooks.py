@@ -15,11 +15,11 @@ from lstmq.db.engine import session_scope
 from lstmq.db.queries import job_object
 from lstmq.db.schema import Job, WebhookDelivery, utcnow
 from lstmq.db.transitions import cancel_job
-from lstmq.errors import ConfigError
+from lstmq.errors import ConfigError, UnsafeReceiver
 from lstmq.settings import get_settings
 from lstmq.webhooks import events
 from lstmq.webhooks.delivery import backoff_s, claim, deliver_due
-from lstmq.webhooks.receivers import UnsafeReceiver, check_receivers, resolve
+from lstmq.webhooks.receivers import check_receivers, resolve
 from lstmq.webhooks.signing import HEADER, verify
 from lstmq.worker.batches import set_document_status
 from tests.core.test_job_counters import TEXTS, run
