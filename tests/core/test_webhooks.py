@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -22,8 +23,9 @@ from lstmq.webhooks.delivery import backoff_s, claim, deliver_due
 from lstmq.webhooks.receivers import check_receivers, resolve
 from lstmq.webhooks.signing import HEADER, verify
 from lstmq.worker.batches import set_document_status
+from lstmq.worker.heal import reconcile
 from tests.core.test_job_counters import TEXTS, run
-from tests.support.jobs import add_job
+from tests.support.jobs import add_batch, add_job, batches_of
 from tests.support.receiver import receiver
 
 SECRET = "test-webhook-secret"
@@ -176,3 +178,41 @@ def test_the_body_is_the_same_bytes_on_every_attempt(webhook_env):
         deliver_until_settled(webhook_env, utcnow())
     first, second = hook.got
     assert first.body == second.body and json.loads(first.body)["created_at"]
+
+
+def recover_lost_batch(engine, app, job_id: str, now) -> None:
+    """The reconciler finds the job's batch lost with its worker and sends it again."""
+    [batch] = batches_of(engine, job_id)
+    reconcile.recover(engine, app, reconcile.Lost(batch, reconcile.KILLED), now)
+
+
+def test_a_recovery_streak_sends_job_stalled_once(webhook_env, celery_app):
+    job_id, ids = notified_job(webhook_env, "http://127.0.0.1:9/hook")
+    add_batch(webhook_env, job_id, ids, state="running", worker="gone", worker_pid=1)
+    recover_lost_batch(webhook_env, celery_app, job_id, utcnow())
+    recover_lost_batch(webhook_env, celery_app, job_id, utcnow() + timedelta(minutes=1))
+    assert [d.event for d in deliveries(webhook_env, job_id)] == [events.JOB_STALLED]
+
+
+def test_progress_ends_a_streak_and_the_next_recovery_sends_job_stalled_again(webhook_env, celery_app):
+    job_id, ids = notified_job(webhook_env, "http://127.0.0.1:9/hook")
+    add_batch(webhook_env, job_id, ids, state="running", worker="gone", worker_pid=1)
+    recover_lost_batch(webhook_env, celery_app, job_id, utcnow())
+    with session_scope(webhook_env) as session:
+        set_document_status(session, ids[:1], {})
+    recover_lost_batch(webhook_env, celery_app, job_id, utcnow() + timedelta(minutes=1))
+    assert [d.event for d in deliveries(webhook_env, job_id)] == [events.JOB_STALLED, events.JOB_STALLED]
+
+
+def test_the_readme_verification_snippet_accepts_a_delivered_signature_and_refuses_a_changed_body(webhook_env):
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    snippet = readme.split("**Verifying.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)  # the README's own code, as a reader would paste it
+    with receiver() as hook:
+        job_id, ids = notified_job(webhook_env, hook.url)
+        run(webhook_env, job_id, ids, fail_on=None)
+        deliver_due(webhook_env, SECRET, True, utcnow())
+    [got] = hook.got
+    assert namespace["verified"](SECRET, got.headers[HEADER], got.body)
+    assert not namespace["verified"](SECRET, got.headers[HEADER], got.body + b" ")
