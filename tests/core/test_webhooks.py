@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import job_object
-from lstmq.db.schema import Job, WebhookDelivery, utcnow
+from lstmq.db.schema import WebhookDelivery, utcnow
 from lstmq.db.transitions import cancel_job
 from lstmq.errors import ConfigError, UnsafeReceiver
 from lstmq.settings import get_settings
@@ -25,27 +25,13 @@ from lstmq.webhooks.signing import HEADER, verify
 from lstmq.worker.batches import set_document_status
 from lstmq.worker.heal import reconcile
 from tests.core.test_job_counters import TEXTS, run
-from tests.support.jobs import add_batch, add_job, batches_of
-from tests.support.receiver import receiver
-
-SECRET = "test-webhook-secret"
-
-
-@pytest.fixture
-def webhook_env(migrated_db, monkeypatch):
-    """The migrated database, a signing secret, and loopback receivers allowed."""
-    monkeypatch.setenv("LSTMQ_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("LSTMQ_WEBHOOK_ALLOW_PRIVATE", "true")
-    get_settings.cache_clear()
-    return migrated_db
+from tests.support import webhooks
+from tests.support.jobs import add_batch, batches_of
+from tests.support.webhooks import SECRET, receiver
 
 
 def notified_job(engine, url: str, texts=TEXTS) -> tuple[str, list[int]]:
-    job_id, ids = add_job(engine, texts)
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        job.options = {**job.options, events.NOTIFY: [url]}
-    return job_id, ids
+    return webhooks.notified_job(engine, url, texts)
 
 
 def deliver_until_settled(engine, start, allow_private=True, passes=10) -> int:

@@ -1,5 +1,5 @@
-"""A real HTTP webhook receiver on loopback, in a thread: it answers each request with the next
-status of its script (then 200), and keeps what it got."""
+"""Webhooks in tests: jobs with a receiver, and a real HTTP receiver on loopback, in a thread,
+that answers 503 to the first N requests of each event (then its status) and keeps what it got."""
 
 from __future__ import annotations
 
@@ -9,6 +9,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from sqlalchemy import Engine
+
+from lstmq.db.engine import session_scope
+from lstmq.db.schema import Job
+from lstmq.webhooks.events import NOTIFY
+from tests.support.jobs import add_job
+
+SECRET = "test-webhook-secret"  # LSTMQ_WEBHOOK_SECRET of the webhook_env fixture
+
+
+def notified_job(engine: Engine, url: str, texts: list[str]) -> tuple[str, list[int]]:
+    """A queued job (as ``add_job``) whose events go to ``url``."""
+    job_id, ids = add_job(engine, texts)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        job.options = {**job.options, NOTIFY: [url]}
+    return job_id, ids
 
 
 @dataclass
