@@ -37,6 +37,7 @@ from lstmq.db.schema import (
 from lstmq.webhooks import events
 
 DOCUMENTS, JOBS = Document.__table__, Job.__table__
+COUNTED = (JOBS.c.state, JOBS.c.total, JOBS.c.done_count, JOBS.c.failed_count)
 
 
 def mark_done(session: Session, ids: Collection[int], now: datetime, job_id: str | None = None) -> None:
@@ -94,11 +95,17 @@ def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: i
     if done or failed:
         latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
         values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
-        session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest))
-        if done + failed > 0:
+        stmt = update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest)
+        # RETURNING (PostgreSQL, SQLite 3.35+): the row as this update left it, locked until
+        # commit, so the end is decided without another statement for most batches.
+        row = session.execute(stmt.returning(*COUNTED)).one_or_none()
+        if row is None:
+            return
+        pending = row.total - row.done_count - row.failed_count
+        if pending == 0 and row.state == JOB_QUEUED:
             finish_if_complete(session, job_id, now)
-        else:
-            _reopen_if_pending(session, job_id)
+        elif pending > 0 and row.state == JOB_FINISHED:
+            _reopen(session, job_id)
 
 
 def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
@@ -114,9 +121,8 @@ def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
     return True
 
 
-def _reopen_if_pending(session: Session, job_id: str) -> None:
-    pending = JOBS.c.total > JOBS.c.done_count + JOBS.c.failed_count
-    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_FINISHED, pending)
+def _reopen(session: Session, job_id: str) -> None:
+    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_FINISHED)
     session.execute(stmt.values(state=JOB_QUEUED, finished_at=None))
 
 
