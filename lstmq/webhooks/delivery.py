@@ -6,7 +6,8 @@ that dies mid-attempt leaves it due again after ``CLAIM_S``. Outcomes:
 
 - 2xx: delivered.
 - 408, 429, 5xx, a timeout or a connection error: tried again after ``backoff_s`` (doubling
-  from ``FIRST_RETRY_S`` up to ``MAX_RETRY_S``) until the waits add up to ``RETRY_FOR_S``.
+  from ``FIRST_RETRY_S`` up to ``MAX_RETRY_S``), the last attempt coming ``RETRY_FOR_S`` or more
+  after the first.
 - any other status, a redirect included (not followed: a receiver's final URL is registered,
   and a redirect could lead anywhere), or a receiver refused by ``receivers.resolve``: given up.
 
@@ -98,7 +99,7 @@ def settle(engine: Engine, delivery: WebhookDelivery, attempt: Attempt, now: dat
     values = {"attempts": attempts, "last_status": attempt.status, "last_error": attempt.excerpt}
     if attempt.status is not None and 200 <= attempt.status < 300:
         values |= {"state": DELIVERED, "next_attempt_at": None, "settled_at": now}
-    elif attempt.retry and retried_for_s(attempts) < RETRY_FOR_S:
+    elif attempt.retry and retried_for_s(attempts - 1) < RETRY_FOR_S:  # this attempt came before 24 h
         values |= {"next_attempt_at": now + timedelta(seconds=backoff_s(attempts))}
     else:
         values |= {"state": FAILED, "next_attempt_at": None, "settled_at": now}

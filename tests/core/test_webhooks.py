@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import job_object
-from lstmq.db.schema import WebhookDelivery, utcnow
+from lstmq.db.schema import WebhookDelivery, as_utc, utcnow
 from lstmq.db.transitions import cancel_job
 from lstmq.errors import ConfigError, UnsafeReceiver
 from lstmq.settings import get_settings
 from lstmq.webhooks import events
-from lstmq.webhooks.delivery import backoff_s, claim, deliver_due
+from lstmq.webhooks.delivery import Attempt, backoff_s, claim, deliver_due
 from lstmq.webhooks.receivers import check_receivers, resolve
 from lstmq.webhooks.signing import HEADER, verify
 from lstmq.worker.batches import set_document_status
@@ -202,3 +202,20 @@ def test_the_readme_verification_snippet_accepts_a_delivered_signature_and_refus
     [got] = hook.got
     assert namespace["verified"](SECRET, got.headers[HEADER], got.body)
     assert not namespace["verified"](SECRET, got.headers[HEADER], got.body + b" ")
+
+
+def test_a_receiver_that_keeps_failing_is_tried_for_at_least_a_day_then_given_up(webhook_env):
+    job_id, ids = notified_job(webhook_env, "http://127.0.0.1:9/hook")
+    run(webhook_env, job_id, ids, fail_on=None)
+    tried = []
+
+    def unavailable(url, body, headers, allow_private):
+        tried.append(now)
+        return Attempt(503, "try later", retry=True)
+
+    now = utcnow()
+    while (delivery := deliveries(webhook_env, job_id)[0]).state == events.PENDING:
+        now = as_utc(delivery.next_attempt_at)  # the clock jumps to when it is due
+        deliver_due(webhook_env, SECRET, True, now, post=unavailable)
+    assert delivery.state == events.FAILED and tried[-1] - tried[0] >= timedelta(hours=24)
+    assert all(later > earlier for earlier, later in zip(tried, tried[1:], strict=False))
