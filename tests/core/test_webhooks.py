@@ -219,3 +219,25 @@ def test_a_receiver_that_keeps_failing_is_tried_for_at_least_a_day_then_given_up
         deliver_due(webhook_env, SECRET, True, now, post=unavailable)
     assert delivery.state == events.FAILED and tried[-1] - tried[0] >= timedelta(hours=24)
     assert all(later > earlier for earlier, later in zip(tried, tried[1:], strict=False))
+
+
+def test_a_redirect_is_not_followed_and_is_given_up(webhook_env):
+    with receiver(status=302) as hook:
+        job_id, ids = notified_job(webhook_env, hook.url)
+        run(webhook_env, job_id, ids, fail_on=None)
+        deliver_until_settled(webhook_env, utcnow())
+    [delivery] = deliveries(webhook_env, job_id)
+    assert (len(hook.got), delivery.state, delivery.last_status) == (1, events.FAILED, 302)
+    assert "not followed" in delivery.last_error
+
+
+def test_a_refused_connection_is_retried_later(webhook_env):
+    with receiver() as hook:
+        url = hook.url
+    job_id, ids = notified_job(webhook_env, url)  # its receiver has stopped: connections are refused
+    run(webhook_env, job_id, ids, fail_on=None)
+    now = utcnow()
+    deliver_due(webhook_env, SECRET, True, now)
+    [delivery] = deliveries(webhook_env, job_id)
+    assert (delivery.state, delivery.attempts, delivery.last_status) == (events.PENDING, 1, None)
+    assert as_utc(delivery.next_attempt_at) == now + timedelta(seconds=backoff_s(1))
