@@ -241,3 +241,9 @@ def test_a_refused_connection_is_retried_later(webhook_env):
     [delivery] = deliveries(webhook_env, job_id)
     assert (delivery.state, delivery.attempts, delivery.last_status) == (events.PENDING, 1, None)
     assert as_utc(delivery.next_attempt_at) == now + timedelta(seconds=backoff_s(1))
+
+
+def test_the_secret_never_shows_in_the_settings(webhook_env):
+    settings = get_settings()
+    assert settings.webhook_secret.get_secret_value() == SECRET
+    assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
