@@ -53,8 +53,9 @@ def resolve(url: str, allow_private: bool) -> tuple[SplitResult, str]:
     if not allow_private:
         for address in addresses:
             if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+                named = parts.hostname if parts.hostname == address else f"{parts.hostname} ({address})"
                 raise UnsafeReceiver(
-                    f"webhook URL {shown}: {parts.hostname} is {address}, a private, loopback or other "
-                    "non-global address (set LSTMQ_WEBHOOK_ALLOW_PRIVATE=true to allow such receivers)"
+                    f"webhook URL {shown}: {named} is a private, loopback or other non-global address "
+                    "(set LSTMQ_WEBHOOK_ALLOW_PRIVATE=true to allow such receivers)"
                 )
     return parts, addresses[0]
