@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from lstmq import apischema
 from lstmq.db.queries import job_object
 from lstmq.db.schema import Job, WebhookDelivery
 from lstmq.settings import get_settings
@@ -39,7 +40,9 @@ def emit(session: Session, job_id: str, events: Sequence[str], now: datetime) ->
     session.flush()  # the job read next must see this transaction's changes, Core or ORM
     session.get(Job, job_id, populate_existing=True)
     settings = get_settings()
-    job = job_object(session, job_id, settings.heartbeat_s, settings.stall_after_s)
+    # Through the API's own response model: the object GET /api/v1/jobs/{id} answers, byte for byte.
+    job = apischema.Job.model_validate(job_object(session, job_id, settings.heartbeat_s, settings.stall_after_s))
+    job = job.model_dump(mode="json")
     rows = []
     for event in events:
         event_id = uuid.uuid4().hex
