@@ -15,8 +15,9 @@ from lstmq.api.deps import EngineDep
 from lstmq.api.rejections import MAX_STORED_REJECTIONS, stored_rejections
 from lstmq.contract import MAX_BATCH_DOCS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import HAS_PENDING, JOB_FINISHED, JobStatus, cancel_job, get_job, job_health, job_status
+from lstmq.db.queries import JOB_FINISHED, JobStatus, get_job, health_dict, job_status
 from lstmq.db.schema import JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, PRIORITIES, Job, Schedule
+from lstmq.db.transitions import cancel_job
 from lstmq.dispatch.control import set_priority
 from lstmq.producer.output import job_summary
 from lstmq.sending import requeue
@@ -24,13 +25,8 @@ from lstmq.settings import get_settings
 
 MAX_PAGE_JOBS = 500
 JobId = Annotated[str, Path(max_length=64, description="A job id (`lstmq jobs`).")]
-# A job's state as `lstmq status` shows it ("finished" is derived, never stored).
-STATE_FILTERS = {
-    JOB_SUBMITTING: Job.state == JOB_SUBMITTING,
-    JOB_QUEUED: and_(Job.state == JOB_QUEUED, HAS_PENDING),
-    JOB_FINISHED: and_(Job.state == JOB_QUEUED, ~HAS_PENDING),
-    JOB_CANCELLED: Job.state == JOB_CANCELLED,
-}
+# A job's state as `lstmq status` shows it: the stored one.
+STATE_FILTERS = {state: Job.state == state for state in (JOB_SUBMITTING, JOB_QUEUED, JOB_FINISHED, JOB_CANCELLED)}
 STATES = tuple(STATE_FILTERS)
 api = APIRouter(tags=["jobs"])
 
@@ -90,11 +86,7 @@ def get_status(job_id: JobId, engine: EngineDep) -> dict:
 
 def health_of(session: Session, status: JobStatus) -> dict | None:
     """Since when a job is stalled and its re-sends (``lstmq status`` prints it), else None."""
-    found = job_health(session, status, get_settings().stall_after_s)
-    if found is None:
-        return None
-    stamps = {key: getattr(found, key) for key in ("stalled_since", "recovered_at")}
-    return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
+    return health_dict(session, status, get_settings().stall_after_s)
 
 
 @api.get(

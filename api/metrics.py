@@ -16,13 +16,13 @@ from fastapi import APIRouter, Response
 from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, func, select
 
 from lstmq.api.auth import read_access
 from lstmq.api.deps import CeleryDep, EngineDep
 from lstmq.contract import ALL_QUEUES
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import HAS_PENDING, JOB_FINISHED
+from lstmq.db.queries import HAS_PENDING
 from lstmq.db.schema import (
     BATCH_QUEUED,
     DOC_DONE,
@@ -133,9 +133,7 @@ def _backlog():
 
 
 def _jobs_by_state():
-    state = case((and_(Job.state == JOB_QUEUED, ~HAS_PENDING), JOB_FINISHED), else_=Job.state).label("state")
-    derived = select(state).subquery()
-    return select(derived.c.state, func.count()).group_by(derived.c.state)
+    return select(Job.state, func.count()).group_by(Job.state)
 
 
 @router.get(

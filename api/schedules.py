@@ -38,11 +38,14 @@ class ScheduleIn(BaseModel):
     text_field: str = "text"
     id_field: str = "id"
     priority: str = Field(DEFAULT_PRIORITY, description="high, normal or low: the priority of its runs' jobs.")
+    notify: list[str] = Field(
+        default_factory=list, description="Webhook receivers (URLs) of its runs' jobs' events (as --notify)."
+    )
 
     def new(self) -> NewSchedule:
         timing = Timing.parse(self.every, self.cron)
         fields = self.model_dump(exclude={"every", "cron"})
-        return NewSchedule(timing=timing, **fields)
+        return NewSchedule(timing=timing, **fields | {"notify": tuple(self.notify)})
 
 
 @api.get(

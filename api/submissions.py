@@ -29,6 +29,8 @@ from lstmq.errors import InputError
 from lstmq.producer.submit import check_model, check_task, submit_records
 from lstmq.readers.records import Fields
 from lstmq.readers.sources import FORMATS, Source, read_sources
+from lstmq.settings import get_settings
+from lstmq.webhooks.receivers import check_receivers
 
 UPLOAD_NAME = "<upload>"  # the source in FILE:LINE messages and in jobs.sources
 api = APIRouter(tags=["jobs"])
@@ -44,6 +46,7 @@ class SubmitOptions:
     batch_size: int | None
     strict: bool
     priority: str
+    notify: tuple[str, ...] = ()
 
 
 def submit_options(
@@ -58,8 +61,14 @@ def submit_options(
         Literal[PRIORITIES],
         Query(description="high, normal or low: served in this order at batch boundaries (up to the token's maximum)."),
     ] = DEFAULT_PRIORITY,
+    notify: Annotated[
+        list[str] | None,
+        Query(
+            description="A webhook receiver of the job's events (repeatable; the server needs LSTMQ_WEBHOOK_SECRET)."
+        ),
+    ] = None,
 ) -> SubmitOptions:
-    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority)
+    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority, tuple(notify or ()))
 
 
 @api.post(
@@ -93,10 +102,12 @@ async def create_job(
 def _check(options: SubmitOptions) -> None:
     check_task(options.task)
     check_model(options.task, options.model)
+    check_receivers(options.notify, get_settings())
 
 
 def _request_hash(options: SubmitOptions, upload: Upload) -> str:
-    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode() + upload.sha256.encode()).hexdigest()
+    fields = {key: value for key, value in asdict(options).items() if value or key != "notify"}  # hashes as before
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + upload.sha256.encode()).hexdigest()
 
 
 async def _record(engine, app, upload: Upload, options: SubmitOptions, claim: Claim | None, owner: str) -> JSONResponse:
@@ -131,6 +142,7 @@ def _submit(
         sources=[UPLOAD_NAME],
         priority=options.priority,
         owner=owner,
+        notify=options.notify,
         on_reject=kept,
         on_job=claim.attach if claim else None,
     )

@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "drift": "lstmq.producer.drift_cli:drift",
     "serve": "lstmq.api.cli:serve",
     "token": "lstmq.api.cli:token",
+    "webhooks": "lstmq.webhooks.cli:webhooks",
 }
 TRAIN_COMMANDS: dict[str, str] = {
     "classifier": "lstmq.worker.ml.classifier.cli:train_classifier",

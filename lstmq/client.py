@@ -168,6 +168,7 @@ class Client:
         strict: bool = False,
         priority: str = "normal",
         idempotency_key: str | None = None,
+        notify: Iterable[str] = (),
     ) -> Submission:
         """Submit documents as one job, as ``lstmq submit`` does; returns its id and counts.
 
@@ -187,12 +188,14 @@ class Client:
         (else bad lines are counted and listed: ``first_rejected``, ``rejected()``).
         ``priority`` (high, normal or low, up to the token's maximum) orders the job against
         others; its owner is the token's name. Sending the same ``idempotency_key`` again
-        returns the first job instead of making a second.
+        returns the first job instead of making a second. ``notify``: webhook receivers (URLs)
+        of the job's events (the server needs ``LSTMQ_WEBHOOK_SECRET``).
         """
         if not model:
             raise InputError("submit needs a model (Client.models() lists them)")
         query = {"task": task, "model": model, "text_field": text_field, "id_field": id_field}
         query |= {"batch_size": batch_size, "strict": "true" if strict else None, "priority": priority}
+        query["notify"] = list(notify) or None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with self._body(source, format, text_field) as (body, fmt, more):
             query["format"] = fmt
@@ -330,7 +333,7 @@ class Client:
         )
         sent = {"Authorization": f"Bearer {self._token}", **(headers or {})}
         present = {key: value for key, value in (query or {}).items() if value is not None}
-        target = self._prefix + API + path + (f"?{urlencode(present)}" if present else "")
+        target = self._prefix + API + path + (f"?{urlencode(present, doseq=True)}" if present else "")
         try:
             response = self._exchange(connection, method, target, body, sent)
             if response.status >= 400:

@@ -53,6 +53,10 @@ class PermissionDenied(UserError):
     """The caller may not do this (e.g. an API token submitting above its maximum priority)."""
 
 
+class UnsafeReceiver(InputError):
+    """A webhook URL lstmq refuses to send to (scheme, or a private or loopback address)."""
+
+
 class ScheduleError(UserError):
     """A schedule definition is invalid (name, interval, cron, path)."""
 

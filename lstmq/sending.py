@@ -14,7 +14,7 @@ from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import get_job
 from lstmq.db.schema import DOC_PENDING, JOB_CANCELLED, JOB_QUEUED, JOB_SUBMITTING, RECORDING, Document, Job, utcnow
-from lstmq.db.transitions import reopen_failed
+from lstmq.db.transitions import finish_if_complete, reopen_failed
 from lstmq.dispatch.wake import notify
 from lstmq.errors import UserError
 
@@ -25,8 +25,8 @@ from lstmq.errors import UserError
 
 
 def mark_recorded(engine: Engine, job_id: str) -> None:
-    """The input is fully recorded: the job is queued (unless cancelled meanwhile), and the
-    dispatcher is woken to send the rest of it."""
+    """The input is fully recorded: the job is queued (unless cancelled meanwhile), or finished
+    when every document already has its result, and the dispatcher is woken to send the rest."""
     with session_scope(engine) as session:
         job = get_job(session, job_id)
         job.options = {key: value for key, value in job.options.items() if key != RECORDING}
@@ -36,6 +36,7 @@ def mark_recorded(engine: Engine, job_id: str) -> None:
             .where(Job.id == job_id, Job.state == JOB_SUBMITTING)
             .values(state=JOB_QUEUED, submitted_at=utcnow())
         )
+        finish_if_complete(session, job_id, utcnow())
         notify(session)
 
 
@@ -50,14 +51,16 @@ def requeue(engine: Engine, job_id: str, batch_size: int | None = None, failed: 
             raise UserError(f"job {job_id} is cancelled; not requeued")
         if job.options.get(RECORDING):
             raise UserError(f"job {job_id} is still being recorded, or its submit was interrupted; not requeued")
-        if failed and reopen_failed(session, job.id, utcnow()):
-            job.finished_at = None
+        if failed:
+            reopen_failed(session, job.id, utcnow())  # a finished job with failures is queued again
         if batch_size is not None:
             job.options = {**job.options, "batch_size": batch_size_for(batch_size, batch_size)}
         job.dispatched_id = 0
         job.recoveries = 0
         if job.state == JOB_SUBMITTING:
             job.state, job.submitted_at = JOB_QUEUED, utcnow()
+            session.flush()
+            finish_if_complete(session, job.id, utcnow())
         notify(session)
         return _pending(session, job_id)
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ValidationError, field_validator
+from pydantic import SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lstmq.durations import parse_duration
@@ -59,8 +59,12 @@ class Settings(BaseSettings):
     corpus_roots: str | None = None
     # How long a job is kept after it last changed (e.g. 90d); unset: forever. Workers prune daily.
     retain: str | None = None
+    # Webhooks: the HMAC-SHA256 key of their signatures (never printed), and whether receivers
+    # may be private, loopback or link-local addresses (for a receiver on the same network).
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: bool = False
 
-    @field_validator("broker_url", "database_url", mode="before")
+    @field_validator("broker_url", "database_url", "webhook_secret", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

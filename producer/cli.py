@@ -13,16 +13,9 @@ import click
 
 from lstmq.batching import batch_size_for
 from lstmq.db.engine import ready_engine, session_scope
-from lstmq.db.queries import (
-    cancel_job,
-    find_job,
-    job_health,
-    job_status,
-    list_jobs,
-    live_workers,
-    result_rows,
-)
+from lstmq.db.queries import find_job, job_health, job_status, list_jobs, live_workers, result_rows
 from lstmq.db.schema import DEFAULT_PRIORITY
+from lstmq.db.transitions import cancel_job
 from lstmq.dispatch.control import check_priority, set_priority, set_weight, weights
 from lstmq.errors import InputError, JobIncomplete
 from lstmq.parquet import pyarrow
@@ -61,7 +54,13 @@ RESULT_FORMATS = ("jsonl", "csv", "table", "parquet")
     help="high, normal or low: higher priorities are served first, at batch boundaries.",
 )
 @click.option("--owner", metavar="NAME", help="Whose share of the workers the job uses [default: your user name].")
-def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner) -> None:
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="A webhook receiver of the job's events (repeatable; needs LSTMQ_WEBHOOK_SECRET).",
+)
+def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify) -> None:
     """Record INPUT... (JSONL, CSV, .txt files or folders, - for stdin; gzip or not) as a job
     and queue it. Prints the job id as the last line of stdout."""
     check_task(task)
@@ -83,6 +82,7 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         sources=[s.name for s in sources],
         priority=priority,
         owner=owner,
+        notify=notify,
         on_reject=lambda bad: click.echo(str(bad), err=True),
     )
     click.echo(output.submitted_line(report.job_id, report.total, report.batches, report.rejected), err=True)

@@ -31,7 +31,7 @@ STATUS_FIELDS = {field.name for field in fields(JobStatus)}
 
 
 def submit(
-    client: Client, inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner
+    client: Client, inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify
 ) -> None:
     check_task(task)
     check_priority(priority)
@@ -50,6 +50,7 @@ def submit(
         batch_size=local._int_option(batch_size, "--batch-size"),
         strict=strict,
         priority=priority,
+        notify=notify,
     )
     _print_rejected(client, source, created)
     click.echo(output.submitted_line(created.id, created.total, created.batches, created.rejected), err=True)

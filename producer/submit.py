@@ -53,6 +53,8 @@ from lstmq.queue import ping_broker
 from lstmq.readers.records import Record, Rejected
 from lstmq.sending import mark_recorded
 from lstmq.settings import Settings, get_settings
+from lstmq.webhooks.events import NOTIFY
+from lstmq.webhooks.receivers import check_receivers
 
 log = logging.getLogger("lstmq.producer")
 INSERT_CHUNK_DOCS = 500  # documents in the first INSERT transaction: workers start on them at once
@@ -106,6 +108,7 @@ def submit_records(
     sources: Sequence[str] = (),
     priority: str = DEFAULT_PRIORITY,
     owner: str | None = None,
+    notify: Sequence[str] = (),
     on_reject: Callable[[Rejected], None] | None = None,
     on_job: Callable[[str], None] | None = None,
 ) -> SubmitReport:
@@ -114,16 +117,18 @@ def submit_records(
     A ``Record`` without ``external_id`` gets its 0-based number among all ``items``.
     Raises ``InputError`` (and leaves nothing in the database) when ``strict`` and any item
     was rejected, or when no item was good. ``on_job`` learns the job's id once it exists.
-    ``owner``: whose share of the workers the job uses (default: the OS user).
+    ``owner``: whose share of the workers the job uses (default: the OS user). ``notify``: webhook
+    receivers of the job's events (``lstmq.webhooks``), checked before anything is read.
     """
     check_task(task)
     check_model(task, model)
     check_priority(priority)
     settings = get_settings()
+    receivers = check_receivers(notify, settings)
     size = batch_size_for(batch_size, settings.batch_size)
     ping_broker(app)  # fail before reading a large input, not after
     owner = (owner or default_owner())[:64]
-    job = _create_job(engine, task, model, sources, size, strict, priority, owner)
+    job = _create_job(engine, task, model, sources, size, strict, priority, owner, receivers)
     report = SubmitReport(job_id=job.id)
     lease = RecordingLease(engine, job.id, settings.heartbeat_s)
     window = FirstWindow(engine, app, job.id, settings)
@@ -177,7 +182,7 @@ class FirstWindow:
 
 
 def _create_job(
-    engine: Engine, task: str, model: str, sources, size: int, strict: bool, priority: str, owner: str
+    engine: Engine, task: str, model: str, sources, size: int, strict: bool, priority: str, owner: str, notify: list
 ) -> Job:
     job = Job(
         id=uuid.uuid4().hex,
@@ -186,7 +191,7 @@ def _create_job(
         priority=priority,
         owner=owner,
         sources=list(sources),
-        options={"batch_size": size, "strict": strict, RECORDING: True},
+        options={"batch_size": size, "strict": strict, RECORDING: True} | ({NOTIFY: notify} if notify else {}),
     )
     with session_scope(engine) as session:
         session.add(job)

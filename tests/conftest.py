@@ -139,6 +139,16 @@ def migrated_db(db_url, lstmq_env):
 
 
 @pytest.fixture
+def webhook_env(migrated_db, monkeypatch):
+    """The migrated database, a webhook signing secret (tests.support.webhooks.SECRET), and
+    loopback receivers allowed; returns the engine."""
+    monkeypatch.setenv("LSTMQ_WEBHOOK_SECRET", "test-webhook-secret")
+    monkeypatch.setenv("LSTMQ_WEBHOOK_ALLOW_PRIVATE", "true")
+    get_settings.cache_clear()
+    return migrated_db
+
+
+@pytest.fixture
 def models(migrated_db):
     """Names of an installed (fake-weight) classifier and generator in this test's LSTMQ_HOME."""
     folder = get_settings().user_model_dir

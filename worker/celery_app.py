@@ -22,12 +22,14 @@ from lstmq.worker.heal.heartbeat import Heartbeat, Identity
 from lstmq.worker.heal.outage import log_outages_once
 from lstmq.worker.shutdown import stopping
 from lstmq.worker.transport import GuardedTransport
+from lstmq.worker.webhooks import WebhookSender
 
 log = logging.getLogger("lstmq.worker")
 
 TASK_MODULES = ["lstmq.worker.tasks"]
 _heartbeats: list[Heartbeat] = []  # this process's, between worker_ready and worker_shutdown
 _dispatchers: list[Dispatcher] = []  # likewise
+_senders: list[WebhookSender] = []  # likewise
 _outage = log_outages_once()  # also for bare `celery -A`: this module is what both load
 
 app = make_celery(include=TASK_MODULES)
@@ -80,6 +82,8 @@ def _start_heartbeat(sender, **_kwargs) -> None:
     _heartbeats[-1].start()
     _dispatchers.append(Dispatcher(app, sender.hostname))
     _dispatchers[-1].start()
+    _senders.append(WebhookSender())
+    _senders[-1].start()
 
 
 def _slots(consumer) -> int:
@@ -95,6 +99,8 @@ def _stop_waiting_for_retries(**_kwargs) -> None:
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_kwargs) -> None:
+    while _senders:
+        _senders.pop().stop()
     while _dispatchers:
         _dispatchers.pop().stop()
     while _heartbeats:

@@ -41,8 +41,9 @@ from lstmq.api.sessions import COOKIE, SESSION_S, ConsoleSession, open_session, 
 from lstmq.api.tokens import grants
 from lstmq.batching import batch_size_for
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job, get_job, job_health, job_status
+from lstmq.db.queries import get_job, job_health, job_status
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING
+from lstmq.db.transitions import cancel_job
 from lstmq.errors import LstmqError
 from lstmq.modelstore import scan_models
 from lstmq.producer.output import stalled

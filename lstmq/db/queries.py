@@ -3,8 +3,8 @@
 A job's counts are the counters its row keeps (``lstmq.db.transitions`` moves them with every
 status change), so reading a job costs the same at a million documents as at ten;
 ``status_counts`` counts the documents themselves. A job's state is the stored one
-(submitting, queued, cancelled) except that a queued job with nothing pending reads as
-``finished``; its ``finished_at`` is filled in the first time a status query sees that.
+(submitting, queued, finished, cancelled): the transaction that gives a job's last pending
+document its result stores ``finished`` and ``finished_at``; reading a job never writes it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from lstmq.contract import QUEUES
@@ -22,6 +22,7 @@ from lstmq.db.schema import (
     DOC_FAILED,
     DOC_PENDING,
     JOB_CANCELLED,
+    JOB_FINISHED,
     JOB_QUEUED,
     JOB_SUBMITTING,
     PRIORITIES,
@@ -38,7 +39,6 @@ from lstmq.db.schema import (
 )
 from lstmq.errors import InputError, JobNotFound
 
-JOB_FINISHED = "finished"  # derived, never stored (IS_FINISHED reads both forms)
 CANCELLED_NOTE = "cancelled"  # jobs.options key: why lstmq cancelled the job
 RESULT_COLUMNS = ("id", "label", "score", "model", "model_version", "status", "error")  # of result_rows
 RENDER_COLUMNS = (*RESULT_COLUMNS, "image_path")
@@ -46,8 +46,7 @@ RESULTS_YIELD_ROWS = 1000  # rows fetched per round trip when streaming results
 MIN_ELAPSED_S = 1.0  # rates over less than this are noise
 LIVE_BEATS = 3  # a worker is live while its last beat is younger than this many heartbeats
 HAS_PENDING = Job.total > Job.done_count + Job.failed_count  # SQL: a document is pending, by the counters
-# SQL: the job is finished: derived (queued, nothing pending), or stored as such by a later version.
-IS_FINISHED = or_(and_(Job.state == JOB_QUEUED, ~HAS_PENDING), Job.state == JOB_FINISHED)
+IS_FINISHED = Job.state == JOB_FINISHED  # stored by the transaction that moved its last document
 
 
 @dataclass
@@ -182,10 +181,6 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
     done, failed = job.done_count, job.failed_count
     pending = job.total - done - failed
     state = job.state
-    if state == JOB_QUEUED and pending == 0:
-        state = JOB_FINISHED
-        if job.finished_at is None:
-            _mark_finished(session, job)
     started = as_utc(job.submitted_at or job.created_at)
     until = as_utc(job.finished_at) if job.finished_at else (now or utcnow())
     rate = (done + failed) / max((until - started).total_seconds(), MIN_ELAPSED_S) if done + failed else None
@@ -218,11 +213,6 @@ def _schedule_name(session: Session, schedule_id: int | None) -> str | None:
     return schedule.name if schedule else None
 
 
-def _mark_finished(session: Session, job: Job) -> None:
-    """finished_at = when the last document got its result (not when someone looked)."""
-    job.finished_at = job.progressed_at or job.submitted_at or job.created_at
-
-
 def job_health(session: Session, status: JobStatus, stall_after_s: int, now: datetime | None = None) -> Health | None:
     """How a job is stalled, or None when it is not (finished, cancelled, progressing, or waiting
     for its turn: a job with nothing in flight that lstmq never had to recover is waiting)."""
@@ -238,20 +228,26 @@ def job_health(session: Session, status: JobStatus, stall_after_s: int, now: dat
     return Health(since, job.recoveries, as_utc(job.recovered_at))
 
 
+def health_dict(session: Session, status: JobStatus, stall_after_s: int) -> dict | None:
+    """Since when a job is stalled and its re-sends (``lstmq status`` prints it), else None."""
+    found = job_health(session, status, stall_after_s)
+    if found is None:
+        return None
+    stamps = {key: getattr(found, key) for key in ("stalled_since", "recovered_at")}
+    return {"recoveries": found.recoveries} | {key: v.isoformat() if v else None for key, v in stamps.items()}
+
+
+def job_object(session: Session, job_id: str, heartbeat_s: int, stall_after_s: int) -> dict:
+    """The job as GET /api/v1/jobs/{id} answers it: its status and ``health``."""
+    current = job_status(session, job_id, heartbeat_s=heartbeat_s)
+    return current.as_dict() | {"health": health_dict(session, current, stall_after_s)}
+
+
 def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None) -> list[WorkerBeat]:
     """Workers whose last beat is recent, by name; a dead worker's row simply ages out."""
     oldest = (now or utcnow()) - timedelta(seconds=heartbeat_s * LIVE_BEATS)
     rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name, WorkerBeat.pid)).all()
     return [row for row in rows if as_utc(row.beat_at) >= oldest]
-
-
-def cancel_job(session: Session, job_id: str) -> JobStatus:
-    """Mark the job cancelled (workers skip its batches); a finished job is left as it is."""
-    current = job_status(session, job_id)
-    if current.state not in (JOB_FINISHED, JOB_CANCELLED):
-        session.execute(update(Job).where(Job.id == job_id).values(state=JOB_CANCELLED))
-        current.state, current.eta_s = JOB_CANCELLED, None
-    return current
 
 
 def pending_page(session: Session, job_id: str, after_id: int, limit: int, max_chars: int) -> list:

@@ -32,6 +32,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 DOC_PENDING, DOC_DONE, DOC_FAILED = "pending", "done", "failed"
 JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
+# Stored by the transaction that gives a queued job's last pending document its result
+# (lstmq.db.transitions.count), or by the end of recording when everything was done already.
+JOB_FINISHED = "finished"
 # jobs.options key while a submit still reads the job's input (lstmq.sending).
 RECORDING = "recording"
 BATCH_QUEUED, BATCH_RUNNING = "queued", "running"  # sent and waiting in the broker; taken by a worker
@@ -61,7 +64,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     task: Mapped[str] = mapped_column(String(16))  # classify | render
     model: Mapped[str] = mapped_column(String(128))
-    # submitting -> queued; cancelled. "finished" is derived: no document pending.
+    # submitting -> queued -> finished (stored with finished_at when nothing is pending; back to
+    # queued when requeue --failed reopens documents); submitting or queued -> cancelled.
     state: Mapped[str] = mapped_column(String(16), default=JOB_SUBMITTING)
     total: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
@@ -87,7 +91,7 @@ class Job(Base):
     # compare-and-set, so two dispatchers never send the same documents; requeue sets it to 0.
     dispatched_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_jobs_created_at", "created_at"),)
+    __table_args__ = (Index("ix_jobs_created_at", "created_at"), Index("ix_jobs_state", "state"))
 
 
 class Document(Base):
@@ -246,6 +250,8 @@ class Schedule(Base):
     id_field: Mapped[str] = mapped_column(String(128), default="id")
     paused: Mapped[bool] = mapped_column(default=False)
     priority: Mapped[str] = mapped_column(String(8), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY)
+    # Webhook receivers (URLs) given to each job of its runs (jobs.options["notify"]).
+    notify: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     # A run's lease: the holder's token and expiry (a crashed run's lease simply runs out).
     lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -303,6 +309,32 @@ class CorpusDoc(Base):
     model_version: Mapped[str] = mapped_column(String(64))
     document_id: Mapped[int] = mapped_column(BigId)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one row per (event, receiver), written in the transaction of the event
+    (``lstmq.webhooks.events``) and POSTed by the workers' delivery loop until accepted or
+    given up (``lstmq.webhooks.delivery``). ``body`` is frozen at the event: every attempt
+    sends the same bytes, with the same event id."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32))  # job.finished | job.cancelled | ...
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed (given up)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When it is due; moved forward by compare-and-set to claim it. None once it is settled.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HTTP status of the last attempt
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # a short excerpt: body or error
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
 
 
 # --- The HTTP API (api/) ------------------------------------------------------------------

@@ -5,6 +5,11 @@ move by: a document that a redelivered or concurrent copy of its batch already m
 counted twice (PostgreSQL re-checks the WHERE of a row it waited for under READ COMMITTED;
 SQLite serialises writers). The job row comes last in every transaction, after the documents,
 so two writers never wait for each other in opposite orders, and it is held only until commit.
+
+A job's end is stored here too: the update that leaves a queued job with nothing pending makes
+it ``finished`` with ``finished_at`` in the same transaction (the job row is locked by then, so
+of two concurrent last batches exactly one sees the job complete), and one that makes a finished
+job's documents pending again (requeue --failed) opens it again.
 """
 
 from __future__ import annotations
@@ -16,9 +21,23 @@ from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.db.dialects import among
-from lstmq.db.schema import DOC_DONE, DOC_FAILED, DOC_PENDING, Document, Job
+from lstmq.db.queries import JobStatus, job_status
+from lstmq.db.schema import (
+    DOC_DONE,
+    DOC_FAILED,
+    DOC_PENDING,
+    JOB_CANCELLED,
+    JOB_FINISHED,
+    JOB_QUEUED,
+    JOB_SUBMITTING,
+    Document,
+    Job,
+    utcnow,
+)
+from lstmq.webhooks import events
 
 DOCUMENTS, JOBS = Document.__table__, Job.__table__
+COUNTED = (JOBS.c.state, JOBS.c.total, JOBS.c.done_count, JOBS.c.failed_count)
 
 
 def mark_done(session: Session, ids: Collection[int], now: datetime, job_id: str | None = None) -> None:
@@ -71,11 +90,55 @@ def reopen_failed(session: Session, job_id: str, now: datetime) -> int:
 
 
 def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: int = 0) -> None:
-    """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back."""
+    """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back.
+    The job finishes when nothing is left pending, and is open again when something is."""
     if done or failed:
         latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
         values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
-        session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest))
+        stmt = update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest)
+        # RETURNING (PostgreSQL, SQLite 3.35+): the row as this update left it, locked until
+        # commit, so the end is decided without another statement for most batches.
+        row = session.execute(stmt.returning(*COUNTED)).one_or_none()
+        if row is None:
+            return
+        pending = row.total - row.done_count - row.failed_count
+        if pending == 0 and row.state == JOB_QUEUED:
+            finish_if_complete(session, job_id, now)
+        elif pending > 0 and row.state == JOB_FINISHED:
+            _reopen(session, job_id)
+
+
+def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
+    """A queued job with nothing pending becomes finished; True when this call did it (a
+    submitting job waits for the end of its input, a cancelled one stays cancelled). Its
+    ``finished_at``: its last progress, or ``now`` if later (recording ended after the results)."""
+    complete = JOBS.c.total == JOBS.c.done_count + JOBS.c.failed_count
+    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_QUEUED, complete)
+    at = case((JOBS.c.progressed_at > now, JOBS.c.progressed_at), else_=now)
+    if session.execute(stmt.values(state=JOB_FINISHED, finished_at=at)).rowcount != 1:
+        return False
+    events.finished(session, job_id, now)
+    return True
+
+
+def _reopen(session: Session, job_id: str) -> None:
+    stmt = update(JOBS).where(JOBS.c.id == job_id, JOBS.c.state == JOB_FINISHED)
+    session.execute(stmt.values(state=JOB_QUEUED, finished_at=None))
+
+
+def cancel_job(session: Session, job_id: str, now: datetime | None = None) -> JobStatus:
+    """Mark an open job cancelled (workers skip its batches); a finished or cancelled job is left
+    as it is. A cancelled job keeps ``finished_at`` empty: it names when the last pending
+    document got its result, which a cancelled job never has."""
+    current = job_status(session, job_id)
+    open_ = Job.state.in_((JOB_QUEUED, JOB_SUBMITTING))  # by compare-and-set: it may finish meanwhile
+    if session.execute(update(Job).where(Job.id == job_id, open_).values(state=JOB_CANCELLED)).rowcount:
+        current.state, current.eta_s = JOB_CANCELLED, None
+        events.emit(session, job_id, [events.JOB_CANCELLED], now or utcnow())
+    else:
+        session.expire_all()
+        current = job_status(session, job_id)
+    return current
 
 
 def _job_of(session: Session, ids: Collection[int]) -> str | None:

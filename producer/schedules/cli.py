@@ -60,7 +60,13 @@ def schedule() -> None:
     show_default=True,
     help="high, normal or low: the priority of its runs' jobs.",
 )
-def add(name, path, task, model, every, cron, fmt, text_field, id_field, priority) -> None:
+@click.option(
+    "--notify",
+    multiple=True,
+    metavar="URL",
+    help="A webhook receiver of its runs' jobs' events (repeatable; needs LSTMQ_WEBHOOK_SECRET).",
+)
+def add(name, path, task, model, every, cron, fmt, text_field, id_field, priority, notify) -> None:
     """Add schedule NAME; files are checked now, read by `lstmq scheduler` (or `schedule run`)."""
     new = NewSchedule(
         name=name,
@@ -72,6 +78,7 @@ def add(name, path, task, model, every, cron, fmt, text_field, id_field, priorit
         text_field=text_field,
         id_field=id_field,
         priority=priority,
+        notify=tuple(notify),
     )
     with session_scope(ready_engine()) as session:
         row = add_schedule(session, new)

@@ -23,6 +23,7 @@ from lstmq.producer.schedules.ledger import (
 )
 from lstmq.producer.schedules.roots import corpus_roots, within
 from lstmq.readers.records import MAX_EXTERNAL_ID_CHARS, Fields
+from lstmq.webhooks.events import NOTIFY
 
 # New lines one run reads at most: bounds its memory, its transaction and so its duration
 # (well inside the lease); the next run continues where this one stopped.
@@ -133,7 +134,8 @@ def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], v
             schedule_id=sched.id,
             priority=sched.priority,
             owner=sched.name[:64],  # scheduled runs share the workers as their schedule
-            options={"schedule": sched.name, "run_id": run_id, "model_version": version},
+            options={"schedule": sched.name, "run_id": run_id, "model_version": version}
+            | ({NOTIFY: list(sched.notify)} if sched.notify else {}),
         )
     )
     session.flush()

@@ -21,6 +21,8 @@ from lstmq.producer.schedules.roots import check_glob
 from lstmq.producer.schedules.timing import Timing, check_name
 from lstmq.producer.submit import check_model, check_task
 from lstmq.readers.sources import FORMATS
+from lstmq.settings import get_settings
+from lstmq.webhooks.receivers import check_receivers
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class NewSchedule:
     text_field: str = "text"
     id_field: str = "id"
     priority: str = DEFAULT_PRIORITY
+    notify: tuple[str, ...] = ()  # webhook receivers of its runs' jobs
 
 
 def validate(new: NewSchedule) -> Schedule:
@@ -53,6 +56,7 @@ def validate(new: NewSchedule) -> Schedule:
         file_format(path, new.format)  # InputError when the format cannot be told
     check_model(new.task, new.model)
     check_priority(new.priority)
+    notify = check_receivers(new.notify, get_settings())
     return Schedule(
         name=new.name,
         path_glob=pattern,
@@ -64,6 +68,7 @@ def validate(new: NewSchedule) -> Schedule:
         text_field=new.text_field,
         id_field=new.id_field,
         priority=new.priority,
+        notify=notify,
     )
 
 

@@ -198,6 +198,7 @@ def test_bad_submit_parameters_are_422_naming_the_field(api, query, field):
         ("model=news", GOOD, {"Content-Encoding": "br"}, 415, "gzip"),
         ("model=news", b"\x00\x01binary", {}, 422, "binary"),
         ("model=news&format=csv", b"title\nx\n", {}, 422, "no column 'text'"),
+        ("model=news&notify=http%3A%2F%2F127.0.0.1%3A9%2Fhook", GOOD, {}, 400, "needs LSTMQ_WEBHOOK_SECRET"),
     ],
 )
 def test_unusable_submissions_are_refused_with_one_line(api, query, body, headers, status, words):

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from lstmq.api.idempotency import Claim
 from lstmq.api.tokens import create_token
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job
 from lstmq.db.schema import ApiToken, IdempotencyKey, utcnow
+from lstmq.db.transitions import cancel_job
 from tests.support.jobs import add_job
 
 

@@ -66,6 +66,12 @@ def test_a_bad_schedule_is_422_with_the_clis_message(api, corpus, fields, words)
     assert words in assert_problem(add(api, **body), 422)["detail"]
 
 
+def test_a_schedule_with_receivers_needs_the_servers_webhook_secret(api, corpus):
+    body = {"name": "hooked", "path": f"{corpus}/*.jsonl", "model": "news", "every": "1d"}
+    problem = assert_problem(add(api, **body, notify=["http://127.0.0.1:9/hook"]), 400)
+    assert "LSTMQ_WEBHOOK_SECRET" in problem["detail"]
+
+
 def test_changes_need_admin_and_unknown_schedules_are_404(api, corpus):
     assert_problem(add(api, "submit", name="x", path=f"{corpus}/*.jsonl", model="news", every="1d"), 403)
     assert_problem(api.call("POST", "/api/v1/schedules/nope/run"), 404)

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 from sqlalchemy import delete
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job
 from lstmq.db.schema import Batch, Job, utcnow
+from lstmq.db.transitions import cancel_job
 from lstmq.dispatch import lease
 from lstmq.dispatch.order import FairShare
 from lstmq.dispatch.send import PREFETCH_MARGIN, dispatch_round

@@ -15,8 +15,9 @@ from sqlalchemy import func, select, text
 
 from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import alembic_config, upgrade
-from lstmq.db.queries import JOB_FINISHED, cancel_job, job_status, list_jobs
+from lstmq.db.queries import JOB_FINISHED, job_status, list_jobs
 from lstmq.db.schema import Classification, Document, Job, as_utc, utcnow
+from lstmq.db.transitions import cancel_job
 from lstmq.sending import requeue
 from lstmq.worker.batches import (
     Outcome,

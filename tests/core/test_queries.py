@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job, find_job, get_job, job_status, list_jobs, result_rows
+from lstmq.db.queries import find_job, get_job, job_status, list_jobs, result_rows
 from lstmq.db.schema import Classification, Document, Image, Job, as_utc
-from lstmq.db.transitions import mark_done, mark_failed
+from lstmq.db.transitions import cancel_job, mark_done, mark_failed
 from lstmq.errors import InputError, JobNotFound
 from lstmq.producer import output
 from lstmq.producer.output import job_summary

@@ -16,9 +16,8 @@ from sqlalchemy import event, func, select
 from lstmq.batching import batch_size_for, chunked
 from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import cancel_job
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, WorkerBeat, utcnow
-from lstmq.db.transitions import mark_done, mark_failed
+from lstmq.db.transitions import cancel_job, mark_done, mark_failed
 from lstmq.dispatch import send as dispatch_send
 from lstmq.dispatch.send import FIRST_WINDOW_BATCHES, capacity
 from lstmq.errors import InputError, ModelNotFound, ServiceUnavailable, SubmitCancelled, UserError

@@ -68,13 +68,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_api(request, home: Path) -> Iterator[Api]:
-    """PostgreSQL + Redis, a token per scope, and `lstmq serve` (stopped afterwards)."""
+def running_api(request, home: Path, **settings: str) -> Iterator[Api]:
+    """PostgreSQL + Redis, a token per scope, and `lstmq serve` (stopped afterwards); ``settings``:
+    LSTMQ_* of the server beside the stack's (``webhook_secret="..."``)."""
     with open_stack(request, "services", home) as stack:
         with session_scope(stack.engine) as session:
             tokens = {scope: create_token(session, f"test-{scope}", scope) for scope in SCOPES}
         port = free_port()
-        server = LstmqProcess(worker_env(), home / "serve.log", "serve", "--port", str(port))
+        server = LstmqProcess(worker_env(**settings), home / "serve.log", "serve", "--port", str(port))
         try:
             server.wait_for_log("Application startup complete", SERVE_READY_S)
             yield Api(port, stack, server, tokens)

@@ -54,6 +54,7 @@ from lstmq.db.transitions import mark_failed
 from lstmq.dispatch.send import Next, publish
 from lstmq.queue import queue_length
 from lstmq.settings import Settings
+from lstmq.webhooks import events
 
 log = logging.getLogger("lstmq.worker")
 MAX_KILLS = 3  # workers a batch may take down with it before its documents are failed
@@ -128,7 +129,8 @@ def recover(engine: Engine, app: Celery, lost: Lost, now: datetime) -> None:
         )
         if taken.rowcount != 1:
             return
-        _count_recovery(job, now)
+        if _count_recovery(job, now):
+            events.emit(session, job.id, [events.JOB_STALLED], now)
         made = Next(
             b.id,
             job.task,
@@ -160,11 +162,13 @@ def _pending_in(session, b: Batch) -> list:
     return list(session.execute(stmt))
 
 
-def _count_recovery(job: Job, now: datetime) -> None:
-    """Recoveries since the job last made progress, for `lstmq status` ("recovering 2x")."""
+def _count_recovery(job: Job, now: datetime) -> bool:
+    """Recoveries since the job last made progress, for `lstmq status` ("recovering 2x"); True
+    when this one begins a streak (the job's webhooks hear of it once: ``job.stalled``)."""
     fruitless = job.recovered_at is not None and as_utc(job.progressed_at or job.created_at) <= as_utc(job.recovered_at)
     job.recoveries = (job.recoveries if fruitless else 0) + 1
     job.recovered_at = now
+    return not fruitless
 
 
 def _give_up(session, b: Batch, job: Job, ids: list[int], kills: int, now: datetime) -> None:
@@ -200,6 +204,8 @@ def cancel_abandoned(engine: Engine, stall_after_s: int, now: datetime) -> list[
                 .where(Job.id == job.id, Job.state == JOB_SUBMITTING, same)
                 .values(state=JOB_CANCELLED, options=options)
             )
+            if taken.rowcount == 1:
+                events.emit(session, job.id, [events.JOB_CANCELLED], now)
         if taken.rowcount == 1:
             log.warning("job %s cancelled: %s", job.id, reason)
             cancelled.append(job.id)

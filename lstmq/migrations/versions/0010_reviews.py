@@ -1,14 +1,14 @@
 """reviews: a person's label for a document's result, beside the model's (never over it)
 
 Revision ID: 0010
-Revises: 0008 (to be rebased onto 0009)
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
