@@ -312,7 +312,7 @@ def test_cli_status_results_jobs_and_cancel_speak_json_and_csv(migrated_db):
         (["status", "nope"], "error: no job 'nope'"),
         (["results", "nope"], "error: no job 'nope'"),
         (["cancel", "nope"], "error: no job 'nope'"),
-        (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table)"),
+        (["results", "{job}", "--format", "xml"], "error: unknown format 'xml' (expected jsonl, csv, table, parquet)"),
         (["jobs", "--limit", "0"], "error: --limit must be at least 1, got 0"),
         (["requeue", "nope"], "error: no job 'nope'"),
         (["requeue", "{cancelled}"], "error: job {cancelled} is cancelled; not requeued"),

@@ -13,6 +13,8 @@ from lstmq.db.engine import session_scope
 from lstmq.db.retention import Pruned, image_file, prune
 from lstmq.db.schema import (
     DOC_DONE,
+    JOB_FINISHED,
+    JOB_QUEUED,
     JOB_SUBMITTING,
     ApiToken,
     Base,
@@ -49,6 +51,8 @@ def old_job(engine, task: str = "classify", docs: int = 3, age: timedelta = LONG
     when = utcnow() - age
     with session_scope(engine) as session:
         values = {"done_count": docs, "created_at": when, "finished_at": when} | job_fields
+        ended = values["done_count"] + values.get("failed_count", 0) >= docs
+        values.setdefault("state", JOB_FINISHED if ended else JOB_QUEUED)  # as the counters' transaction stores it
         session.execute(update(Job).where(Job.id == job_id).values(**values))
         session.execute(update(Document).where(Document.job_id == job_id).values(status=DOC_DONE))
         for doc_id in ids:

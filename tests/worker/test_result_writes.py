@@ -65,8 +65,10 @@ def test_flags_and_text_values_survive_the_json_round_trip(migrated_db):
 
 
 def test_a_batch_of_new_results_is_written_without_reading_anything(migrated_db):
-    """Rows, statuses and the job's counters: writes only (the worker knows its batch's job)."""
-    job_id, ids = add_job(migrated_db, ["one", "two", "three"])
+    """Rows, statuses and the job's counters: writes only (the worker knows its batch's job). A batch
+    that is not its job's last: the one that finishes a job also reads what its events need."""
+    job_id, ids = add_job(migrated_db, ["one", "two", "three", "four"])
+    ids = ids[:3]
     outcome = Outcome(rows=rows_for(ids, "long", 0.9))
     statements: list[str] = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
@@ -76,4 +78,4 @@ def test_a_batch_of_new_results_is_written_without_reading_anything(migrated_db)
     finally:
         event.remove(migrated_db, "before_cursor_execute", listener)
     assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert status_counts(migrated_db, job_id) == {"done": 3}
+    assert status_counts(migrated_db, job_id) == {"done": 3, "pending": 1}
