@@ -81,9 +81,9 @@ class Dispatcher(threading.Thread):
         with session_scope(self.engine) as session:
             workers = live_workers(session, self.settings.heartbeat_s)
         sent = dispatch_round(self.engine, self.app, workers, self.fair)
-        if sent:
-            stages.add("dispatch", sent, time.perf_counter() - start)
-        return sent
+        if sent.docs:
+            stages.add("dispatch", sent.docs, time.perf_counter() - start)
+        return sent.batches
 
     def _lead(self, held: bool) -> None:
         self._renew_at = time.monotonic() + (self.ttl_s / 3 if held else 0)

@@ -44,16 +44,16 @@ def finish_all(engine) -> None:
 def test_the_broker_holds_only_what_the_workers_can_take(migrated_db, celery_app, redis_url):
     job_with(migrated_db, 100)
     room = 2 * (2 + PREFETCH_MARGIN)  # two workers of two slots each
-    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()) == room
+    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()).batches == room
     assert len(queued_payloads(redis_url)) == room
-    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()) == 0  # full
+    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()).batches == 0  # full
     finish_all(migrated_db)
-    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()) == room
+    assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()).batches == room
 
 
 def test_no_worker_means_nothing_is_sent(migrated_db, celery_app, redis_url):
     job_with(migrated_db, 10)
-    assert dispatch_round(migrated_db, celery_app, [], FairShare()) == 0
+    assert dispatch_round(migrated_db, celery_app, [], FairShare()).batches == 0
     assert queued_payloads(redis_url) == []
 
 

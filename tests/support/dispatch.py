@@ -19,4 +19,4 @@ def send_all(engine: Engine, app: Celery | None = None) -> int:
     """One round of a dispatcher whose workers have unlimited room: every pending document not
     yet sent goes to the broker (a job still recording: its full batches). Returns batches sent."""
     everyone = [SimpleNamespace(queues=list(ALL_QUEUES), slots=UNLIMITED)]
-    return dispatch_round(engine, app or make_celery(), everyone, FairShare())
+    return dispatch_round(engine, app or make_celery(), everyone, FairShare()).batches
