@@ -30,8 +30,8 @@ MINIMAL_TRAINING = (
 ).split()
 PRODUCER_STAGES = ("read", "hash", "record", "send")
 # "model" is the whole prediction (tokenizing included); "tokenize" is that part of it alone.
+# "dispatch" is the worker's dispatcher sending batches (the submit sends only a first window).
 WORKER_STAGES = ("dispatch", "receive", "read state", "model", "tokenize", "write results")
-# docs/s on the 2-core development machine (issue 11): Redis + PostgreSQL, and the embedded setup
 
 
 def train_minimal_classifier(model_dir: Path) -> None:
