@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 11, as one command for a lent GPU machine (no network there):
+# The GPU check, as one command for a lent GPU machine (no network there):
 #   environment report, nvidia-smi sampling, `lstmq bench --pipeline` (lstmq's own ceiling),
 #   `lstmq bench --model news` (a, b, c), model-only speed, the GPU-marked tests, a summary.
 #
