@@ -43,3 +43,15 @@ class BatchPayload(BaseModel):
 def message_text(text: str) -> str:
     """The part of a document's text that travels in a message."""
     return text[:MAX_MESSAGE_TEXT_CHARS]
+
+
+def batch_message(job_id: str, model: str, batch_id: int, docs) -> dict:
+    """A ``BatchPayload`` as JSON, from rows with ``id`` and ``text`` (texts cut by
+    ``message_text``, or by SQL to the same length). Built without a model per document: the
+    dispatcher makes one per batch, in the worker's own process, and the worker validates it."""
+    return {
+        "job_id": job_id,
+        "model": model,
+        "batch_id": batch_id,
+        "docs": [{"id": doc.id, "text": message_text(doc.text)} for doc in docs],
+    }

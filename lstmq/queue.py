@@ -85,15 +85,17 @@ def make_celery(settings: Settings | None = None, include: list[str] | None = No
     return app
 
 
-def send_batch(app: Celery, task: str, payload: BatchPayload) -> None:
-    """Publish one batch by task name; broker trouble becomes one ServiceUnavailable line."""
+def send_batch(app: Celery, task: str, payload: BatchPayload | dict) -> None:
+    """Publish one batch by task name (a payload, or its JSON from ``batch_message``); broker
+    trouble becomes one ServiceUnavailable line."""
+    body = payload.model_dump(mode="json") if isinstance(payload, BatchPayload) else payload
     try:
         app.send_task(
             TASK_NAMES[task],
-            args=[payload.model_dump(mode="json")],
+            args=[body],
             # A short repr: Celery otherwise saferepr()s the whole payload for its logs, about a
             # third of publishing a 256-document message.
-            argsrepr=f"<{len(payload.docs)} documents of job {payload.job_id}>",
+            argsrepr=f"<{len(body['docs'])} documents of job {body['job_id']}>",
             queue=QUEUES[task],
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,

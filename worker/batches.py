@@ -23,6 +23,7 @@ from lstmq.db.dialects import among, dialect_insert, upsert_rows
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
 from lstmq.db.transitions import mark_done, mark_failed
+from lstmq.worker import flight
 
 log = logging.getLogger("lstmq.worker")
 
@@ -132,17 +133,19 @@ def process_batch(
     work: Callable[[list[DocIn]], Outcome],
     state: list[Row] | None = None,
 ) -> dict:
-    """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts. Each step
-    is counted (``lstmq.stages``; reading the state by the task) and flushed for ``lstmq bench
-    --pipeline``. ``state``: the batch's state when the task already read it."""
+    """Run ``work`` on what is left of ``batch`` and record its outcome, the batch's row leaving
+    ``batches`` in the same transaction; returns counts. Each step is counted
+    (``lstmq.stages``; reading the state by the task) and flushed for ``lstmq bench --pipeline``.
+    ``state``: the batch's state when the task already read it."""
     docs = docs_to_process(engine, batch, state)
+    outcome = Outcome()
     if docs:
         with stages.timed("model", len(docs)):
             outcome = work(docs)
-        with stages.timed("write results", len(docs)):
-            write_outcome(engine, outcome, results, batch.job_id)
+    with stages.timed("write results", len(docs)):
+        write_outcome(engine, outcome, results, batch.job_id, batch.batch_id)
     stages.flush()
-    return report(batch, docs, outcome if docs else Outcome())
+    return report(batch, docs, outcome)
 
 
 def give_up(engine: Engine, batch: BatchPayload, error: str, state: list[Row] | None = None) -> dict:
@@ -151,11 +154,16 @@ def give_up(engine: Engine, batch: BatchPayload, error: str, state: list[Row] | 
     outcome = fail_all(docs, error)
     with session_scope(engine) as session:
         set_document_status(session, [], outcome.failed, batch.job_id)
+        flight.finish(session, batch.batch_id, batch.job_id)
     return report(batch, docs, outcome)
 
 
-def write_outcome(engine: Engine, outcome: Outcome, results: Results, job_id: str | None = None) -> None:
-    """Result rows, document statuses and the model version: one transaction, all-or-nothing.
+def write_outcome(
+    engine: Engine, outcome: Outcome, results: Results, job_id: str | None = None, batch_id: int | None = None
+) -> None:
+    """Result rows, document statuses, the model version and the batch's slot (``batch_id``, freed
+    by ``flight.finish``): one transaction, all-or-nothing, so a batch leaves ``batches`` exactly
+    when its outcome is written.
 
     The job's counters move last, just before the commit: batches of one job wait for each
     other only for that commit, never while writing their rows (``lstmq.db.transitions``)."""
@@ -166,6 +174,8 @@ def write_outcome(engine: Engine, outcome: Outcome, results: Results, job_id: st
             register_model_version(session, version)
         upsert_rows(session, results.table, outcome.rows, RESULT_KEY, results.columns)
         set_document_status(session, [row["document_id"] for row in outcome.rows], outcome.failed, job_id)
+        if batch_id is not None:
+            flight.finish(session, batch_id, job_id)
     if version:
         known.add(version.version)
 

@@ -24,7 +24,7 @@ from lstmq.db.engine import make_engine, session_scope
 from lstmq.db.queries import live_workers
 from lstmq.dispatch import lease
 from lstmq.dispatch.order import FairShare
-from lstmq.dispatch.send import dispatch_round
+from lstmq.dispatch.send import dispatch_round, owner_weights
 from lstmq.dispatch.wake import CHANNEL
 from lstmq.errors import TransientError
 from lstmq.settings import Settings, get_settings
@@ -33,6 +33,9 @@ log = logging.getLogger("lstmq.worker")
 
 IDLE_S = 1.0  # the leader's look without a wake-up
 LEASE_BEATS = 3  # heartbeats a lease lasts without renewal
+# How long a round trusts the live workers and owners' weights it read: a round runs at every
+# finished batch, and these change at heartbeat pace (a new weight applies within this).
+KNOWN_S = 1.0
 _wake = threading.Event()
 
 
@@ -53,6 +56,9 @@ class Dispatcher(threading.Thread):
         self._renew_at = 0.0
         self._failing = False
         self._listener: Listener | None = None
+        self._workers: list = []  # live workers and owners' weights, read every KNOWN_S
+        self._weights: dict[str, int] = {}
+        self._known_until = 0.0
 
     @property
     def ttl_s(self) -> float:
@@ -78,9 +84,12 @@ class Dispatcher(threading.Thread):
 
     def round(self) -> int:
         start = time.perf_counter()
-        with session_scope(self.engine) as session:
-            workers = live_workers(session, self.settings.heartbeat_s)
-        sent = dispatch_round(self.engine, self.app, workers, self.fair)
+        if start >= self._known_until or not self._workers:
+            with session_scope(self.engine) as session:
+                self._workers = live_workers(session, self.settings.heartbeat_s)
+                self._weights = owner_weights(session)
+            self._known_until = start + KNOWN_S
+        sent = dispatch_round(self.engine, self.app, self._workers, self.fair, self._weights)
         if sent.docs:
             stages.add("dispatch", sent.docs, time.perf_counter() - start)
         return sent.batches

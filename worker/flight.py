@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import Engine, delete, update
+from sqlalchemy.orm import Session
 
 from lstmq.contract import BatchPayload
 from lstmq.db.engine import session_scope
@@ -35,13 +36,13 @@ def take(engine: Engine, batch: BatchPayload, worker: str, pid: int | None = Non
         )
 
 
-def finish(engine: Engine, batch_id: int | None, job_id: str) -> None:
-    """The batch's outcome is written (or it had nothing left to do): its slot is free."""
+def finish(session: Session, batch_id: int | None, job_id: str) -> None:
+    """The batch's outcome is written in this transaction (or it had nothing left to do): its
+    slot is free once it commits."""
     if batch_id is None:
         return
-    with session_scope(engine) as session:
-        session.execute(delete(Batch).where(Batch.id == batch_id, Batch.job_id == job_id))
-        notify(session)
+    session.execute(delete(Batch).where(Batch.id == batch_id, Batch.job_id == job_id))
+    notify(session)
 
 
 def hand_back(engine: Engine, batch: BatchPayload) -> None:

@@ -134,7 +134,7 @@ def beating_pid(app) -> int | None:
 
 def attempt_batch(task, batch: BatchPayload, kind: str) -> dict | None:
     """One attempt: its turn, marked running in the broker → read its state, authentic? →
-    poison check → the batch function → one transaction → its slot freed."""
+    poison check → the batch function → one transaction, which frees its slot too."""
     # Its turn in this process, marked running in the broker (lstmq.worker.heal.redeliveries). The
     # state is read once the turn has come (a redelivered batch waits for the batches beside it),
     # and the state read for the authenticity check is the batch function's too: read once.
@@ -142,11 +142,9 @@ def attempt_batch(task, batch: BatchPayload, kind: str) -> dict | None:
         rows = authentic_state(batch)
         if rows is None:
             return None  # refused: not what lstmq sent, so its batch id is not its to free
-        outcome = crashed_too_often(batch, count, rows) or batch_function(kind)(
+        return crashed_too_often(batch, count, rows) or batch_function(kind)(
             batch, get_engine(), task.app.conf.lstmq_device, rows
         )
-        flight.finish(get_engine(), batch.batch_id, batch.job_id)
-        return outcome
 
 
 @app.task(name=TASK_NAMES["classify"], bind=True)

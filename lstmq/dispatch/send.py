@@ -1,7 +1,7 @@
 """Sending a job's next batch, and a dispatch round over every waiting job.
 
-A batch is made in one transaction: the job's next pending documents after its cursor, the
-cursor moved past them by compare-and-set (two dispatchers never send the same documents), and a
+A batch is made in a transaction: the job's next pending documents after its cursor, the cursor
+moved past them by compare-and-set (two dispatchers never send the same documents), and a
 ``batches`` row; it is published after the commit. A publish that fails leaves the row with
 ``sent_at`` NULL, and the leader sends it again once the broker is back; a dispatcher killed
 between commit and publish leaves a row the leader finds queued but in no queue
@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from celery import Celery
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.batching import batch_size_for, chunked, utf8_len
-from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, QUEUES, BatchPayload, DocIn, message_text
+from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, QUEUES, batch_message
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING, pending_page
 from lstmq.db.schema import (
-    JOB_CANCELLED,
     JOB_QUEUED,
     JOB_SUBMITTING,
     RECORDING,
@@ -40,8 +39,12 @@ from lstmq.settings import get_settings
 
 log = logging.getLogger("lstmq.dispatch")
 
+OPEN = (JOB_QUEUED, JOB_SUBMITTING)  # a job whose batches may still be sent
 FIRST_WINDOW_BATCHES = 2  # batches a submit sends itself, so a job alone on the system starts at once
 PREFETCH_MARGIN = 1  # batches queued per worker beyond its slots: the next one is there when a slot frees
+# Batches made in one transaction before they are published: fewer commits when many slots are
+# free (a worker starting), while the first of them still goes out after a few milliseconds.
+BATCHES_PER_COMMIT = 8
 
 
 def capacity(workers: Sequence[WorkerBeat]) -> Counter[str]:
@@ -59,14 +62,42 @@ def in_flight(session: Session) -> Counter[tuple[str, str]]:
     return Counter({(queue, job_id): n for queue, job_id, n in rows})
 
 
-def waiting_jobs(session: Session) -> list[Waiting]:
-    """Open jobs with pending documents, by their counters (the jobs table only). Some may have
-    sent all of them already: ``make_batch`` finds that with one index probe, and the round
-    drops them. (An EXISTS over documents here was planned as a scan of the whole table.)"""
-    stmt = select(Job.id, Job.task, Job.priority, Job.owner, Job.created_at).where(
-        Job.state.in_((JOB_QUEUED, JOB_SUBMITTING)), HAS_PENDING
-    )
-    return [Waiting(row.id, QUEUES[row.task], row.priority, row.owner, row.created_at) for row in session.execute(stmt)]
+@dataclass
+class Source:
+    """What making a job's next batch needs, read with the waiting jobs once per round: the
+    batch's cursor moves here as batches are made, and by compare-and-set in the database."""
+
+    id: str
+    task: str
+    model: str
+    options: dict
+    cursor: int
+
+
+def waiting_jobs(session: Session) -> tuple[list[Waiting], dict[str, Source]]:
+    """Open jobs with pending documents, by their counters (the jobs table only), and what making
+    their batches needs. Some may have sent all of them already: ``make_batch`` finds that with
+    one index probe, and the round drops them. (An EXISTS over documents here was planned as a
+    scan of the whole table.)"""
+    stmt = select(
+        Job.id, Job.task, Job.model, Job.options, Job.dispatched_id, Job.priority, Job.owner, Job.created_at
+    ).where(Job.state.in_(OPEN), HAS_PENDING)
+    jobs, sources = [], {}
+    for row in session.execute(stmt):
+        jobs.append(Waiting(row.id, QUEUES[row.task], row.priority, row.owner, row.created_at))
+        sources[row.id] = Source(row.id, row.task, row.model, row.options or {}, row.dispatched_id)
+    return jobs, sources
+
+
+def source_of(session: Session, job_id: str) -> Source | None:
+    row = session.execute(
+        select(Job.task, Job.model, Job.options, Job.dispatched_id).where(Job.id == job_id, Job.state.in_(OPEN))
+    ).one_or_none()
+    return None if row is None else Source(job_id, row.task, row.model, row.options or {}, row.dispatched_id)
+
+
+def owner_weights(session: Session) -> dict[str, int]:
+    return dict(session.execute(select(Owner.name, Owner.weight)).all())
 
 
 @dataclass(frozen=True)
@@ -79,86 +110,83 @@ class Round:
 
 @dataclass(frozen=True)
 class Next:
-    """A batch made and committed, to publish."""
+    """A batch made and committed, to publish: its message as JSON (``batch_message``)."""
 
     batch_id: int
     task: str
-    payload: BatchPayload
+    payload: dict
 
 
-def make_batch(session: Session, job_id: str) -> Next | None:
+def make_batch(session: Session, job: Source) -> Next | None:
     """The job's next batch, as a row of the caller's transaction, or None: nothing to send, the
-    job cancelled, or another dispatcher moved its cursor first. While the job's input is still
-    being read, only a full batch (its last one may still grow)."""
-    job = session.execute(
-        select(Job.dispatched_id, Job.task, Job.model, Job.options, Job.state).where(Job.id == job_id)
-    ).one_or_none()
-    if job is None or job.state == JOB_CANCELLED:
-        return None
-    options = job.options or {}
-    size = batch_size_for(options.get("batch_size"), get_settings().batch_size)
-    page = pending_page(session, job_id, job.dispatched_id, size, MAX_MESSAGE_TEXT_CHARS)
+    job no longer open, or another dispatcher moved its cursor first. While the job's input is
+    still being read, only a full batch (its last one may still grow). Three statements: the
+    page, the cursor's compare-and-set (which also sees a cancel), the batch's row."""
+    size = batch_size_for(job.options.get("batch_size"), get_settings().batch_size)
+    page = pending_page(session, job.id, job.cursor, size, MAX_MESSAGE_TEXT_CHARS)
     docs = next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])
-    if not docs or (options.get(RECORDING) and len(docs) < size and len(docs) == len(page)):
+    if not docs or (job.options.get(RECORDING) and len(docs) < size and len(docs) == len(page)):
         return None
     moved = session.execute(
-        update(Job).where(Job.id == job_id, Job.dispatched_id == job.dispatched_id).values(dispatched_id=docs[-1].id)
+        update(Job)
+        .where(Job.id == job.id, Job.dispatched_id == job.cursor, Job.state.in_(OPEN))
+        .values(dispatched_id=docs[-1].id)
     )
     if moved.rowcount != 1:
         return None
-    batch = Batch(job_id=job_id, queue=QUEUES[job.task], first_id=docs[0].id, last_id=docs[-1].id, docs=len(docs))
-    session.add(batch)
-    session.flush()
-    payload = BatchPayload(
-        job_id=job_id,
-        model=job.model,
-        batch_id=batch.id,
-        docs=[DocIn(id=d.id, text=message_text(d.text)) for d in docs],
-    )
-    return Next(batch.id, job.task, payload)
+    job.cursor = docs[-1].id
+    queue = QUEUES[job.task]
+    row = {"job_id": job.id, "queue": queue, "first_id": docs[0].id, "last_id": docs[-1].id, "docs": len(docs)}
+    batch_id = session.execute(insert(Batch).values(**row).returning(Batch.id)).scalar_one()
+    return Next(batch_id, job.task, batch_message(job.id, job.model, batch_id, docs))
 
 
-def publish(engine: Engine, app: Celery, made: Next) -> None:
-    """Publish a committed batch; when the broker refuses, mark it unsent (the leader sends it
-    again once the broker is back) and raise."""
-    try:
-        send_batch(app, made.task, made.payload)
-    except ServiceUnavailable:
-        with session_scope(engine) as session:
-            session.execute(update(Batch).where(Batch.id == made.batch_id).values(sent_at=None))
-        raise
-
-
-def send_next(engine: Engine, app: Celery, job_id: str) -> int:
-    """Send the job's next batch; the documents it carried (0: nothing was sent)."""
-    with session_scope(engine) as session:
-        made = make_batch(session, job_id)
-    if made is None:
-        return 0
-    publish(engine, app, made)
-    return len(made.payload.docs)
+def publish(engine: Engine, app: Celery, made: Sequence[Next] | Next) -> None:
+    """Publish committed batches in order; when the broker refuses one, mark it and those after
+    it unsent (the leader sends them again once the broker is back) and raise."""
+    made = [made] if isinstance(made, Next) else list(made)
+    for i, batch in enumerate(made):
+        try:
+            send_batch(app, batch.task, batch.payload)
+        except ServiceUnavailable:
+            with session_scope(engine) as session:
+                unsent = [b.batch_id for b in made[i:]]
+                session.execute(update(Batch).where(Batch.id.in_(unsent)).values(sent_at=None))
+            raise
 
 
 def first_window(engine: Engine, app: Celery, job_id: str, workers: Sequence[WorkerBeat]) -> int:
     """What a submit sends itself: up to ``FIRST_WINDOW_BATCHES`` of the job's batches, while its
     queue has free room (none without a live worker: the dispatcher sends when one starts).
     Returns the documents sent."""
+    made: list[Next] = []
     with session_scope(engine) as session:
-        queue = QUEUES[session.scalar(select(Job.task).where(Job.id == job_id))]
+        job = source_of(session, job_id)
+        if job is None:
+            return 0
+        queue = QUEUES[job.task]
         flight = in_flight(session)
         mine = flight.get((queue, job_id), 0)
         free = capacity(workers)[queue] - sum(n for (q, _job), n in flight.items() if q == queue)
-    sent = 0
-    for _ in range(max(0, min(FIRST_WINDOW_BATCHES - mine, free))):
-        docs = send_next(engine, app, job_id)
-        if not docs:
-            break
-        sent += docs
-    return sent
+        for _ in range(max(0, min(FIRST_WINDOW_BATCHES - mine, free))):
+            batch = make_batch(session, job)
+            if batch is None:
+                break
+            made.append(batch)
+    publish(engine, app, made)
+    return sum(len(batch.payload["docs"]) for batch in made)
 
 
-def dispatch_round(engine: Engine, app: Celery, workers: Sequence[WorkerBeat], fair: FairShare) -> Round:
-    """Fill every queue up to its capacity, in the order ``fair`` chooses. A job that turns out
+def dispatch_round(
+    engine: Engine,
+    app: Celery,
+    workers: Sequence[WorkerBeat],
+    fair: FairShare,
+    weights: Mapping[str, int] | None = None,
+) -> Round:
+    """Fill every queue up to its capacity, in the order ``fair`` chooses; ``weights``: the
+    owners' (read here unless the caller keeps them). Batches are made up to
+    ``BATCHES_PER_COMMIT`` per transaction and published after its commit. A job that turns out
     to have nothing to send leaves the round; a broker outage ends it."""
     room = capacity(workers)
     with session_scope(engine) as session:
@@ -166,20 +194,25 @@ def dispatch_round(engine: Engine, app: Celery, workers: Sequence[WorkerBeat], f
         free = {queue: room[queue] - sum(n for (q, _job), n in flight.items() if q == queue) for queue in room}
         if not any(n > 0 for n in free.values()):
             return Round()
-        jobs = waiting_jobs(session)
-        weights = dict(session.execute(select(Owner.name, Owner.weight)).all())
+        jobs, sources = waiting_jobs(session)
+        if weights is None:
+            weights = owner_weights(session)
     for job in jobs:
         job.in_flight = flight.get((job.queue, job.id), 0)
     fair.keep_only(jobs)
     batches = docs = 0
-    while (job := fair.pick(j for j in jobs if free.get(j.queue, 0) > 0)) is not None:
+    while True:
+        made: list[Next] = []
         with session_scope(engine) as session:
-            made = make_batch(session, job.id)
-        if made is None:
-            jobs.remove(job)
-            continue
+            while len(made) < BATCHES_PER_COMMIT and (job := fair.pick(j for j in jobs if free.get(j.queue, 0) > 0)):
+                batch = make_batch(session, sources[job.id])
+                if batch is None:
+                    jobs.remove(job)
+                    continue
+                fair.served(job, weight_of(weights, job.owner))
+                free[job.queue] -= 1
+                made.append(batch)
+        if not made:
+            return Round(batches, docs)
         publish(engine, app, made)
-        fair.served(job, weight_of(weights, job.owner))
-        free[job.queue] -= 1
-        batches, docs = batches + 1, docs + len(made.payload.docs)
-    return Round(batches, docs)
+        batches, docs = batches + len(made), docs + sum(len(batch.payload["docs"]) for batch in made)

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from celery import Celery
 from sqlalchemy import Engine, delete, func, select, update
 
-from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn, message_text
+from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, batch_message
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import CANCELLED_NOTE, LIVE_BEATS
 from lstmq.db.schema import (
@@ -131,16 +131,7 @@ def recover(engine: Engine, app: Celery, lost: Lost, now: datetime) -> None:
             return
         if _count_recovery(job, now):
             events.emit(session, job.id, [events.JOB_STALLED], now)
-        made = Next(
-            b.id,
-            job.task,
-            BatchPayload(
-                job_id=job.id,
-                model=job.model,
-                batch_id=b.id,
-                docs=[DocIn(id=doc.id, text=message_text(doc.text)) for doc in docs],
-            ),
-        )
+        made = Next(b.id, job.task, batch_message(job.id, job.model, b.id, docs))
     publish(engine, app, made)
     log.warning(
         "job %s: batch %d %s; re-sent its %d pending documents (send %d)",
