@@ -134,7 +134,7 @@ def process_batch(
 ) -> dict:
     """Run ``work`` on what is left of ``batch`` and record its outcome; returns counts. Each step
     is counted (``lstmq.stages``; reading the state by the task) and flushed for ``lstmq bench
-    --pipeline``. ``state``: the batch's state when the task already read it."""
+    pipeline``. ``state``: the batch's state when the task already read it."""
     docs = docs_to_process(engine, batch, state)
     if docs:
         with stages.timed("model", len(docs)):
