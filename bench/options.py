@@ -55,7 +55,7 @@ def database_url(
     return click.option(
         "--database-url",
         default=_env_or("LSTMQ_DATABASE_URL", default),
-        show_default=default or "LSTMQ_DATABASE_URL",
+        show_default=default or False,  # None: the help says what it means
         callback=_scheme("--database-url", DATABASE_SCHEMES),
         help=help,
     )
@@ -69,7 +69,7 @@ def redis_url(
     return click.option(
         "--redis-url",
         default=_env_or("LSTMQ_BROKER_URL", default),
-        show_default=default or "LSTMQ_BROKER_URL",
+        show_default=default or False,
         callback=_scheme("--redis-url", BROKER_SCHEMES),
         help=help,
     )

@@ -77,8 +77,10 @@ def measure(counter: Counter, fn) -> tuple[float, int, object]:
 @click.option(
     "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Runs over the unchanged corpus."
 )
-@options.database_url("Database (use an empty one)  [default: a throwaway SQLite file]", default=None)
-@options.redis_url("Broker  [default: a throwaway embedded broker]", default=None)
+@options.database_url(
+    "Database (use an empty one)  [default: LSTMQ_DATABASE_URL, else a throwaway SQLite file]", default=None
+)
+@options.redis_url("Broker  [default: LSTMQ_BROKER_URL, else a throwaway embedded one]", default=None)
 def schedule(docs: int, files: int, runs: int, database_url: str | None, redis_url: str | None) -> None:
     """What a scheduled run costs on an unchanged corpus: time and SQL."""
     if database_url:
