@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/lstmq bench
+	$(BIN)/lstmq bench end-to-end
 
 clean:
 	rm -rf $(VENV) .lstmq

@@ -1,1 +1,1 @@
-"""``lstmq bench``: measurements of every stage, printed with what bounds them."""
+"""``lstmq bench``: measurements of every stage, printed with what bounds them (``lstmq.bench.cli``)."""

@@ -1,4 +1,4 @@
-"""``lstmq bench --fairness``: how dispatch serves several jobs at once, measured in one run.
+"""``lstmq bench fairness``: how dispatch serves several jobs at once, measured in one run.
 
 With the minimal classifier (``lstmq.bench.materials``) and one worker:
 
@@ -19,6 +19,9 @@ import click
 import redis
 from sqlalchemy import func, select
 
+from lstmq.bench import options
+from lstmq.bench.harness import pipeline, worker_args
+from lstmq.bench.materials import MINIMAL_MODEL
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Job
 from lstmq.dispatch.control import set_weight
@@ -26,6 +29,7 @@ from lstmq.producer.submit import submit_records
 from lstmq.readers.records import Record
 
 POLL_S = 0.05
+SMALL_DOCS = 20  # the small and the high-priority job
 
 
 def texts(n: int, tag: str) -> Iterator[Record]:
@@ -123,3 +127,26 @@ def run(bench, model: str, docs: int, batch_size: int, small: int, window_s: flo
     small_behind_backlog(bench, model, docs, batch_size, small)
     shares(bench, model, docs, batch_size, (1, 1), window_s)
     shares(bench, model, docs, batch_size, (3, 1), window_s)
+
+
+@click.command("fairness")
+@options.docs(20_000, "Documents of each backlog.")
+@click.option(
+    "--window", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Seconds per share window."
+)
+@options.batch_size()
+@options.device()
+@options.threads()
+@options.concurrency()
+@options.redis_url()
+@options.database_url()
+def fairness(docs, window, batch_size, device, threads, concurrency, redis_url, database_url) -> None:
+    """How dispatch shares a worker between jobs and owners.
+
+    With a minimal classifier: a small and a high-priority job behind a backlog of --docs, two
+    owners' shares at weights 1:1 and 3:1, the broker's memory."""
+    options.check_services(database_url, redis_url)
+    args = worker_args("classify", device, concurrency, threads)
+    with pipeline(redis_url, database_url, args, minimal_model=True) as bench:
+        click.echo(f"fairness: minimal classifier, batch {batch_size}, worker concurrency {concurrency}")
+        run(bench, MINIMAL_MODEL, docs, batch_size, SMALL_DOCS, window, redis_url)

@@ -1,4 +1,4 @@
-"""What ``lstmq bench --pipeline`` needs beside the bench itself: a minimal classifier, a corpus
+"""What ``lstmq bench pipeline`` and ``fairness`` need beside the bench itself: a minimal classifier, a corpus
 file, and the stage table.
 
 The minimal classifier is trained on the fly from the sample corpus (label: the sample file a

@@ -2,9 +2,9 @@
 
 Both paths run in the same process on the same texts, interleaved, best of three rounds each,
 so the ratio is a fair comparison even on a loaded machine.
-Run alone with ``python -m lstmq.bench.model [--models news,spam] [--docs 2000]``
-(``lstmq bench`` measures the whole pipeline instead).
-Texts come from ``--file`` (JSONL/CSV/txt with a text field) or, without one, are sampled
+Run with ``lstmq bench model [--models news,spam] [--docs 2000]`` (``lstmq bench end-to-end``
+measures the model through the whole pipeline instead).
+Texts come from ``--input`` (JSONL/CSV/txt with a text field) or, without one, are sampled
 from the model's own vocabulary (seeded), 10-60 words each.
 """
 
@@ -19,8 +19,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from lstmq.errors import LstmqError
+from lstmq.bench import options
 from lstmq.modelstore import installed_models
+from lstmq.producer.submit import check_model
 from lstmq.readers.records import Record
 from lstmq.readers.sources import read_sources, resolve_sources
 from lstmq.worker.ml.classifier.inference import load_classifier
@@ -100,24 +101,18 @@ def print_bench(rows: list[dict]) -> None:
     Console().print(table)
 
 
-@click.command()
-@click.option("--models", "names", help="comma-separated names (default: every installed classifier)")
-@click.option("--docs", default=DEFAULT_DOCS, show_default=True, help="documents for the batched path")
-@click.option("--file", type=click.Path(path_type=Path, dir_okay=False), help="texts to use")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, help="torch CPU threads")
-def main(names, docs, file, device, threads):
-    """Print docs/s per model at batch 1 and batched, and the ratio."""
+@click.command("model")
+@click.option("--models", "names", help="Comma-separated names  [default: every installed classifier]")
+@options.docs(DEFAULT_DOCS, "Documents for the batched path.")
+@options.input_path("Texts to use (JSONL/CSV/TXT) instead of words sampled from each model's vocabulary.")
+@options.device()
+@options.threads("torch CPU threads.")
+def model(names, docs, input_path, device, threads):
+    """Each classifier alone: docs/s at batch 1 vs. batched."""
+    names = names.split(",") if names else None
+    for name in names or []:
+        check_model("classify", name)  # every name, before the first one is timed
+    file = options.check_input(input_path)
     if threads:
         torch.set_num_threads(threads)
-    print_bench(bench_models(names.split(",") if names else None, docs, file, device))
-
-
-if __name__ == "__main__":
-    try:
-        main(standalone_mode=False)
-    except LstmqError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
+    print_bench(bench_models(names, docs, file, device))

@@ -4,7 +4,7 @@ true accuracy on N documents, expected accuracy (mean calibrated top score, what
 answers the true label on a random review sample (the same keyed-hash order as
 ``lstmq review --mode random``), with its 95 % Wilson interval, over several sample seeds.
 
-Run with ``python -m lstmq.bench.quality --data DIR [--docs 2000] [--sample 300] [--seeds 20]``,
+Run with ``lstmq bench quality --data DIR [--docs 2000] [--sample 300] [--seeds 20]``,
 where DIR holds ``ag_news/``, ``sst2/`` and ``sms_spam/`` with ``dev.jsonl.gz`` (``{"text", "label"}``).
 Classifies in-process (no database, no queue).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from lstmq.bench import options
 from lstmq.errors import InputError
 from lstmq.quality import sample_key, wilson
 from lstmq.worker.ml.classifier.inference import load_classifier
@@ -55,20 +56,28 @@ def measure(model: str, rows: list[dict], sample: int, seeds: int) -> dict:
     }
 
 
-@click.command()
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), required=True, help="Labelled data folder.")
-@click.option("--docs", type=click.IntRange(1), default=2000, show_default=True)
+def dev_files(data: Path, models: list[str]) -> dict[str, Path]:
+    """Each model's labelled file under ``data``, all checked before the first one is read."""
+    if not data.is_dir():
+        raise InputError(f"--data {data}: no such folder")
+    files = {}
+    for model in models:
+        if model not in DATASETS:
+            raise InputError(f"no labelled data known for model {model!r} (expected {', '.join(DATASETS)})")
+        files[model] = data / DATASETS[model] / "dev.jsonl.gz"
+        if not files[model].is_file():
+            raise InputError(f"{files[model]}: no such file (--data holds {', '.join(DATASETS.values())})")
+    return files
+
+
+@click.command("quality")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Labelled data folder.")
+@options.docs(2000, "Labelled documents per classifier.")
 @click.option("--sample", type=click.IntRange(1), default=300, show_default=True, help="Reviewed documents.")
 @click.option("--seeds", type=click.IntRange(1), default=20, show_default=True, help="Review samples drawn.")
 @click.option("--models", default=",".join(DATASETS), show_default=True)
-def main(data, docs, sample, seeds, models) -> None:
-    """Print one JSON line per classifier."""
-    for model in models.split(","):
-        if model not in DATASETS:
-            raise InputError(f"no labelled data known for model {model!r} (expected {', '.join(DATASETS)})")
-        rows = read_dev(data / DATASETS[model] / "dev.jsonl.gz", docs)
+def quality(data, docs, sample, seeds, models) -> None:
+    """Do the quality estimates hold? One JSON line per classifier."""
+    for model, path in dev_files(data, models.split(",")).items():
+        rows = read_dev(path, docs)
         click.echo(json.dumps(measure(model, rows, min(sample, len(rows)), seeds)))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""What a scheduled run costs on an unchanged corpus: ``python -m lstmq.bench.schedule``.
+"""What a scheduled run costs on an unchanged corpus: ``lstmq bench schedule``.
 
 Builds a throwaway corpus (``--docs`` JSONL documents over ``--files`` files), a throwaway
 model artifact and schedule, then times in this one process:
@@ -8,8 +8,8 @@ model artifact and schedule, then times in this one process:
 - ``--runs`` runs over the unchanged corpus, and one run after appending one line.
 
 It prints wall time, SQL statements, and ratios against the baseline. The database is
-``LSTMQ_DATABASE_URL`` when set (use an empty one), else a temporary SQLite file; the
-broker is ``LSTMQ_BROKER_URL`` when set, else a temporary filesystem broker.
+``--database-url`` (use an empty one), else a temporary SQLite file; the broker is
+``--redis-url``, else a temporary filesystem broker (each defaults to its LSTMQ_ setting).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from safetensors.numpy import save_file
 from sqlalchemy import event
 
+from lstmq.bench import options
 from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import upgrade
 from lstmq.producer.schedules.run import run_schedule
@@ -70,15 +71,32 @@ def measure(counter: Counter, fn) -> tuple[float, int, object]:
     return time.perf_counter() - start, counter.n - before, value
 
 
-@click.command()
-@click.option("--docs", default=100_000, show_default=True)
-@click.option("--files", default=100, show_default=True)
-@click.option("--runs", default=5, show_default=True, help="Runs over the unchanged corpus.")
-def main(docs: int, files: int, runs: int) -> None:
+@click.command("schedule")
+@options.docs(100_000, "Documents in the corpus.")
+@click.option("--files", type=click.IntRange(min=1), default=100, show_default=True, help="Files they are spread over.")
+@click.option(
+    "--runs", type=click.IntRange(min=1), default=5, show_default=True, help="Runs over the unchanged corpus."
+)
+@options.database_url(
+    "Database (use an empty one)  [default: LSTMQ_DATABASE_URL, else a throwaway SQLite file]", default=None
+)
+@options.redis_url("Broker  [default: LSTMQ_BROKER_URL, else a throwaway embedded one]", default=None)
+def schedule(docs: int, files: int, runs: int, database_url: str | None, redis_url: str | None) -> None:
+    """What a scheduled run costs on an unchanged corpus: time and SQL."""
+    if database_url:
+        options.check_database(database_url)
+    if redis_url:
+        options.check_broker(redis_url)
     with tempfile.TemporaryDirectory(prefix="lstmq-bench-") as tmp:
         root = Path(tmp)
+        # This process's settings: get_engine and make_celery below read them.
         os.environ["LSTMQ_HOME"] = str(root / "home")
         os.environ["LSTMQ_MODEL_DIR"] = str(root / "models")
+        for name, url in (("LSTMQ_DATABASE_URL", database_url), ("LSTMQ_BROKER_URL", redis_url)):
+            if url is None:  # the settings' default: a file under LSTMQ_HOME, thrown away with it
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = url
         get_settings.cache_clear()
         (root / "corpus").mkdir()
         make_corpus(root / "corpus", docs, files)
@@ -113,7 +131,3 @@ def _report(label: str, seconds: float, statements: int, report, base_s: float) 
         f"{label:<28} {seconds * 1000:9.1f} ms  {statements:4d} SQL statements  "
         f"{seconds / base_s:8.1f}x baseline  files read {scan.files_read:4d}  queued {scan.queued}"
     )
-
-
-if __name__ == "__main__":
-    main()

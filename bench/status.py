@@ -1,28 +1,27 @@
 """How long reading a job's state takes with a large job in the database: the queries behind
 `lstmq status JOB --json`, `lstmq jobs`, `GET /api/v1/jobs/{id}` and `GET /api/v1/jobs`, timed
-in process (best of 5) in a throwaway PostgreSQL database created on the server at
-$LSTMQ_TEST_PG (default the local `test` database's server) and dropped afterwards::
+in process (best of 5) in a throwaway PostgreSQL database created on the server of
+``--database-url`` and dropped afterwards::
 
-    python -m lstmq.bench.status [DOCS]          # default 1,000,000 documents
+    lstmq bench status [--docs 1000000]
 
 The documents go in as rows at migration 0005, and the upgrade to head counts them (0006's
 backfill), as on a database upgraded with jobs in it.
 """
 
-import os
-import sys
 import time
 import uuid
 
-from sqlalchemy import create_engine, text
+import click
+from sqlalchemy import text
 
 from lstmq.api import jobs as api_jobs
+from lstmq.bench import options
+from lstmq.bench.harness import throwaway_postgres
 from lstmq.db.engine import session_scope
 from lstmq.db.migrate import head_revision, upgrade
 from lstmq.db.queries import job_health, job_status, list_jobs
 
-ADMIN = os.environ.get("LSTMQ_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-DOCS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 STALL_S = 300
 
 JOB = """INSERT INTO jobs (id, task, model, state, total, rejected, sources, options, created_at, submitted_at,
@@ -64,40 +63,32 @@ def add_job(engine, n):
     return job_id
 
 
-def main():
-    name = f"lstmq_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(ADMIN.rsplit("/", 1)[0] + f"/{name}")
-    try:
+@click.command("status")
+@options.docs(1_000_000, "Documents of the large job.")
+@options.database_url("A PostgreSQL database whose server gets a throwaway database for the bench (dropped after).")
+def status_command(docs: int, database_url: str) -> None:
+    """How long reading job state takes beside a large job.
+
+    Times the queries of `lstmq status`, `lstmq jobs` and their API routes."""
+    with throwaway_postgres(database_url) as (_name, engine):
         head = head_revision()
         upgrade(engine, "0005")
         start = time.perf_counter()
-        big = add_job(engine, DOCS)
+        big = add_job(engine, docs)
         for _ in range(20):
             add_job(engine, 10)
-        print(f"recorded {DOCS} + 200 documents in {time.perf_counter() - start:.1f} s")
+        click.echo(f"recorded {docs} + 200 documents in {time.perf_counter() - start:.1f} s")
         start = time.perf_counter()
         upgrade(engine)
-        print(f"migration to {head} (backfill) in {time.perf_counter() - start:.1f} s")
+        click.echo(f"migration to {head} (backfill) in {time.perf_counter() - start:.1f} s")
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
-        print(status(engine, big))
-        print(
+        click.echo(status(engine, big))
+        click.echo(
             f"head {head}: status best of 5 {best_of(lambda: status(engine, big)):.1f} ms; "
             f"jobs best of 5 {best_of(lambda: jobs(engine)):.1f} ms"
         )
-        print(
+        click.echo(
             f"GET /api/v1/jobs/{{id}} best of 5 {best_of(lambda: api_jobs.get_status(big, engine)):.1f} ms; "
             f"GET /api/v1/jobs best of 5 {best_of(lambda: api_jobs.list_jobs(engine, 50, None, None, None)):.1f} ms"
         )
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-if __name__ == "__main__":
-    main()

@@ -36,7 +36,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "lstmq.worker.ml.classifier.cli:calibrate",
     "predict": "lstmq.worker.ml.classifier.cli:predict",
     "models": "lstmq.worker.ml.classifier.cli:models",
-    "bench": "lstmq.bench.pipeline:bench",
+    "bench": "lstmq.bench.cli:bench",
     "render": "lstmq.worker.ml.generator.cli:render",
     "eval-images": "lstmq.worker.ml.generator.cli:eval_images",
     "contact-sheet": "lstmq.worker.ml.generator.cli:contact_sheet",

@@ -1,7 +1,7 @@
 """Stage counters: the items each pipeline stage handled and the seconds it spent on them.
 
 Cheap enough to stay on in the code (two clock reads per chunk or batch), so ``lstmq bench
---pipeline`` names the slowest stage from what the code itself measured, not from a profiler.
+pipeline`` names the slowest stage from what the code itself measured, not from a profiler.
 One registry per process. A worker process reports its counters by writing them to a file
 in ``LSTMQ_STAGES_DIR`` (set by the bench; a diagnostic switch, not a setting) with ``flush()``.
 """

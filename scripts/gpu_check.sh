@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, as one command for a lent GPU machine (no network there):
-#   environment report, nvidia-smi sampling, `lstmq bench --pipeline` (lstmq's own ceiling),
-#   `lstmq bench --model news` (a, b, c), model-only speed, the GPU-marked tests, a summary.
+#   environment report, nvidia-smi sampling, `lstmq bench pipeline` (lstmq's own ceiling),
+#   `lstmq bench end-to-end --model news` (a, b, c), `lstmq bench model` (the model alone),
+#   the GPU-marked tests, a summary.
 #
 #   scripts/gpu_check.sh                  run everything; files under ${OUT:-./out/gpu}
 #   scripts/gpu_check.sh --fetch-wheels   HERE, with PyPI: the wheels the GPU image lacks, into
@@ -141,11 +142,12 @@ fi
 
 threads=()
 [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
-bench=("$PY" -m lstmq bench --device "$DEVICE" --concurrency 4 --redis-url filesystem:// "${threads[@]}")
-pipeline=("${bench[@]}" --pipeline --docs "$(scaled 200000)" --database-url "sqlite:///$TMP/p.db")
-news=("${bench[@]}" --model news --docs "$(scaled 100000)" --single-docs "$(scaled 500)"
-  --database-url "sqlite:///$TMP/b.db")
-model=("$PY" -m lstmq.bench.model --models news --docs "$(scaled 100000)" --device "$DEVICE" "${threads[@]}")
+services=(--device "$DEVICE" --concurrency 4 --redis-url filesystem:// "${threads[@]}")
+pipeline=("$PY" -m lstmq bench pipeline "${services[@]}" --docs "$(scaled 200000)"
+  --database-url "sqlite:///$TMP/p.db")
+news=("$PY" -m lstmq bench end-to-end "${services[@]}" --model news --docs "$(scaled 100000)"
+  --single-docs "$(scaled 500)" --database-url "sqlite:///$TMP/b.db")
+model=("$PY" -m lstmq bench model --models news --docs "$(scaled 100000)" --device "$DEVICE" "${threads[@]}")
 tests=("$PY" -m pytest -q -p no:cacheprovider -m gpu tests/ml/test_cuda.py tests/ml/test_training.py)
 
 why=

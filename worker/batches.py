@@ -134,9 +134,9 @@ def process_batch(
     state: list[Row] | None = None,
 ) -> dict:
     """Run ``work`` on what is left of ``batch`` and record its outcome, the batch's row leaving
-    ``batches`` in the same transaction; returns counts. Each step is counted
-    (``lstmq.stages``; reading the state by the task) and flushed for ``lstmq bench --pipeline``.
-    ``state``: the batch's state when the task already read it."""
+    ``batches`` in the same transaction; returns counts. Each step is counted (``lstmq.stages``;
+    reading the state by the task) and flushed for ``lstmq bench pipeline``. ``state``: the
+    batch's state when the task already read it."""
     docs = docs_to_process(engine, batch, state)
     outcome = Outcome()
     if docs:

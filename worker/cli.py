@@ -20,7 +20,7 @@ from lstmq.contract import ALL_QUEUES
 
 DEVICES = ("auto", "cpu", "cuda")
 # Two batches in flight: one in the model while the other is read or written. Measured on 2
-# cores (lstmq bench --pipeline): +30% end to end over one; a third adds little there.
+# cores (lstmq bench pipeline): +30% end to end over one; a third adds little there.
 DEFAULT_CONCURRENCY = 2
 POOLS = ("auto", "threads", "prefork")
 

@@ -1,4 +1,4 @@
-"""`lstmq bench` runs all three measurements against real Redis, PostgreSQL and a worker process
+"""`lstmq bench end-to-end` runs all three measurements against real Redis, PostgreSQL and a worker process
 (tiny sizes: this checks the command works and cleans up, not how fast anything is)."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def test_bench_prints_three_rates_and_their_ratios_and_deletes_its_jobs(lstmq_en
             "-m",
             "lstmq",
             "bench",
+            "end-to-end",
             f"--task={task}",
             "--docs=300",
             "--single-docs=20",

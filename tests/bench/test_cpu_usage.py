@@ -1,4 +1,4 @@
-"""CPU accounting of `lstmq bench --pipeline` (lstmq.bench.cpu_usage): /proc parsing, the worker's
+"""CPU accounting of `lstmq bench pipeline` (lstmq.bench.cpu_usage): /proc parsing, the worker's
 process tree, the per-document arithmetic, the path without /proc, and one real measurement."""
 
 from __future__ import annotations

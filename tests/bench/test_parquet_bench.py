@@ -1,4 +1,4 @@
-"""`python -m lstmq.bench.parquet DOCS` exports a job it makes in a throwaway database, prints the
+"""`lstmq bench parquet --docs N` exports a job it makes in a throwaway database, prints the
 rate and the memory, and drops the database (a tiny size: this checks the command, not speed)."""
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ pytestmark = pytest.mark.processes  # starts lstmq processes: left out by make t
 
 
 def test_the_parquet_bench_prints_its_rate_and_memory_and_drops_its_database(pg_url):
-    env = worker_env() | {"LSTMQ_TEST_PG": pg_url}
     result = subprocess.run(
-        [sys.executable, "-m", "lstmq.bench.parquet", "2000"],
+        [sys.executable, "-m", "lstmq", "bench", "parquet", "--docs=2000", f"--database-url={pg_url}"],
         cwd=ROOT,
-        env=env,
+        env=worker_env(),
         capture_output=True,
         text=True,
         timeout=300,

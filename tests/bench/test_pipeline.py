@@ -1,4 +1,4 @@
-"""`lstmq bench --pipeline` against real Redis, PostgreSQL and a worker process (a small --docs:
+"""`lstmq bench pipeline` against real Redis, PostgreSQL and a worker process (a small --docs:
 this checks the command, its stage table and its clean-up, not how fast anything is)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_pipeline_prints_both_rates_the_stages_and_what_bounds_them_and_leaves_n
         services = ["--redis-url=filesystem://", f"--database-url=sqlite:///{tmp_path / 'e.db'}"]
     else:
         services = [f"--redis-url={redis_url}", f"--database-url={empty_postgres(pg_url)}"]
-    result = bench("--pipeline", "--docs=300", "--batch-size=100", "--threads=1", *services)
+    result = bench("pipeline", "--docs=300", "--batch-size=100", "--threads=1", *services)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     a_line = r"^\(a\) model in-process, batched: +[\d,]+ docs/s  \(the model's own CPU: [\d,.]+ µs per document; 1/a = [\d,.]+ µs\)$"
@@ -69,12 +69,3 @@ def test_pipeline_prints_both_rates_the_stages_and_what_bounds_them_and_leaves_n
         engine.dispose()
     assert not list(home.glob("bench-*")), "the bench's folder (minimal model, corpus, worker log) is removed"
     assert not (home / "models").exists(), "the minimal model is never installed"
-
-
-def test_pipeline_runs_only_its_own_model(lstmq_env):
-    lstmq_env()
-    result = bench("--pipeline", "--model=news")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: --pipeline runs its own minimal classifier: no --model, and --task classify"
-    )
