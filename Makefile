@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint venv clean bench
+.PHONY: demo test test-fast lint docs venv clean bench
 
 venv: $(STAMP)
 
@@ -16,13 +16,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[worker,test]"
+	$(BIN)/python -m pip install -q -e ".[worker,test,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m lstmq.producer.demo
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # The quick loop while editing: no test that starts lstmq processes, nothing slow. CI runs `make test`.
@@ -34,8 +34,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The docs site: a broken link or anchor fails the build (--strict; not with --quiet, which hides the
+# warnings strict counts); the CLI and HTTP API references are generated. Output in site/.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/lstmq bench end-to-end
 
 clean:
-	rm -rf $(VENV) .lstmq
+	rm -rf $(VENV) .lstmq site

@@ -190,11 +190,11 @@ def test_progress_ends_a_streak_and_the_next_recovery_sends_job_stalled_again(we
     assert [d.event for d in deliveries(webhook_env, job_id)] == [events.JOB_STALLED, events.JOB_STALLED]
 
 
-def test_the_readme_verification_snippet_accepts_a_delivered_signature_and_refuses_a_changed_body(webhook_env):
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    snippet = readme.split("**Verifying.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+def test_the_docs_verification_snippet_accepts_a_delivered_signature_and_refuses_a_changed_body(webhook_env):
+    page = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    snippet = page.split("**Verifying.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec(snippet, namespace)  # the README's own code, as a reader would paste it
+    exec(snippet, namespace)  # the docs' own code, as a reader would paste it
     with receiver() as hook:
         job_id, ids = notified_job(webhook_env, hook.url)
         run(webhook_env, job_id, ids, fail_on=None)
