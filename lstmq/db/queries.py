@@ -20,7 +20,6 @@ from lstmq.contract import QUEUES
 from lstmq.db.schema import (
     DEFAULT_PRIORITY,
     DOC_FAILED,
-    DOC_PENDING,
     JOB_CANCELLED,
     JOB_FINISHED,
     JOB_QUEUED,
@@ -248,18 +247,6 @@ def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None
     oldest = (now or utcnow()) - timedelta(seconds=heartbeat_s * LIVE_BEATS)
     rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name, WorkerBeat.pid)).all()
     return [row for row in rows if as_utc(row.beat_at) >= oldest]
-
-
-def pending_page(session: Session, job_id: str, after_id: int, limit: int, max_chars: int) -> list:
-    """Up to ``limit`` pending documents with id > ``after_id``, in id order (keyset paging,
-    so each page is a short transaction); texts cut to ``max_chars`` in SQL."""
-    stmt = (
-        select(Document.id, func.substr(Document.text, 1, max_chars).label("text"))
-        .where(Document.job_id == job_id, Document.status == DOC_PENDING, Document.id > after_id)
-        .order_by(Document.id)
-        .limit(limit)
-    )
-    return list(session.execute(stmt))
 
 
 def result_rows(session: Session, job: Job, label: str | None = None, failed_only: bool = False) -> Iterator[dict]:

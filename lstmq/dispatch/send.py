@@ -16,18 +16,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from celery import Celery
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from lstmq.batching import batch_size_for, chunked, utf8_len
 from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, QUEUES, batch_message
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import HAS_PENDING, pending_page
+from lstmq.db.queries import HAS_PENDING
 from lstmq.db.schema import (
+    DOC_PENDING,
     JOB_QUEUED,
     JOB_SUBMITTING,
     RECORDING,
     Batch,
+    Document,
     Job,
     Owner,
     WorkerBeat,
@@ -56,10 +58,31 @@ def capacity(workers: Sequence[WorkerBeat]) -> Counter[str]:
     return room
 
 
-def in_flight(session: Session) -> Counter[tuple[str, str]]:
+Db = Session | Connection  # the dispatcher's own rounds run on a Connection: no ORM is needed
+
+# Statements built once: a round runs at every finished batch, and building a statement in
+# SQLAlchemy costs more than PostgreSQL takes to run it.
+_IN_FLIGHT = select(Batch.queue, Batch.job_id, func.count()).group_by(Batch.queue, Batch.job_id)
+_WAITING = select(
+    Job.id, Job.task, Job.model, Job.options, Job.dispatched_id, Job.priority, Job.owner, Job.created_at
+).where(Job.state.in_(OPEN), HAS_PENDING)
+_PAGE = (
+    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+    .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
+    .order_by(Document.id)
+    .limit(bindparam("size"))
+)
+_MOVE = (
+    update(Job)
+    .where(Job.id == bindparam("job"), Job.dispatched_id == bindparam("cursor"), Job.state.in_(OPEN))
+    .values(dispatched_id=bindparam("to"))
+)
+_RECORD = insert(Batch).returning(Batch.id)
+
+
+def in_flight(db: Db) -> Counter[tuple[str, str]]:
     """(queue, job id) -> its batches sent and not finished."""
-    rows = session.execute(select(Batch.queue, Batch.job_id, func.count()).group_by(Batch.queue, Batch.job_id))
-    return Counter({(queue, job_id): n for queue, job_id, n in rows})
+    return Counter({(queue, job_id): n for queue, job_id, n in db.execute(_IN_FLIGHT)})
 
 
 @dataclass
@@ -74,16 +97,13 @@ class Source:
     cursor: int
 
 
-def waiting_jobs(session: Session) -> tuple[list[Waiting], dict[str, Source]]:
+def waiting_jobs(db: Db) -> tuple[list[Waiting], dict[str, Source]]:
     """Open jobs with pending documents, by their counters (the jobs table only), and what making
     their batches needs. Some may have sent all of them already: ``make_batch`` finds that with
     one index probe, and the round drops them. (An EXISTS over documents here was planned as a
     scan of the whole table.)"""
-    stmt = select(
-        Job.id, Job.task, Job.model, Job.options, Job.dispatched_id, Job.priority, Job.owner, Job.created_at
-    ).where(Job.state.in_(OPEN), HAS_PENDING)
     jobs, sources = [], {}
-    for row in session.execute(stmt):
+    for row in db.execute(_WAITING):
         jobs.append(Waiting(row.id, QUEUES[row.task], row.priority, row.owner, row.created_at))
         sources[row.id] = Source(row.id, row.task, row.model, row.options or {}, row.dispatched_id)
     return jobs, sources
@@ -96,8 +116,8 @@ def source_of(session: Session, job_id: str) -> Source | None:
     return None if row is None else Source(job_id, row.task, row.model, row.options or {}, row.dispatched_id)
 
 
-def owner_weights(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(Owner.name, Owner.weight)).all())
+def owner_weights(db: Db) -> dict[str, int]:
+    return dict(db.execute(select(Owner.name, Owner.weight)).all())
 
 
 @dataclass(frozen=True)
@@ -117,27 +137,25 @@ class Next:
     payload: dict
 
 
-def make_batch(session: Session, job: Source) -> Next | None:
+def make_batch(db: Db, job: Source) -> Next | None:
     """The job's next batch, as a row of the caller's transaction, or None: nothing to send, the
     job no longer open, or another dispatcher moved its cursor first. While the job's input is
     still being read, only a full batch (its last one may still grow). Three statements: the
     page, the cursor's compare-and-set (which also sees a cancel), the batch's row."""
     size = batch_size_for(job.options.get("batch_size"), get_settings().batch_size)
-    page = pending_page(session, job.id, job.cursor, size, MAX_MESSAGE_TEXT_CHARS)
-    docs = next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])
+    page = db.execute(_PAGE, {"job": job.id, "after": job.cursor, "size": size}).all()
+    # Bytes are counted only when the page could exceed a message's: a character is at most 4.
+    fits = sum(len(doc.text) for doc in page) * 4 <= MAX_BATCH_BYTES
+    docs = page if fits else next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])
     if not docs or (job.options.get(RECORDING) and len(docs) < size and len(docs) == len(page)):
         return None
-    moved = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.dispatched_id == job.cursor, Job.state.in_(OPEN))
-        .values(dispatched_id=docs[-1].id)
-    )
+    moved = db.execute(_MOVE, {"job": job.id, "cursor": job.cursor, "to": docs[-1].id})
     if moved.rowcount != 1:
         return None
     job.cursor = docs[-1].id
     queue = QUEUES[job.task]
     row = {"job_id": job.id, "queue": queue, "first_id": docs[0].id, "last_id": docs[-1].id, "docs": len(docs)}
-    batch_id = session.execute(insert(Batch).values(**row).returning(Batch.id)).scalar_one()
+    batch_id = db.execute(_RECORD, row).scalar_one()
     return Next(batch_id, job.task, batch_message(job.id, job.model, batch_id, docs))
 
 
@@ -189,30 +207,33 @@ def dispatch_round(
     ``BATCHES_PER_COMMIT`` per transaction and published after its commit. A job that turns out
     to have nothing to send leaves the round; a broker outage ends it."""
     room = capacity(workers)
-    with session_scope(engine) as session:
-        flight = in_flight(session)
-        free = {queue: room[queue] - sum(n for (q, _job), n in flight.items() if q == queue) for queue in room}
-        if not any(n > 0 for n in free.values()):
-            return Round()
-        jobs, sources = waiting_jobs(session)
-        if weights is None:
-            weights = owner_weights(session)
-    for job in jobs:
-        job.in_flight = flight.get((job.queue, job.id), 0)
-    fair.keep_only(jobs)
-    batches = docs = 0
-    while True:
-        made: list[Next] = []
-        with session_scope(engine) as session:
-            while len(made) < BATCHES_PER_COMMIT and (job := fair.pick(j for j in jobs if free.get(j.queue, 0) > 0)):
-                batch = make_batch(session, sources[job.id])
-                if batch is None:
-                    jobs.remove(job)
-                    continue
-                fair.served(job, weight_of(weights, job.owner))
-                free[job.queue] -= 1
-                made.append(batch)
-        if not made:
-            return Round(batches, docs)
-        publish(engine, app, made)
-        batches, docs = batches + len(made), docs + sum(len(batch.payload["docs"]) for batch in made)
+    with engine.connect() as db:  # one connection for the round: one checkout, not one per step
+        with db.begin():
+            flight = in_flight(db)
+            free = {queue: room[queue] - sum(n for (q, _job), n in flight.items() if q == queue) for queue in room}
+            if not any(n > 0 for n in free.values()):
+                return Round()
+            jobs, sources = waiting_jobs(db)
+            if weights is None:
+                weights = owner_weights(db)
+        for job in jobs:
+            job.in_flight = flight.get((job.queue, job.id), 0)
+        fair.keep_only(jobs)
+        batches = docs = 0
+        while True:
+            made: list[Next] = []
+            with db.begin():
+                while len(made) < BATCHES_PER_COMMIT and (
+                    job := fair.pick(j for j in jobs if free.get(j.queue, 0) > 0)
+                ):
+                    batch = make_batch(db, sources[job.id])
+                    if batch is None:
+                        jobs.remove(job)
+                        continue
+                    fair.served(job, weight_of(weights, job.owner))
+                    free[job.queue] -= 1
+                    made.append(batch)
+            if not made:
+                return Round(batches, docs)
+            publish(engine, app, made)
+            batches, docs = batches + len(made), docs + sum(len(batch.payload["docs"]) for batch in made)
