@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from lstmq.batching import batch_size_for, chunked, utf8_len
 from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, QUEUES, BatchPayload, DocIn, message_text
 from lstmq.db.engine import session_scope
-from lstmq.db.queries import HAS_PENDING, pending_page
+from lstmq.db.queries import HAS_PENDING
 from lstmq.db.schema import (
     JOB_CANCELLED,
     JOB_QUEUED,
@@ -34,6 +34,7 @@ from lstmq.db.schema import (
     WorkerBeat,
 )
 from lstmq.dispatch.order import FairShare, Waiting, weight_of
+from lstmq.dispatch.reuse import fresh_page
 from lstmq.errors import ServiceUnavailable
 from lstmq.queue import send_batch
 from lstmq.settings import get_settings
@@ -97,7 +98,7 @@ def make_batch(session: Session, job_id: str) -> Next | None:
         return None
     options = job.options or {}
     size = batch_size_for(options.get("batch_size"), get_settings().batch_size)
-    page = pending_page(session, job_id, job.dispatched_id, size, MAX_MESSAGE_TEXT_CHARS)
+    page = fresh_page(session, job_id, job, size, MAX_MESSAGE_TEXT_CHARS)  # reused documents are done
     docs = next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])
     if not docs or (options.get(RECORDING) and len(docs) < size and len(docs) == len(page)):
         return None
