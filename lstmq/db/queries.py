@@ -57,6 +57,7 @@ class JobStatus:
     model: str
     total: int
     done: int
+    reused: int  # of the done ones, those whose result was copied from another document's
     failed: int
     pending: int
     rejected: int
@@ -66,7 +67,6 @@ class JobStatus:
     submitted_at: datetime | None
     finished_at: datetime | None
     schedule: str | None  # name of the schedule that started the job, if any
-    reused: int = 0  # of the done ones, those whose result was copied from another document's
     note: str | None = None  # why the job was stopped, when lstmq stopped it (e.g. its submit died)
     priority: str = DEFAULT_PRIORITY
     owner: str = ""
@@ -193,6 +193,7 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
         model=job.model,
         total=job.total,
         done=done,
+        reused=job.reused_count,
         failed=failed,
         pending=pending,
         rejected=job.rejected,
@@ -202,7 +203,6 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
         submitted_at=as_utc(job.submitted_at),
         finished_at=as_utc(job.finished_at),
         schedule=_schedule_name(session, job.schedule_id),
-        reused=job.reused_count,
         note=(job.options or {}).get(CANCELLED_NOTE),
         priority=job.priority,
         owner=job.owner,
