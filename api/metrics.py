@@ -3,7 +3,8 @@
 Gauges, not counters: the database is the source of truth and any API process can answer.
 Jobs by state (as `lstmq status` derives it), documents by model and status, messages waiting
 per queue. Documents per model are what a dashboard turns into docs/s per model:
-``sum by (model) (deriv(lstmq_documents{status=~"done|failed"}[5m]))``.
+``sum by (model) (deriv(lstmq_documents{status=~"done|failed"}[5m]))``. Reused documents (a
+copied result) are a gauge of their own, already counted in ``status="done"``.
 """
 
 from __future__ import annotations
@@ -52,15 +53,23 @@ class StoreCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         jobs = GaugeMetricFamily("lstmq_jobs", "Jobs by state.", labels=["state"])
         documents = GaugeMetricFamily("lstmq_documents", "Documents by model and status.", labels=["model", "status"])
+        reused = GaugeMetricFamily(
+            "lstmq_documents_reused",
+            "Done documents whose result was copied from another with the same text and model version.",
+            labels=["model"],
+        )
         with session_scope(self.engine) as session:
             for state, n in session.execute(_jobs_by_state()):
                 jobs.add_metric([state], n)
-            for model, *counts in session.execute(_documents_by_model_and_status()):
+            for model, *counts, copied in session.execute(_documents_by_model_and_status()):
                 for status, n in zip(DOC_STATUSES, counts, strict=True):
                     if n:  # as a count of documents would: no series for a status nobody has
                         documents.add_metric([model, status], n)
+                if copied:
+                    reused.add_metric([model], copied)
         yield jobs
         yield documents
+        yield reused
         yield from self._dispatch()
         yield from self._drift()
         yield from self._queue_depths()
@@ -120,10 +129,10 @@ class StoreCollector:
 
 
 def _documents_by_model_and_status():
-    """(model, done, failed, pending), summed from the jobs' counters: a scrape reads the jobs,
-    never every document."""
-    done, failed = func.sum(Job.done_count), func.sum(Job.failed_count)
-    return select(Job.model, done, failed, func.sum(Job.total) - done - failed).group_by(Job.model)
+    """(model, done, failed, pending, reused), summed from the jobs' counters: a scrape reads the
+    jobs, never every document."""
+    done, failed, reused = func.sum(Job.done_count), func.sum(Job.failed_count), func.sum(Job.reused_count)
+    return select(Job.model, done, failed, func.sum(Job.total) - done - failed, reused).group_by(Job.model)
 
 
 def _backlog():

@@ -41,6 +41,11 @@ class ScheduleIn(BaseModel):
     notify: list[str] = Field(
         default_factory=list, description="Webhook receivers (URLs) of its runs' jobs' events (as --notify)."
     )
+    reuse: bool = Field(
+        True,
+        description="false: its runs' jobs run the model on every document, even where a result of the same text "
+        "and model version exists (as --no-reuse).",
+    )
 
     def new(self) -> NewSchedule:
         timing = Timing.parse(self.every, self.cron)

@@ -32,6 +32,7 @@ from lstmq.readers.sources import FORMATS, Source, read_sources
 from lstmq.settings import get_settings
 from lstmq.webhooks.receivers import check_receivers
 
+NEW_OPTIONS = {"notify": (), "reuse": True}  # options added later, with their defaults
 UPLOAD_NAME = "<upload>"  # the source in FILE:LINE messages and in jobs.sources
 api = APIRouter(tags=["jobs"])
 
@@ -47,6 +48,7 @@ class SubmitOptions:
     strict: bool
     priority: str
     notify: tuple[str, ...] = ()
+    reuse: bool = True
 
 
 def submit_options(
@@ -67,8 +69,16 @@ def submit_options(
             description="A webhook receiver of the job's events (repeatable; the server needs LSTMQ_WEBHOOK_SECRET)."
         ),
     ] = None,
+    reuse: Annotated[
+        bool,
+        Query(
+            description="false: run the model on every document, even where a result of the same text and model "
+            "version exists (by default that result is copied)."
+        ),
+    ] = True,
 ) -> SubmitOptions:
-    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority, tuple(notify or ()))
+    notify_urls = tuple(notify or ())
+    return SubmitOptions(task, model, format, text_field, id_field, batch_size, strict, priority, notify_urls, reuse)
 
 
 @api.post(
@@ -106,7 +116,8 @@ def _check(options: SubmitOptions) -> None:
 
 
 def _request_hash(options: SubmitOptions, upload: Upload) -> str:
-    fields = {key: value for key, value in asdict(options).items() if value or key != "notify"}  # hashes as before
+    # Options left at their defaults hash as before they existed (a retry across an upgrade replays).
+    fields = {key: value for key, value in asdict(options).items() if NEW_OPTIONS.get(key, object()) != value}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode() + upload.sha256.encode()).hexdigest()
 
 
@@ -143,6 +154,7 @@ def _submit(
         priority=options.priority,
         owner=owner,
         notify=options.notify,
+        reuse=options.reuse,
         on_reject=kept,
         on_job=claim.attach if claim else None,
     )

@@ -17,6 +17,7 @@ BENCH_COMMANDS: dict[str, str] = {
     "status": "lstmq.bench.status:status_command",
     "parquet": "lstmq.bench.parquet:parquet",
     "quality": "lstmq.bench.quality:quality",
+    "reuse": "lstmq.bench.reuse:reuse",
 }
 
 

@@ -55,7 +55,14 @@ State = Annotated[
 Task = Annotated[str, Field(description="classify or render.")]
 ModelName = Annotated[str, Field(description="The installed model the job runs (GET /api/v1/models).")]
 Total = Annotated[int, Field(description="Documents recorded (rejected lines not counted).")]
-Done = Annotated[int, Field(description="Documents with a result.")]
+Done = Annotated[int, Field(description="Documents with a result (reused ones included).")]
+Reused = Annotated[
+    int,
+    Field(
+        description="Of the done documents, those whose result was copied from another document with the same "
+        "text and model version instead of running the model."
+    ),
+]
 Failed = Annotated[int, Field(description="Documents that failed (their error is in the results).")]
 Pending = Annotated[int, Field(description="Documents waiting for a worker.")]
 Rejected = Annotated[int, Field(description="Input lines refused while recording (no document made).")]
@@ -89,6 +96,7 @@ class JobStatus(ApiModel):
     model: ModelName
     total: Total
     done: Done
+    reused: Reused = 0
     failed: Failed
     pending: Pending
     rejected: Rejected
@@ -127,6 +135,7 @@ class JobSummary(ApiModel):
     model: ModelName
     total: Total
     done: Done
+    reused: Reused = 0
     failed: Failed
     pending: Pending
     rejected: Rejected
@@ -279,6 +288,9 @@ class Schedule(ApiModel):
     id_field: str = Field(description="Field or column holding the document id.")
     priority: Priority = "normal"
     paused: bool = Field(description="Paused schedules do not fire.")
+    reuse: bool = Field(
+        True, description="Its runs' jobs copy the result of a text already done with the same model version."
+    )
     created_at: Timestamp = Field(description="When the schedule was added (UTC).")
     last_run: ScheduleRun | None = Field(description="Its latest run (in the list; null elsewhere).")
 

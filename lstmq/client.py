@@ -169,6 +169,7 @@ class Client:
         priority: str = "normal",
         idempotency_key: str | None = None,
         notify: Iterable[str] = (),
+        reuse: bool = True,
     ) -> Submission:
         """Submit documents as one job, as ``lstmq submit`` does; returns its id and counts.
 
@@ -189,13 +190,15 @@ class Client:
         ``priority`` (high, normal or low, up to the token's maximum) orders the job against
         others; its owner is the token's name. Sending the same ``idempotency_key`` again
         returns the first job instead of making a second. ``notify``: webhook receivers (URLs)
-        of the job's events (the server needs ``LSTMQ_WEBHOOK_SECRET``).
+        of the job's events (the server needs ``LSTMQ_WEBHOOK_SECRET``). ``reuse=False`` runs the
+        model on every document, even one whose text already has a result of the model's version
+        (by default that result is copied and the document counted as ``reused``).
         """
         if not model:
             raise InputError("submit needs a model (Client.models() lists them)")
         query = {"task": task, "model": model, "text_field": text_field, "id_field": id_field}
         query |= {"batch_size": batch_size, "strict": "true" if strict else None, "priority": priority}
-        query["notify"] = list(notify) or None
+        query |= {"notify": list(notify) or None, "reuse": None if reuse else "false"}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with self._body(source, format, text_field) as (body, fmt, more):
             query["format"] = fmt

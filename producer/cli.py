@@ -60,7 +60,15 @@ RESULT_FORMATS = ("jsonl", "csv", "table", "parquet")
     metavar="URL",
     help="A webhook receiver of the job's events (repeatable; needs LSTMQ_WEBHOOK_SECRET).",
 )
-def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify) -> None:
+@click.option(
+    "--reuse/--no-reuse",
+    default=True,
+    show_default=True,
+    help="Copy the result of a text already done with the same model version instead of running the model.",
+)
+def submit(
+    inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify, reuse
+) -> None:
     """Record INPUT... (JSONL, CSV, .txt files or folders, - for stdin; gzip or not) as a job
     and queue it. Prints the job id as the last line of stdout."""
     check_task(task)
@@ -83,6 +91,7 @@ def submit(inputs, task, model, fmt, text_field, id_field, batch_size, wait, str
         priority=priority,
         owner=owner,
         notify=notify,
+        reuse=reuse,
         on_reject=lambda bad: click.echo(str(bad), err=True),
     )
     click.echo(output.submitted_line(report.job_id, report.total, report.batches, report.rejected), err=True)

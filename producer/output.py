@@ -42,6 +42,7 @@ JOB_KEYS = (
     "model",
     "total",
     "done",
+    "reused",
     "failed",
     "pending",
     "rejected",
@@ -74,13 +75,18 @@ def describe(status: JobStatus, health: Health | None = None) -> str:
     return (
         f"job {status.id}  {status.task}  model {status.model}  state {status.state}\n"
         f"priority {status.priority}{owner}  in flight {count(status.in_flight, 'batch')}\n"
-        f"total {status.total}  done {status.done}  failed {status.failed}  "
+        f"total {status.total}  done {status.done}{reused(status)}  failed {status.failed}  "
         f"pending {status.pending}  rejected {status.rejected}\n"
         f"rate {rate}  eta {eta}"
         + (f"\nwaiting for {status.waiting}" if status.waiting and not health else "")
         + (f"\n{stalled(health)}" if health else "")
         + (f"\ncancelled: {status.note}" if status.note else "")
     )
+
+
+def reused(status: JobStatus) -> str:
+    """`` (12 reused)`` after the done count when some results were copied, else nothing."""
+    return f" ({status.reused} reused)" if status.reused else ""
 
 
 def stalled(health: Health) -> str:
@@ -111,7 +117,7 @@ def job_summary(status: JobStatus) -> dict:
 
 def print_jobs(statuses: list[JobStatus], health: dict[str, Health] | None = None) -> None:
     # ids are for copying: never wrapped
-    columns = ("state", "priority", "owner", "task", "model", "total", "done", "failed", "pending", "created")
+    columns = ("state", "priority", "owner", "task", "model", "total", "done", "reused", "failed", "pending", "created")
     table = Table(Column("id", no_wrap=True), *columns)
     health = health or {}
     for s in statuses:
@@ -122,7 +128,7 @@ def print_jobs(statuses: list[JobStatus], health: dict[str, Health] | None = Non
             s.owner or "-",
             s.task,
             s.model,
-            *(str(n) for n in (s.total, s.done, s.failed, s.pending)),
+            *(str(n) for n in (s.total, s.done, s.reused, s.failed, s.pending)),
             s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     _console().print(table)

@@ -31,7 +31,20 @@ STATUS_FIELDS = {field.name for field in fields(JobStatus)}
 
 
 def submit(
-    client: Client, inputs, task, model, fmt, text_field, id_field, batch_size, wait, strict, priority, owner, notify
+    client: Client,
+    inputs,
+    task,
+    model,
+    fmt,
+    text_field,
+    id_field,
+    batch_size,
+    wait,
+    strict,
+    priority,
+    owner,
+    notify,
+    reuse,
 ) -> None:
     check_task(task)
     check_priority(priority)
@@ -51,6 +64,7 @@ def submit(
         strict=strict,
         priority=priority,
         notify=notify,
+        reuse=reuse,
     )
     _print_rejected(client, source, created)
     click.echo(output.submitted_line(created.id, created.total, created.batches, created.rejected), err=True)

@@ -44,6 +44,7 @@ from lstmq.db.engine import session_scope
 from lstmq.db.queries import live_workers
 from lstmq.db.schema import DEFAULT_PRIORITY, RECORDING, Document, Job
 from lstmq.dispatch.control import check_priority
+from lstmq.dispatch.reuse import REUSE
 from lstmq.dispatch.send import first_window
 from lstmq.errors import InputError, ModelNotFound, SubmitCancelled, TransientError
 from lstmq.modelstore import find_model
@@ -109,6 +110,7 @@ def submit_records(
     priority: str = DEFAULT_PRIORITY,
     owner: str | None = None,
     notify: Sequence[str] = (),
+    reuse: bool = True,
     on_reject: Callable[[Rejected], None] | None = None,
     on_job: Callable[[str], None] | None = None,
 ) -> SubmitReport:
@@ -119,6 +121,8 @@ def submit_records(
     was rejected, or when no item was good. ``on_job`` learns the job's id once it exists.
     ``owner``: whose share of the workers the job uses (default: the OS user). ``notify``: webhook
     receivers of the job's events (``lstmq.webhooks``), checked before anything is read.
+    ``reuse``: False runs the model on every document, even one whose text already has a result
+    of the model's version (``lstmq.dispatch.reuse``).
     """
     check_task(task)
     check_model(task, model)
@@ -128,7 +132,8 @@ def submit_records(
     size = batch_size_for(batch_size, settings.batch_size)
     ping_broker(app)  # fail before reading a large input, not after
     owner = (owner or default_owner())[:64]
-    job = _create_job(engine, task, model, sources, size, strict, priority, owner, receivers)
+    options = ({NOTIFY: receivers} if receivers else {}) | ({} if reuse else {REUSE: False})
+    job = _create_job(engine, task, model, sources, size, strict, priority, owner, options)
     report = SubmitReport(job_id=job.id)
     lease = RecordingLease(engine, job.id, settings.heartbeat_s)
     window = FirstWindow(engine, app, job.id, settings)
@@ -182,7 +187,7 @@ class FirstWindow:
 
 
 def _create_job(
-    engine: Engine, task: str, model: str, sources, size: int, strict: bool, priority: str, owner: str, notify: list
+    engine: Engine, task: str, model: str, sources, size: int, strict: bool, priority: str, owner: str, options: dict
 ) -> Job:
     job = Job(
         id=uuid.uuid4().hex,
@@ -191,7 +196,7 @@ def _create_job(
         priority=priority,
         owner=owner,
         sources=list(sources),
-        options={"batch_size": size, "strict": strict, RECORDING: True} | ({NOTIFY: notify} if notify else {}),
+        options={"batch_size": size, "strict": strict, RECORDING: True} | options,
     )
     with session_scope(engine) as session:
         session.add(job)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from sqlalchemy import JSON, DateTime, Table, TextClause, any_, bindparam, text
+from sqlalchemy import JSON, Connection, DateTime, Engine, Table, TextClause, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,9 +18,15 @@ from lstmq.db.schema import utcnow
 STAMPS = ("created_at", "updated_at")  # set by upsert to the statement's time when a table has them
 
 
-def dialect_insert(session: Session, table):
+def bind_of(db: Session | Connection) -> Engine | Connection:
+    """What runs a Session's or a Connection's statements: where its dialect is (the dispatcher
+    makes batches on a bare Connection, everything else in a Session)."""
+    return db.get_bind() if isinstance(db, Session) else db
+
+
+def dialect_insert(session: Session | Connection, table):
     """The INSERT construct of the session's dialect (both have ``on_conflict_*``)."""
-    name = session.get_bind().dialect.name
+    name = bind_of(session).dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
@@ -60,7 +66,7 @@ def upsert_rows(
     statement and one JSON encoding instead of a statement and JSON values per row: about 2x
     faster for 256 result rows). The rows' values must be JSON's (str, int, float, bool, None,
     lists, dicts). Elsewhere (SQLite: no round trips to save) it is ``upsert``."""
-    if not rows or session.get_bind().dialect.name != "postgresql":
+    if not rows or bind_of(session).dialect.name != "postgresql":
         return upsert(session, table, rows, key_columns, update_columns)
     table = getattr(table, "__table__", table)
     stmt = recordset_upsert(table, tuple(rows[0]), tuple(key_columns), tuple(update_columns))

@@ -13,13 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from lstmq.contract import QUEUES
+from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, QUEUES
 from lstmq.db.schema import (
     DEFAULT_PRIORITY,
     DOC_FAILED,
+    DOC_PENDING,
     JOB_CANCELLED,
     JOB_FINISHED,
     JOB_QUEUED,
@@ -56,6 +57,7 @@ class JobStatus:
     model: str
     total: int
     done: int
+    reused: int  # of the done ones, those whose result was copied from another document's
     failed: int
     pending: int
     rejected: int
@@ -191,6 +193,7 @@ def _status(session: Session, job: Job, now: datetime | None = None) -> JobStatu
         model=job.model,
         total=job.total,
         done=done,
+        reused=job.reused_count,
         failed=failed,
         pending=pending,
         rejected=job.rejected,
@@ -247,6 +250,22 @@ def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None
     oldest = (now or utcnow()) - timedelta(seconds=heartbeat_s * LIVE_BEATS)
     rows = session.scalars(select(WorkerBeat).order_by(WorkerBeat.name, WorkerBeat.pid)).all()
     return [row for row in rows if as_utc(row.beat_at) >= oldest]
+
+
+# Built once: the dispatcher reads a page for every batch it makes, and building a statement
+# costs SQLAlchemy more than the page costs PostgreSQL.
+_PENDING_PAGE = (
+    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+    .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
+    .order_by(Document.id)
+    .limit(bindparam("size"))
+)
+
+
+def pending_page(db: Session | Connection, job_id: str, after_id: int, limit: int) -> list:
+    """Up to ``limit`` pending documents with id > ``after_id``, in id order (keyset paging,
+    so each page is a short transaction), with the part of their text a message carries."""
+    return db.execute(_PENDING_PAGE, {"job": job_id, "after": after_id, "size": limit}).all()
 
 
 def result_rows(session: Session, job: Job, label: str | None = None, failed_only: bool = False) -> Iterator[dict]:

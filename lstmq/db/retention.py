@@ -10,7 +10,8 @@ Each job goes in steps: one UPDATE marks it cancelled, re-checking every conditi
 dispatcher sends it nothing more and a ``requeue`` cannot reopen it; then its documents and their
 results go ``DOCS_PER_TRANSACTION`` at a time (no long lock); then the job row with its rejected
 lines, idempotency keys and batches. A render job's image files are deleted after the transaction
-that removed their rows commits, each path checked to stay inside the image dir. A prune stopped
+that removed their rows commits, each path checked to stay inside the image dir; a file that
+another job's image row still names (a reused result shares its source's file) is kept. A prune stopped
 half-way leaves a cancelled job that the next prune of ended (or cancelled) jobs finishes.
 
 A schedule's ledger (``corpus_docs``) and run history belong to the schedule and are kept, so a
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, delete, exists, func, select, true
 
+from lstmq.db.dialects import among
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import CANCELLED_NOTE, IS_FINISHED
 from lstmq.db.schema import (
@@ -128,9 +130,10 @@ def _claim(engine: Engine, job_id: str, where) -> bool:
         return True
 
 
-def _documents(engine: Engine, job_id: str, task: str, remove: bool) -> Iterator[tuple[int, list[str]]]:
-    """The job's documents, ``DOCS_PER_TRANSACTION`` at a time: (how many, their image paths),
-    each chunk yielded after the transaction that deleted it (``remove``) has committed."""
+def _documents(engine: Engine, job_id: str, task: str, remove: bool) -> Iterator[tuple[int, list[str], set[str]]]:
+    """The job's documents, ``DOCS_PER_TRANSACTION`` at a time: (how many, their image paths,
+    those of the paths other documents' images still name), each chunk yielded after the
+    transaction that deleted it (``remove``) has committed."""
     after = 0
     while True:
         with session_scope(engine) as session:
@@ -153,15 +156,25 @@ def _documents(engine: Engine, job_id: str, task: str, remove: bool) -> Iterator
                 session.execute(delete(Image).where(Image.document_id.in_(chunk)))
                 session.execute(delete(Classification).where(Classification.document_id.in_(chunk)))
                 session.execute(delete(Document).where(Document.id.in_(chunk)))
-        yield len(ids), paths
+            # After the DELETE: on PostgreSQL it waited for any reuse copying these rows
+            # (lstmq.dispatch.reuse locks them), so this sees the copies it committed.
+            shared = _named_elsewhere(session, paths, chunk) if paths else set()
+        yield len(ids), paths, shared
         after = ids[-1]
 
 
+def _named_elsewhere(session, paths: list[str], chunk) -> set[str]:
+    """Those of ``paths`` that an image row of another document names (a reused result shares
+    its source's file): their files stay."""
+    stmt = select(Image.path).where(among(session.get_bind(), Image.path, paths), Image.document_id.not_in(chunk))
+    return set(session.scalars(stmt.distinct()))
+
+
 def _delete_job(engine: Engine, image_dir: Path, job_id: str, task: str, total: Pruned) -> None:
-    for docs, paths in _documents(engine, job_id, task, remove=True):
+    for docs, paths, shared in _documents(engine, job_id, task, remove=True):
         total.documents += docs
         total.images += len(paths)
-        total.bytes += sum(_remove(image_dir, path) for path in paths)  # after their rows are gone
+        total.bytes += sum(_remove(image_dir, path) for path in paths if path not in shared)  # rows gone
     with session_scope(engine) as session:
         for table in (JobRejection, IdempotencyKey, Batch):
             session.execute(delete(table).where(table.job_id == job_id))
@@ -170,10 +183,10 @@ def _delete_job(engine: Engine, image_dir: Path, job_id: str, task: str, total: 
 
 
 def _count_job(engine: Engine, image_dir: Path, job_id: str, task: str, total: Pruned) -> None:
-    for docs, paths in _documents(engine, job_id, task, remove=False):
+    for docs, paths, shared in _documents(engine, job_id, task, remove=False):
         total.documents += docs
         total.images += len(paths)
-        total.bytes += sum(_size(image_file(image_dir, path)) for path in paths)
+        total.bytes += sum(_size(image_file(image_dir, path)) for path in paths if path not in shared)
     total.jobs += 1
 
 

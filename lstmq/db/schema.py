@@ -24,6 +24,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,6 +33,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 DOC_PENDING, DOC_DONE, DOC_FAILED = "pending", "done", "failed"
+# The predicate of the partial index on done documents' hashes (lstmq.dispatch.reuse spells it
+# the same way in its query: with a bound parameter, neither planner could tell the index applies).
+DONE_SQL = text(f"status = '{DOC_DONE}'")
 JOB_SUBMITTING, JOB_QUEUED, JOB_CANCELLED = "submitting", "queued", "cancelled"
 # Stored by the transaction that gives a queued job's last pending document its result
 # (lstmq.db.transitions.count), or by the end of recording when everything was done already.
@@ -82,6 +87,8 @@ class Job(Base):
     # state never counts its documents: pending = total - done - failed.
     done_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Of the done ones, those whose result was copied from another document (lstmq.dispatch.reuse).
+    reused_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The last change to its documents: recorded, or a status moved (their latest updated_at).
     progressed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Who is served first (lstmq.dispatch): priority, then fair share between owners by weight.
@@ -114,8 +121,10 @@ class Document(Base):
         # id last: the sender's keyset pages (pending, id > last, in id order) read only their
         # page; on (job_id, status) each page sorted every pending document of the job.
         Index("ix_documents_job_status", "job_id", "status", "id"),
-        # No index on external_id or content_hash alone (migration 0007): lstmq never looks a
-        # document up by either, and every index is written again on every status change.
+        # Done documents by their text (result reuse, lstmq.dispatch.reuse). Partial: a recorded
+        # or pending document writes no entry, a status change to done writes one. No index on
+        # external_id (migration 0007): every index is written again on every status change.
+        Index("ix_documents_done_hash", "content_hash", postgresql_where=DONE_SQL, sqlite_where=DONE_SQL),
     )
 
 
@@ -181,7 +190,8 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_images_version", "model_version"),)
+    # By path: a reused result shares its file, which a prune deletes only when no row names it.
+    __table_args__ = (Index("ix_images_version", "model_version"), Index("ix_images_path", "path"))
 
 
 class Batch(Base):
@@ -250,6 +260,8 @@ class Schedule(Base):
     id_field: Mapped[str] = mapped_column(String(128), default="id")
     paused: Mapped[bool] = mapped_column(default=False)
     priority: Mapped[str] = mapped_column(String(8), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY)
+    # False: its runs' jobs run the model on every document (jobs.options["reuse"]).
+    reuse: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Webhook receivers (URLs) given to each job of its runs (jobs.options["notify"]).
     notify: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     # A run's lease: the holder's token and expiry (a crashed run's lease simply runs out).

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import among
+from lstmq.db.dialects import among, bind_of
 from lstmq.db.queries import JobStatus, job_status
 from lstmq.db.schema import (
     DOC_DONE,
@@ -67,6 +67,14 @@ def mark_failed(session: Session, errors: dict[int, str], now: datetime, job_id:
     count(session, job_id, now, failed=moved)
 
 
+def mark_reused(session: Session, ids: Collection[int], now: datetime, job_id: str) -> int:
+    """Pending documents of the job whose result was copied from another document's become done:
+    counted as done and as reused. Returns how many moved."""
+    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, error=None) if ids else 0
+    count(session, job_id, now, done=moved, reused=moved)
+    return moved
+
+
 def fail_pending(session: Session, job_id: str, error: str, now: datetime) -> int:
     """Every pending document of the job becomes failed with ``error``; returns how many."""
     failed = session.execute(
@@ -89,12 +97,15 @@ def reopen_failed(session: Session, job_id: str, now: datetime) -> int:
     return reopened
 
 
-def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: int = 0) -> None:
+def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: int = 0, reused: int = 0) -> None:
     """Move the job's counters (nothing to do when nothing moved); ``progressed_at`` never goes back.
-    The job finishes when nothing is left pending, and is open again when something is."""
+    The job finishes when nothing is left pending, and is open again when something is.
+    ``reused``: of ``done``, those whose result was copied (they are done too)."""
     if done or failed:
         latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
         values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
+        if reused:
+            values["reused_count"] = JOBS.c.reused_count + reused
         stmt = update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest)
         # RETURNING (PostgreSQL, SQLite 3.35+): the row as this update left it, locked until
         # commit, so the end is decided without another statement for most batches.
@@ -150,5 +161,5 @@ def _move(session: Session, ids: Collection[int], old: str, new: str, now: datet
     # By primary key only: with ``job_id = ?`` in the WHERE, PostgreSQL planned a walk of the
     # job's (job_id, status, id) index entries (49,744 rows filtered for 256 moved on a 50k job),
     # a cost that grew with the job. The ids are one job's (the worker read them for that job).
-    where = (among(session.get_bind(), DOCUMENTS.c.id, list(ids)), DOCUMENTS.c.status == old)
+    where = (among(bind_of(session), DOCUMENTS.c.id, list(ids)), DOCUMENTS.c.status == old)
     return session.execute(update(DOCUMENTS).where(*where).values(status=new, updated_at=now, **values)).rowcount

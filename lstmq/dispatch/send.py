@@ -20,21 +20,20 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.orm import Session
 
 from lstmq.batching import batch_size_for, chunked, utf8_len
-from lstmq.contract import MAX_BATCH_BYTES, MAX_MESSAGE_TEXT_CHARS, QUEUES, batch_message
+from lstmq.contract import MAX_BATCH_BYTES, QUEUES, batch_message
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING
 from lstmq.db.schema import (
-    DOC_PENDING,
     JOB_QUEUED,
     JOB_SUBMITTING,
     RECORDING,
     Batch,
-    Document,
     Job,
     Owner,
     WorkerBeat,
 )
 from lstmq.dispatch.order import FairShare, Waiting, weight_of
+from lstmq.dispatch.reuse import fresh_page
 from lstmq.errors import ServiceUnavailable
 from lstmq.queue import send_batch
 from lstmq.settings import get_settings
@@ -66,12 +65,6 @@ _IN_FLIGHT = select(Batch.queue, Batch.job_id, func.count()).group_by(Batch.queu
 _WAITING = select(
     Job.id, Job.task, Job.model, Job.options, Job.dispatched_id, Job.priority, Job.owner, Job.created_at
 ).where(Job.state.in_(OPEN), HAS_PENDING)
-_PAGE = (
-    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
-    .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
-    .order_by(Document.id)
-    .limit(bindparam("size"))
-)
 _MOVE = (
     update(Job)
     .where(Job.id == bindparam("job"), Job.dispatched_id == bindparam("cursor"), Job.state.in_(OPEN))
@@ -140,10 +133,11 @@ class Next:
 def make_batch(db: Db, job: Source) -> Next | None:
     """The job's next batch, as a row of the caller's transaction, or None: nothing to send, the
     job no longer open, or another dispatcher moved its cursor first. While the job's input is
-    still being read, only a full batch (its last one may still grow). Three statements: the
-    page, the cursor's compare-and-set (which also sees a cancel), the batch's row."""
+    still being read, only a full batch (its last one may still grow). Statements: the page (and
+    its results reused, ``lstmq.dispatch.reuse``), the cursor's compare-and-set (which also sees
+    a cancel), the batch's row."""
     size = batch_size_for(job.options.get("batch_size"), get_settings().batch_size)
-    page = db.execute(_PAGE, {"job": job.id, "after": job.cursor, "size": size}).all()
+    page = fresh_page(db, job, size)  # documents whose result was reused are done, not in it
     # Bytes are counted only when the page could exceed a message's: a character is at most 4.
     fits = sum(len(doc.text) for doc in page) * 4 <= MAX_BATCH_BYTES
     docs = page if fits else next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])

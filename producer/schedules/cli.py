@@ -66,7 +66,13 @@ def schedule() -> None:
     metavar="URL",
     help="A webhook receiver of its runs' jobs' events (repeatable; needs LSTMQ_WEBHOOK_SECRET).",
 )
-def add(name, path, task, model, every, cron, fmt, text_field, id_field, priority, notify) -> None:
+@click.option(
+    "--reuse/--no-reuse",
+    default=True,
+    show_default=True,
+    help="Its runs copy the result of a text already done with the same model version instead of running the model.",
+)
+def add(name, path, task, model, every, cron, fmt, text_field, id_field, priority, notify, reuse) -> None:
     """Add schedule NAME; files are checked now, read by `lstmq scheduler` (or `schedule run`)."""
     new = NewSchedule(
         name=name,
@@ -79,6 +85,7 @@ def add(name, path, task, model, every, cron, fmt, text_field, id_field, priorit
         id_field=id_field,
         priority=priority,
         notify=tuple(notify),
+        reuse=reuse,
     )
     with session_scope(ready_engine()) as session:
         row = add_schedule(session, new)

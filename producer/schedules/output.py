@@ -33,6 +33,7 @@ def schedule_dict(sched: Schedule, last: ScheduleRun | None) -> dict:
         "id_field": sched.id_field,
         "priority": sched.priority,
         "paused": sched.paused,
+        "reuse": sched.reuse,
         "created_at": _iso(sched.created_at),
         "last_run": run_dict(last, {}) if last else None,
     }

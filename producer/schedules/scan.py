@@ -9,6 +9,7 @@ from sqlalchemy import Engine, insert, select
 
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import JOB_SUBMITTING, Document, Job, Schedule
+from lstmq.dispatch.reuse import REUSE
 from lstmq.modelstore import find_model
 from lstmq.producer.schedules.cursors import ReadPlan
 from lstmq.producer.schedules.files import FileScan, match_files, scan_file
@@ -135,7 +136,8 @@ def _record_job(session, sched: Schedule, run_id: int, fresh: list[Candidate], v
             priority=sched.priority,
             owner=sched.name[:64],  # scheduled runs share the workers as their schedule
             options={"schedule": sched.name, "run_id": run_id, "model_version": version}
-            | ({NOTIFY: list(sched.notify)} if sched.notify else {}),
+            | ({NOTIFY: list(sched.notify)} if sched.notify else {})
+            | ({} if sched.reuse else {REUSE: False}),
         )
     )
     session.flush()

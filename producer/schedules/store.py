@@ -37,6 +37,7 @@ class NewSchedule:
     id_field: str = "id"
     priority: str = DEFAULT_PRIORITY
     notify: tuple[str, ...] = ()  # webhook receivers of its runs' jobs
+    reuse: bool = True  # False: its runs' jobs run the model on every document
 
 
 def validate(new: NewSchedule) -> Schedule:
@@ -69,6 +70,7 @@ def validate(new: NewSchedule) -> Schedule:
         id_field=new.id_field,
         priority=new.priority,
         notify=notify,
+        reuse=new.reuse,
     )
 
 

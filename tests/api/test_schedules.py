@@ -72,6 +72,12 @@ def test_a_schedule_with_receivers_needs_the_servers_webhook_secret(api, corpus)
     assert "LSTMQ_WEBHOOK_SECRET" in problem["detail"]
 
 
+def test_a_schedule_added_with_reuse_false_says_so(api, corpus):
+    created = add(api, name="fresh-runs", path=f"{corpus}/*.jsonl", model="news", every="1d", reuse=False)
+    assert created.status == 201, created.body
+    assert created.json()["reuse"] is False
+
+
 def test_changes_need_admin_and_unknown_schedules_are_404(api, corpus):
     assert_problem(add(api, "submit", name="x", path=f"{corpus}/*.jsonl", model="news", every="1d"), 403)
     assert_problem(api.call("POST", "/api/v1/schedules/nope/run"), 404)

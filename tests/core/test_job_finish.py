@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import column, insert, select, table, text
 
 from lstmq.db.engine import get_engine, session_scope
 from lstmq.db.migrate import upgrade
@@ -122,11 +122,20 @@ def test_migration_0009_finishes_the_queued_jobs_with_nothing_pending(db_url, ls
 
 
 def _job_at_0008(engine, state: str, total: int, done: int = 0, failed: int = 0, **moments) -> str:
-    """A job row as schema 0008 stored it (finished derived, so stored as queued); 0009 adds no
-    column, so the model's table writes it."""
+    """A job row as schema 0008 stored it (finished derived, so stored as queued): only the
+    columns given, typed as the model types them (later migrations add columns 0008 lacks)."""
     job_id = uuid.uuid4().hex
     row = {"id": job_id, "task": "classify", "model": "news", "state": state, "total": total}
-    counts = {"done_count": done, "failed_count": failed, "created_at": utcnow(), "sources": [], "options": {}}
+    counts = {
+        "done_count": done,
+        "failed_count": failed,
+        "rejected": 0,
+        "created_at": utcnow(),
+        "sources": [],
+        "options": {},
+    }
+    values = row | counts | moments
+    jobs = table("jobs", *(column(name, Job.__table__.c[name].type) for name in values))
     with session_scope(engine) as session:
-        session.execute(insert(Job.__table__).values(**row, **counts, **moments))
+        session.execute(insert(jobs).values(**values))
     return job_id

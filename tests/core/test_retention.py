@@ -99,6 +99,40 @@ def test_a_pruned_render_job_leaves_no_image_file(migrated_db):
     assert [p for p in get_settings().images.rglob("*") if p.is_file()] == []
 
 
+def sharing_job(engine, source: str, age: timedelta = LONG_AGO) -> str:
+    """A render job whose image row names ``source``'s file, as a reused result does."""
+    job_id = old_job(engine, "render", docs=1, age=age)
+    with session_scope(engine) as session:
+        shared = session.scalar(select(Image.path).join(Document).where(Document.job_id == source))
+        image = session.scalar(select(Image).join(Document).where(Document.job_id == job_id))
+        (get_settings().images / image.path).unlink()
+        image.path = shared
+    return job_id
+
+
+def source_file(engine, job_id: str):
+    with session_scope(engine) as session:
+        return get_settings().images / session.scalar(
+            select(Image.path).join(Document).where(Document.job_id == job_id)
+        )
+
+
+def test_a_file_another_jobs_image_still_names_is_kept(migrated_db):
+    source = old_job(migrated_db, "render", docs=1)
+    sharing_job(migrated_db, source, age=timedelta(days=1))  # recent: kept
+    file = source_file(migrated_db, source)
+    prune(migrated_db, get_settings().images, MONTH)
+    assert file.is_file()
+
+
+def test_a_shared_file_goes_with_the_last_job_that_names_it(migrated_db):
+    source = old_job(migrated_db, "render", docs=1)
+    sharing_job(migrated_db, source)
+    file = source_file(migrated_db, source)
+    prune(migrated_db, get_settings().images, MONTH)
+    assert not file.exists()
+
+
 def test_prune_reports_jobs_documents_images_and_bytes(migrated_db):
     old_job(migrated_db, "classify", docs=3)
     old_job(migrated_db, "render", docs=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 
@@ -35,7 +36,7 @@ def add_job(
                 source="test",
                 record_no=i,
                 line_no=i + 1,
-                content_hash=f"{i:064d}",
+                content_hash=sha256_hex(text),  # as recorded: result reuse finds texts by it
                 text=text,
             )
             for i, text in enumerate(texts)
@@ -58,6 +59,10 @@ def add_batch(engine: Engine, job_id: str, ids: list[int], queue: str = "lstmq.c
             batch.sent_at = fields["sent_at"]
             session.flush()
         return batch.id
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def batches_of(engine: Engine, job_id: str) -> list[Batch]:

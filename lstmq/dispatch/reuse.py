@@ -1,0 +1,134 @@
+"""Result reuse: a pending document whose text already has a result of the job's model, at the
+version installed here, is done without running the model.
+
+``fresh_page`` stands in for ``pending_page`` when a batch is made (``lstmq.dispatch.send``). For
+each page of the job's pending documents after its cursor, one INSERT ... SELECT gives every
+document whose ``content_hash`` matches a done document with a result of (model, version) a
+copy of that result (a row of its own: the same label, score and probabilities, or the same
+image file); those documents become done, counted as done and as reused, and only the rest are
+returned to be sent. Reused documents never travel the broker nor wait for a model.
+
+The version is the installed model's (``lstmq.modelstore``), as the workers beside this
+dispatcher run it; a process without the model installed (an API host) reuses nothing, and the
+workers' dispatcher reuses for the pages it sends. Only that exact version is copied: a result
+of an older or a newer version never is. ``jobs.options["reuse"] = False`` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import Connection, Row, Table, and_, bindparam, literal_column, select
+from sqlalchemy.orm import Session
+
+from lstmq.db.dialects import dialect_insert
+from lstmq.db.queries import pending_page
+from lstmq.db.schema import DOC_DONE, DOC_PENDING, Classification, Document, Image, utcnow
+from lstmq.db.transitions import mark_reused
+from lstmq.dispatch.wake import notify
+from lstmq.errors import ArtifactError, ModelNotFound
+from lstmq.modelstore import locate_model, version_id
+
+log = logging.getLogger("lstmq.dispatch")
+
+REUSE = "reuse"  # jobs.options key: False when every document must run the model
+# Documents one batch-making may reuse: bounds its transaction (a SQLite writer blocks the
+# others while it lasts); the dispatcher is woken for the rest at its commit.
+MAX_REUSED_PER_CALL = 10_000
+RESULTS: dict[str, Table] = {"classify": Classification.__table__, "render": Image.__table__}
+KEY = ("document_id", "model", "model_version")
+STAMPS = ("created_at", "updated_at")
+
+
+class Source(Protocol):
+    """A job as the dispatcher makes its batches (``lstmq.dispatch.send.Source``)."""
+
+    id: str
+    task: str
+    model: str
+    options: dict
+    cursor: int
+
+
+def fresh_page(session: Session | Connection, job: Source, limit: int) -> list[Row]:
+    """Up to ``limit`` of the job's pending documents after its cursor (as ``pending_page``)
+    that found no result to reuse; those that did are done when this returns."""
+    job_id = job.id
+    version = current_version(job.model) if job.options.get(REUSE, True) else None
+    if version is None or job.task not in RESULTS:
+        return pending_page(session, job_id, job.cursor, limit)
+    kept: list[Row] = []
+    reused: list[int] = []
+    after, now = job.cursor, utcnow()
+    while len(kept) < limit:
+        page = pending_page(session, job_id, after, limit)
+        copied = copy_results(session, RESULTS[job.task], job_id, job.model, version, page, now) if page else set()
+        kept += [doc for doc in page if doc.id not in copied]
+        reused += copied
+        if len(page) < limit:
+            break
+        if len(reused) >= MAX_REUSED_PER_CALL:
+            notify(session)  # the rest in the next round, at once (PostgreSQL; SQLite within a second)
+            break
+        after = page[-1].id
+    if reused:
+        mark_reused(session, reused, now, job_id)
+    return kept[:limit]
+
+
+def copy_results(
+    session: Session | Connection, table: Table, job_id: str, model: str, version: str, page: list[Row], now: datetime
+) -> set[int]:
+    """Copy into the page's documents the result of (model, version) of a done document with the
+    same text; returns the ids that got one. One statement; a document that already has a row
+    of this version keeps it (not counted)."""
+    docs, sources = Document.__table__.alias("p"), Document.__table__.alias("s")
+    found, src = table.alias("r"), table.alias("src")
+    of_version = {"model": bindparam("model", model), "version": bindparam("version", version)}
+    source_id = (
+        select(sources.c.id)
+        .join(found, _result_of(found, sources.c.id, **of_version))
+        .where(sources.c.content_hash == docs.c.content_hash, _done(sources))
+        .limit(1)
+        .scalar_subquery()
+    )
+    copied = [c.name for c in table.c if c.name not in KEY + STAMPS]
+    chosen = (
+        select(docs.c.id, src.c.model, src.c.model_version, *(src.c[name] for name in copied))
+        .add_columns(*(bindparam(stamp, now, type_=table.c[stamp].type) for stamp in STAMPS))
+        .select_from(docs)
+        .join(src, _result_of(src, source_id, **of_version))
+        .where(
+            docs.c.job_id == job_id,
+            docs.c.status == DOC_PENDING,
+            docs.c.id.between(page[0].id, page[-1].id),
+        )
+    )
+    if table is Image.__table__:
+        # The copy names the source's file: a prune that deletes the source waits for this
+        # transaction and then sees the copy (lstmq.db.retention); PostgreSQL only (SQLite
+        # serialises writers).
+        chosen = chosen.with_for_update(read=True, of=src)
+    stmt = dialect_insert(session, table).from_select([*KEY, *copied, *STAMPS], chosen)
+    return set(session.scalars(stmt.on_conflict_do_nothing().returning(table.c.document_id)))
+
+
+def _result_of(result, document_id, model, version):
+    return and_(result.c.document_id == document_id, result.c.model == model, result.c.model_version == version)
+
+
+def _done(documents):
+    """``status = 'done'`` with the constant in the SQL text, as ``ix_documents_done_hash`` is
+    declared: given a bound parameter, neither planner can tell the partial index applies."""
+    return documents.c.status == literal_column(f"'{DOC_DONE}'")
+
+
+def current_version(model: str) -> str | None:
+    """The installed model's version id, or None when it is not installed here (or broken)."""
+    try:
+        return version_id(locate_model(model))
+    except (ModelNotFound, ArtifactError, OSError) as exc:
+        log.debug("no result reuse for model %r here: %s", model, exc)
+        return None
