@@ -255,7 +255,7 @@ def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None
 # Built once: the dispatcher reads a page for every batch it makes, and building a statement
 # costs SQLAlchemy more than the page costs PostgreSQL.
 _PENDING_PAGE = (
-    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"), Document.content_hash)
     .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
     .order_by(Document.id)
     .limit(bindparam("size"))
@@ -264,7 +264,8 @@ _PENDING_PAGE = (
 
 def pending_page(db: Session | Connection, job_id: str, after_id: int, limit: int) -> list:
     """Up to ``limit`` pending documents with id > ``after_id``, in id order (keyset paging,
-    so each page is a short transaction), with the part of their text a message carries."""
+    so each page is a short transaction), with the part of their text a message carries and
+    their content hash (result reuse looks it up)."""
     return db.execute(_PENDING_PAGE, {"job": job_id, "after": after_id, "size": limit}).all()
 
 
