@@ -17,6 +17,7 @@ of an older or a newer version never is. ``jobs.options["reuse"] = False`` turns
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from lstmq.db.transitions import mark_reused
 from lstmq.dispatch.wake import notify
 from lstmq.errors import ArtifactError, ModelNotFound
 from lstmq.modelstore import locate_model, version_id
+from lstmq.settings import get_settings
 
 log = logging.getLogger("lstmq.dispatch")
 
@@ -39,6 +41,8 @@ REUSE = "reuse"  # jobs.options key: False when every document must run the mode
 MAX_REUSED_PER_CALL = 10_000
 RESULTS: dict[str, Table] = {"classify": Classification.__table__, "render": Image.__table__}
 KEY = ("document_id", "model", "model_version")
+MISSING_RECHECK_S = 10.0  # a model installed here meanwhile is reused within this
+_missing: dict[tuple, float] = {}  # (model, model folder) -> when to look for it again
 SOURCES_PER_TEXT = 16  # the newest done documents of a text looked at for a result of the version
 DOCUMENTS = Document.__table__
 STAMPS = ("created_at", "updated_at")
@@ -141,9 +145,16 @@ def _done(documents):
 
 
 def current_version(model: str) -> str | None:
-    """The installed model's version id, or None when it is not installed here (or broken)."""
+    """The installed model's version id, or None when it is not installed here (or broken). A
+    model found missing is not looked for again for ``MISSING_RECHECK_S``: finding it missing
+    lists every installed model (milliseconds, at every batch of a model this host lacks)."""
+    settings = get_settings()
+    key = (model, settings.model_dir, settings.home_dir)  # where it was looked for
+    if _missing.get(key, 0.0) > time.monotonic():
+        return None
     try:
         return version_id(locate_model(model))
     except (ModelNotFound, ArtifactError, OSError) as exc:
         log.debug("no result reuse for model %r here: %s", model, exc)
+        _missing[key] = time.monotonic() + MISSING_RECHECK_S
         return None
