@@ -1,4 +1,4 @@
-"""Fault drills: each fault of issue 13 in the middle of a job, on real PostgreSQL, a Redis server
+"""Fault drills: each fault in the middle of a job, on real PostgreSQL, a Redis server
 started by the test on its own port (with or without persistence) and real workers. Each drill
 asserts that every document is done exactly once (one result row each, no ``done`` without a
 row) with no operator command, within a generous bound after the fault ends, and prints how

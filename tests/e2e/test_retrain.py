@@ -1,4 +1,4 @@
-"""Defect 1 of issue 10: a running worker classifies with the model as installed now. After
+"""A running worker classifies with the model as installed now. After
 `lstmq train classifier --name mine` replaces the artifact, the next batch uses the new weights
 and its rows carry the new model version."""
 
