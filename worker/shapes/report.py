@@ -6,14 +6,13 @@ from rich.console import Console
 from rich.table import Table
 
 SETS = ("one_object", "two_object", "held_out")
-TARGETS = {"one_object": 0.95, "two_object": 0.90, "held_out": 0.80}
 
 
 def print_report(report: dict) -> None:
     console = Console()
     table = Table(title=f"{report.get('model', '')} {report.get('version', '')}: oracle evaluation")
     attributes = sorted({a for s in SETS for a in report[s]["attributes"]})
-    for column in ["caption set", "n", "exact", "target", *attributes]:
+    for column in ["caption set", "n", "exact", *attributes]:
         table.add_column(column, justify="left" if column == "caption set" else "right")
     for s in SETS:
         row = report[s]
@@ -21,7 +20,6 @@ def print_report(report: dict) -> None:
             s,
             str(row["n"]),
             f"{row['exact']:.1%}",
-            f"{TARGETS[s]:.0%}",
             *[f"{row['attributes'][a]:.1%}" if a in row["attributes"] else "-" for a in attributes],
         )
     console.print(table)
@@ -33,11 +31,11 @@ def print_report(report: dict) -> None:
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| caption set | n | exact match | target | per attribute |", "|---|---|---|---|---|"]
+    lines = ["| caption set | n | exact match | per attribute |", "|---|---|---|---|"]
     for s in SETS:
         row = report[s]
         attrs = ", ".join(f"{a} {v:.1%}" for a, v in row["attributes"].items())
-        lines.append(f"| {s} | {row['n']} | **{row['exact']:.1%}** | {TARGETS[s]:.0%} | {attrs} |")
+        lines.append(f"| {s} | {row['n']} | **{row['exact']:.1%}** | {attrs} |")
     lines.append("")
     for attribute, d in report["diversity"].items():
         lines.append(
