@@ -75,20 +75,40 @@ def upsert_rows(
     session.execute(stmt, {"rows": ordered, "now": utcnow()})
 
 
+def insert_new_rows(session: Session | Connection, table: Table, rows: list[dict], key_columns: Sequence[str]) -> list:
+    """Insert ``rows`` (JSON values; ``created_at``/``updated_at`` are set to now) that do not
+    exist yet, by ``key_columns``; returns the first key column of those inserted. On
+    PostgreSQL one ``json_to_recordset`` statement, as ``upsert_rows``."""
+    if not rows:
+        return []
+    now = utcnow()
+    if bind_of(session).dialect.name != "postgresql":
+        stamps = {name: now for name in STAMPS if name in table.c}
+        stmt = dialect_insert(session, table).on_conflict_do_nothing().returning(table.c[key_columns[0]])
+        return list(session.scalars(stmt, [{**row, **stamps} for row in rows]))
+    stmt = recordset_upsert(table, tuple(rows[0]), tuple(key_columns), None)
+    ordered = sorted(rows, key=lambda row: tuple(row[k] for k in key_columns))
+    return list(session.scalars(stmt, {"rows": ordered, "now": now}))
+
+
 @lru_cache(maxsize=32)
-def recordset_upsert(table: Table, names: tuple, keys: tuple, changed: tuple) -> TextClause:
+def recordset_upsert(table: Table, names: tuple, keys: tuple, changed: tuple | None) -> TextClause:
     """``upsert_rows``' statement for PostgreSQL, built once: SQLAlchemy cannot cache the compiled
-    form of a ``json_to_recordset`` construct, and compiling it again cost ~1.5 ms per batch."""
+    form of a ``json_to_recordset`` construct, and compiling it again cost ~1.5 ms per batch.
+    ``changed`` None: rows that exist are left alone, and the inserted ones' first key returned."""
     dialect, stamps = postgresql.dialect(), [name for name in STAMPS if name in table.c]
     quote = dialect.identifier_preparer.quote
     typed = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect=dialect)}" for name in names)
-    changed = (*changed, *(["updated_at"] if "updated_at" in stamps else []))
+    if changed is None:
+        on_conflict = f" DO NOTHING RETURNING {quote(keys[0])}"
+    else:
+        changed = (*changed, *(["updated_at"] if "updated_at" in stamps else []))
+        on_conflict = f" DO UPDATE SET {', '.join(f'{quote(c)} = excluded.{quote(c)}' for c in changed)}"
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in (*names, *stamps))})"
         f" SELECT {', '.join([*(quote(n) for n in names), *(':now' for _ in stamps)])}"
         f" FROM json_to_recordset(:rows) AS given({typed})"
-        f" ON CONFLICT ({', '.join(quote(k) for k in keys)})"
-        f" DO UPDATE SET {', '.join(f'{quote(c)} = excluded.{quote(c)}' for c in changed)}"
+        f" ON CONFLICT ({', '.join(quote(k) for k in keys)})" + on_conflict
     )
     return text(sql).bindparams(bindparam("rows", type_=JSON), bindparam("now", type_=DateTime(timezone=True)))
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Row, Table, and_, literal_column, select
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import among, bind_of, dialect_insert
+from lstmq.db.dialects import among, bind_of, insert_new_rows
 from lstmq.db.queries import pending_page
 from lstmq.db.schema import DOC_DONE, Classification, Document, Image, utcnow
 from lstmq.db.transitions import mark_reused
@@ -120,14 +120,11 @@ def copy_results(
     found = {row.document_id: row for row in session.execute(stmt)}
     result_of = {h: next((found[i] for i in ids if i in found), None) for h, ids in newest.items()}
     rows = [
-        {**_copied(source, table), "document_id": doc.id, "created_at": now, "updated_at": now}
+        {**_copied(source, table), "document_id": doc.id}
         for doc in page
         if (source := result_of.get(doc.content_hash)) is not None
     ]
-    if not rows:
-        return set()
-    insert = dialect_insert(session, table).on_conflict_do_nothing().returning(table.c.document_id)
-    return set(session.scalars(insert, rows))
+    return set(insert_new_rows(session, table, rows, KEY))
 
 
 def _copied(source: Row, table: Table) -> dict:
