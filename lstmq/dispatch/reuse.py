@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection, Row, Table, and_, literal_column, select
@@ -70,7 +69,7 @@ def fresh_page(session: Session | Connection, job: Source, limit: int) -> list[R
     after, now = job.cursor, utcnow()
     while len(kept) < limit:
         page = pending_page(session, job_id, after, limit)
-        copied = copy_results(session, RESULTS[job.task], job_id, job.model, version, page, now) if page else set()
+        copied = copy_results(session, RESULTS[job.task], job.model, version, page) if page else set()
         kept += [doc for doc in page if doc.id not in copied]
         reused += copied
         if len(page) < limit:
@@ -84,9 +83,7 @@ def fresh_page(session: Session | Connection, job: Source, limit: int) -> list[R
     return kept[:limit]
 
 
-def copy_results(
-    session: Session | Connection, table: Table, job_id: str, model: str, version: str, page: list[Row], now: datetime
-) -> set[int]:
+def copy_results(session: Session | Connection, table: Table, model: str, version: str, page: list[Row]) -> set[int]:
     """Copy into the page's documents (rows with ``id`` and ``content_hash``) the result of
     (model, version) of a done document with the same text; returns the ids that got one. A
     document that already has a row of this version keeps it (not counted).

@@ -78,6 +78,11 @@ def in_flight(db: Db) -> Counter[tuple[str, str]]:
     return Counter({(queue, job_id): n for queue, job_id, n in db.execute(_IN_FLIGHT)})
 
 
+def queued_in(flight: Counter[tuple[str, str]], queue: str) -> int:
+    """The batches in flight on ``queue``, of every job."""
+    return sum(n for (q, _job), n in flight.items() if q == queue)
+
+
 @dataclass
 class Source:
     """What making a job's next batch needs, read with the waiting jobs once per round: the
@@ -179,7 +184,7 @@ def first_window(engine: Engine, app: Celery, job_id: str, workers: Sequence[Wor
         queue = QUEUES[job.task]
         flight = in_flight(session)
         mine = flight.get((queue, job_id), 0)
-        free = capacity(workers)[queue] - sum(n for (q, _job), n in flight.items() if q == queue)
+        free = capacity(workers)[queue] - queued_in(flight, queue)
         for _ in range(max(0, min(FIRST_WINDOW_BATCHES - mine, free))):
             batch = make_batch(session, job)
             if batch is None:
@@ -204,7 +209,7 @@ def dispatch_round(
     with engine.connect() as db:  # one connection for the round: one checkout, not one per step
         with db.begin():
             flight = in_flight(db)
-            free = {queue: room[queue] - sum(n for (q, _job), n in flight.items() if q == queue) for queue in room}
+            free = {queue: room[queue] - queued_in(flight, queue) for queue in room}
             if not any(n > 0 for n in free.values()):
                 return Round()
             jobs, sources = waiting_jobs(db)
