@@ -185,12 +185,14 @@ def timed_submit(bench: Bench, task: str, model: str, items: Iterable[Item], bat
     return rate, submit_seconds
 
 
-def timed_job(bench: Bench, task: str, model: str, items: Iterable[Item], batch_size: int) -> tuple[float, float, str]:
+def timed_job(
+    bench: Bench, task: str, model: str, items: Iterable[Item], batch_size: int, reuse: bool = True
+) -> tuple[float, float, str]:
     """(docs/s from the start of submitting to the last result written, seconds submitting, the
     job's id): the job is left in the database."""
     start = time.perf_counter()
     report = submit_records(
-        bench.engine, bench.app, items, task=task, model=model, batch_size=batch_size, sources=["bench"]
+        bench.engine, bench.app, items, task=task, model=model, batch_size=batch_size, sources=["bench"], reuse=reuse
     )
     submitted = time.perf_counter()
     wait_done(bench.engine, report.job_id, bench.worker)

@@ -42,7 +42,12 @@ INPROCESS_DOCS = 20_000  # (a): a rate, so a sample of --docs suffices
 @options.concurrency()
 @options.redis_url()
 @options.database_url()
-def pipeline_command(docs, input_path, batch_size, device, threads, concurrency, redis_url, database_url) -> None:
+@click.option(
+    "--no-reuse", "no_reuse", is_flag=True, help="Submit as `lstmq submit --no-reuse`: no lookup of results to reuse."
+)
+def pipeline_command(
+    docs, input_path, batch_size, device, threads, concurrency, redis_url, database_url, no_reuse
+) -> None:
     """lstmq's own cost, with a minimal classifier end to end.
 
     Prints docs/s of the model alone (a) and end to end (p), per stage on both sides, and the CPU
@@ -56,7 +61,7 @@ def pipeline_command(docs, input_path, batch_size, device, threads, concurrency,
         click.echo(f"(a) model in-process, batched:     {a:12,.0f} docs/s  {model_cpu(a, a_cpu)}")
         corpus = corpus or write_corpus(run.home / "corpus.jsonl", iter_texts(docs))
         pipeline_rate(run, "classify", MINIMAL_MODEL, generate_texts(batch_size), batch_size)  # warm-up
-        p, p_submit, producer, worker, cpu = counted_run(run, corpus, batch_size)
+        p, p_submit, producer, worker, cpu = counted_run(run, corpus, batch_size, reuse=not no_reuse)
     report_pipeline(p, p_submit, a, producer, worker, cpu, a_cpu)
 
 
@@ -69,7 +74,9 @@ def model_alone(texts: list[str], batch_size: int, device: str) -> tuple[float, 
     return a, (time.process_time() - start) / len(texts)
 
 
-def counted_run(run: Bench, corpus: Path, batch_size: int) -> tuple[float, float, dict, dict, cpu_usage.Usage | None]:
+def counted_run(
+    run: Bench, corpus: Path, batch_size: int, reuse: bool = True
+) -> tuple[float, float, dict, dict, cpu_usage.Usage | None]:
     """(p) as ``timed_submit`` gives it, what each side's stage counters counted meanwhile, and
     the CPU that the producer, the worker and the rest of the machine used meanwhile (None
     without /proc). The job is deleted after the CPU reading: deleting is no part of (p)."""
@@ -77,7 +84,7 @@ def counted_run(run: Bench, corpus: Path, batch_size: int) -> tuple[float, float
     stages.reset()
     items = read_sources(resolve_sources([str(corpus)]))
     meter = cpu_usage.Meter(run.worker.pid)
-    p, p_submit, job_id = timed_job(run, "classify", MINIMAL_MODEL, items, batch_size)
+    p, p_submit, job_id = timed_job(run, "classify", MINIMAL_MODEL, items, batch_size, reuse=reuse)
     cpu = meter.stop()
     delete_job(run.engine, job_id)
     time.sleep(POLL_S)  # the worker flushes its counters just after committing its last batch
