@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Engine, bindparam, delete, update
 from sqlalchemy.orm import Session
 
 from lstmq.contract import BatchPayload
@@ -17,23 +17,29 @@ from lstmq.db.engine import session_scope
 from lstmq.db.schema import BATCH_QUEUED, BATCH_RUNNING, Batch, utcnow
 from lstmq.dispatch.wake import notify
 
+BATCHES = Batch.__table__
+# Built once, Core on the table: a batch runs both (an ORM UPDATE built per call cost more CPU).
+_TAKE = (
+    update(BATCHES)
+    .where(BATCHES.c.id == bindparam("batch"), BATCHES.c.job_id == bindparam("job"))
+    .values(
+        state=BATCH_RUNNING,
+        worker=bindparam("worker"),
+        worker_pid=bindparam("pid"),
+        started_at=bindparam("now", type_=BATCHES.c.started_at.type),
+        receipts=BATCHES.c.receipts + 1,
+    )
+)
+_FINISH = delete(BATCHES).where(BATCHES.c.id == bindparam("batch"), BATCHES.c.job_id == bindparam("job"))
+
 
 def take(engine: Engine, batch: BatchPayload, worker: str, pid: int | None = None) -> None:
     """Mark the batch running on ``worker`` (the beating process ``pid``: a prefork child's parent)."""
     if batch.batch_id is None:
         return
-    with session_scope(engine) as session:
-        session.execute(
-            update(Batch)
-            .where(Batch.id == batch.batch_id, Batch.job_id == batch.job_id)
-            .values(
-                state=BATCH_RUNNING,
-                worker=worker[:255],
-                worker_pid=pid or os.getpid(),
-                started_at=utcnow(),
-                receipts=Batch.receipts + 1,
-            )
-        )
+    params = {"batch": batch.batch_id, "job": batch.job_id, "worker": worker[:255], "pid": pid or os.getpid()}
+    with engine.begin() as conn:
+        conn.execute(_TAKE, {**params, "now": utcnow()})
 
 
 def finish(session: Session, batch_id: int | None, job_id: str) -> None:
@@ -41,7 +47,7 @@ def finish(session: Session, batch_id: int | None, job_id: str) -> None:
     slot is free once it commits."""
     if batch_id is None:
         return
-    session.execute(delete(Batch).where(Batch.id == batch_id, Batch.job_id == job_id))
+    session.execute(_FINISH, {"batch": batch_id, "job": job_id})
     notify(session)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from lstmq.db.migrate import head_revision
 from lstmq.errors import ConfigError, SchemaOutdated, ServiceUnavailable
@@ -55,7 +55,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error. Callers own the boundary."""
-    with sessionmaker(engine, expire_on_commit=False)() as session:
+    with Session(engine, expire_on_commit=False) as session:
         with session.begin():
             yield session
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import among, bind_of
+from lstmq.db.dialects import any_of, bind_of, values_for
 from lstmq.db.queries import JobStatus, job_status
 from lstmq.db.schema import (
     DOC_DONE,
@@ -46,8 +47,8 @@ def mark_done(session: Session, ids: Collection[int], now: datetime, job_id: str
     job_id = job_id if ids and job_id else _job_of(session, ids)
     if job_id is None:
         return
-    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, error=None)
-    refailed = _move(session, ids, DOC_FAILED, DOC_DONE, now, error=None) if moved < len(ids) else 0
+    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, clear_error=True)
+    refailed = _move(session, ids, DOC_FAILED, DOC_DONE, now, clear_error=True) if moved < len(ids) else 0
     count(session, job_id, now, done=moved + refailed, failed=-refailed)
 
 
@@ -70,7 +71,7 @@ def mark_failed(session: Session, errors: dict[int, str], now: datetime, job_id:
 def mark_reused(session: Session, ids: Collection[int], now: datetime, job_id: str) -> int:
     """Pending documents of the job whose result was copied from another document's become done:
     counted as done and as reused. Returns how many moved."""
-    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, error=None) if ids else 0
+    moved = _move(session, ids, DOC_PENDING, DOC_DONE, now, clear_error=True) if ids else 0
     count(session, job_id, now, done=moved, reused=moved)
     return moved
 
@@ -102,14 +103,8 @@ def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: i
     The job finishes when nothing is left pending, and is open again when something is.
     ``reused``: of ``done``, those whose result was copied (they are done too)."""
     if done or failed:
-        latest = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < now), now), else_=JOBS.c.progressed_at)
-        values = {"done_count": JOBS.c.done_count + done, "failed_count": JOBS.c.failed_count + failed}
-        if reused:
-            values["reused_count"] = JOBS.c.reused_count + reused
-        stmt = update(JOBS).where(JOBS.c.id == job_id).values(**values, progressed_at=latest)
-        # RETURNING (PostgreSQL, SQLite 3.35+): the row as this update left it, locked until
-        # commit, so the end is decided without another statement for most batches.
-        row = session.execute(stmt.returning(*COUNTED)).one_or_none()
+        params = {"job": job_id, "done": done, "failed": failed, "reused": reused, "now": now}
+        row = session.execute(_COUNT, params).one_or_none()
         if row is None:
             return
         pending = row.total - row.done_count - row.failed_count
@@ -117,6 +112,23 @@ def count(session: Session, job_id: str, now: datetime, done: int = 0, failed: i
             finish_if_complete(session, job_id, now)
         elif pending > 0 and row.state == JOB_FINISHED:
             _reopen(session, job_id)
+
+
+_NOW = bindparam("now", type_=JOBS.c.progressed_at.type)
+_LATEST = case((JOBS.c.progressed_at.is_(None) | (JOBS.c.progressed_at < _NOW), _NOW), else_=JOBS.c.progressed_at)
+# ``count``'s UPDATE, built once. RETURNING (PostgreSQL, SQLite 3.35+): the row as this update
+# left it, locked until commit, so the end is decided without another statement for most batches.
+_COUNT = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job"))
+    .values(
+        done_count=JOBS.c.done_count + bindparam("done"),
+        failed_count=JOBS.c.failed_count + bindparam("failed"),
+        reused_count=JOBS.c.reused_count + bindparam("reused"),
+        progressed_at=_LATEST,
+    )
+    .returning(*COUNTED)
+)
 
 
 def finish_if_complete(session: Session, job_id: str, now: datetime) -> bool:
@@ -157,9 +169,21 @@ def _job_of(session: Session, ids: Collection[int]) -> str | None:
     return session.scalar(select(DOCUMENTS.c.job_id).where(DOCUMENTS.c.id == next(iter(ids)))) if ids else None
 
 
-def _move(session: Session, ids: Collection[int], old: str, new: str, now: datetime, **values) -> int:
+def _move(session: Session, ids: Collection[int], old: str, new: str, now: datetime, clear_error: bool = False) -> int:
     # By primary key only: with ``job_id = ?`` in the WHERE, PostgreSQL planned a walk of the
     # job's (job_id, status, id) index entries (49,744 rows filtered for 256 moved on a 50k job),
     # a cost that grew with the job. The ids are one job's (the worker read them for that job).
-    where = (among(bind_of(session), DOCUMENTS.c.id, list(ids)), DOCUMENTS.c.status == old)
-    return session.execute(update(DOCUMENTS).where(*where).values(status=new, updated_at=now, **values)).rowcount
+    dialect = bind_of(session).dialect.name
+    stmt = _move_statement(dialect, old, new, clear_error)
+    return session.execute(stmt, {"ids": values_for(dialect, list(ids)), "now": now}).rowcount
+
+
+@lru_cache(maxsize=16)
+def _move_statement(dialect: str, old: str, new: str, clear_error: bool):
+    """``_move``'s UPDATE, built once (a batch runs it at least once)."""
+    values = {
+        "status": new,
+        "updated_at": bindparam("now", type_=DOCUMENTS.c.updated_at.type),
+        **({"error": None} if clear_error else {}),
+    }
+    return update(DOCUMENTS).where(any_of(dialect, DOCUMENTS.c.id, "ids"), DOCUMENTS.c.status == old).values(values)
