@@ -93,9 +93,8 @@ def send_batch(app: Celery, task: str, payload: BatchPayload | dict) -> None:
         app.send_task(
             TASK_NAMES[task],
             args=[body],
-            # A short repr: Celery otherwise saferepr()s the whole payload for its logs, about a
-            # third of publishing a 256-document message.
-            argsrepr=f"<{len(body['docs'])} documents of job {body['job_id']}>",
+            # A short repr: Celery otherwise saferepr()s the whole payload for its logs.
+            argsrepr=f"<{len(body.get('ids', ()))} documents of job {body['job_id']}>",
             queue=QUEUES[task],
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,

@@ -8,18 +8,18 @@ batch rewrites the same rows and never adds a second one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import Engine, Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from lstmq import stages
-from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, BatchPayload, DocIn
-from lstmq.db.dialects import among, dialect_insert, upsert_rows
+from lstmq.contract import MAX_TEXT_CHARS, BatchPayload
+from lstmq.db.dialects import any_of, dialect_insert, upsert_rows, values_for
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, JOB_CANCELLED, Document, Job, ModelVersion, utcnow
 from lstmq.db.transitions import mark_done, mark_failed
@@ -61,76 +61,65 @@ class Outcome:
     version: VersionInfo | None = None  # the model that made the rows
 
 
-def docs_to_process(engine: Engine, batch: BatchPayload, state: list[Row] | None = None) -> list[DocIn]:
-    """The batch's documents that still need a result, from its ``state`` (read here unless the
-    task already read it for its authenticity check): none if the job is cancelled or gone;
-    documents already done (a redelivered batch) and ids not in this job are skipped."""
+def docs_to_process(engine: Engine, batch: BatchPayload, state: list[Row] | None = None) -> list[Row]:
+    """The batch's documents that still need a result, with their recorded texts, from its
+    ``state`` (read here unless the task already read it for its check): none if the job is
+    cancelled or gone; documents already done (a redelivered batch) and ids not in this job are
+    skipped."""
     rows = batch_state(engine, batch) if state is None else state
     if rows and rows[0].state == JOB_CANCELLED:
         log.info("job %s is cancelled: batch skipped", batch.job_id)
         return []
-    open_ids = {row.id for row in rows if row.status != DOC_DONE}
-    return [doc for doc in batch.docs if doc.id in open_ids]
+    return sorted((row for row in rows if row.status != DOC_DONE), key=lambda row: row.id)
 
 
 def batch_state(engine: Engine, batch: BatchPayload) -> list[Row]:
-    """Each of the batch's documents in its job: status and content hash, with the job's state and
-    model. One statement outside a transaction: no BEGIN and ROLLBACK round trips. Primary-key
-    lookups only (a document's job is compared here, not in SQL: given ``documents.job_id = ?``
-    a planner with stale statistics may scan the whole job by ``ix_documents_job_status``)."""
-    stmt = (
-        select(Document.id, Document.status, Document.content_hash, Document.job_id, Job.state, Job.model)
-        .join(Job, Job.id == batch.job_id)
-        .where(among(engine, Document.id, [doc.id for doc in batch.docs]))
-    )
+    """Each of the batch's documents in its job: status and recorded text (the part a model is
+    given, ``MAX_TEXT_CHARS``), with the job's state and model. One statement outside a
+    transaction: no BEGIN and ROLLBACK round trips. Primary-key lookups only (a document's job
+    is compared here, not in SQL: given ``documents.job_id = ?`` a planner with stale statistics
+    may scan the whole job by ``ix_documents_job_status``)."""
+    dialect = engine.dialect.name
+    params = {"job": batch.job_id, "ids": values_for(dialect, batch.ids)}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return [row for row in conn.execute(stmt) if row.job_id == batch.job_id]
+        return [row for row in conn.execute(_state_statement(dialect), params) if row.job_id == batch.job_id]
 
 
-def refusal(engine: Engine, batch: BatchPayload, rows: list[Row]) -> str | None:
-    """Why ``batch`` cannot be what lstmq sent for its job (None when it can): a producer sends
-    the job's model and each document's recorded text, cut to ``MAX_MESSAGE_TEXT_CHARS``. So a
-    forged batch (another model, or other text, for real document ids) writes no result.
+@lru_cache(maxsize=4)
+def _state_statement(dialect: str):
+    """``batch_state``'s statement, built once per dialect (parameters: ``job``, ``ids``)."""
+    docs, jobs = Document.__table__, Job.__table__
+    text = func.substr(docs.c.text, 1, MAX_TEXT_CHARS).label("text")
+    return (
+        select(docs.c.id, docs.c.status, text, docs.c.job_id, jobs.c.state, jobs.c.model)
+        .join(jobs, jobs.c.id == bindparam("job"))
+        .where(any_of(dialect, docs.c.id, "ids"))
+    )
 
-    A text whose sha256 is its document's ``content_hash`` is the recorded one; only the others
-    (texts cut for the message, or rows whose hash is not of their text) are compared with the
-    recorded text, read for them alone."""
+
+def refusal(batch: BatchPayload, rows: list[Row]) -> str | None:
+    """Why ``batch`` cannot be what lstmq sent for its job (None when it can): lstmq sends the
+    job's model, so a batch naming another one writes no result. Its texts are the recorded
+    ones (read by ``batch_state``), whatever else a message carries."""
     if rows and rows[0].model != batch.model:
         return f"model {batch.model!r} is not the job's model {rows[0].model!r}"
-    hashes = {row.id: row.content_hash for row in rows}
-    unproven = [doc for doc in batch.docs if doc.id in hashes and sha256_hex(doc.text) != hashes[doc.id]]
-    recorded = recorded_texts(engine, [doc.id for doc in unproven]) if unproven else {}
-    forged = [doc.id for doc in unproven if recorded.get(doc.id, doc.text) != doc.text]
-    return f"the text of document {forged[0]} is not the recorded one" if forged else None
+    return None
 
 
-def sha256_hex(text: str) -> str:
-    """What the producer records as ``content_hash``; a lone surrogate (never in a recorded text,
-    but JSON can carry one) gets a hash that matches nothing instead of an exception."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def recorded_texts(engine: Engine, ids: list[int]) -> dict[int, str]:
-    """The recorded texts of ``ids`` as a message carries them (cut to ``MAX_MESSAGE_TEXT_CHARS``)."""
-    stmt = select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS)).where(Document.id.in_(ids))
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return dict(conn.execute(stmt).all())
-
-
-def fail_all(docs: list[DocIn], error: str) -> Outcome:
+def fail_all(docs: list[Row], error: str) -> Outcome:
     return Outcome(failed={doc.id: error for doc in docs})
 
 
-def report(batch: BatchPayload, docs: list[DocIn], outcome: Outcome) -> dict:
+def report(batch: BatchPayload, docs: list[Row], outcome: Outcome) -> dict:
     """Counts for the task log; documents not processed were skipped."""
-    return {"done": len(outcome.rows), "failed": len(outcome.failed), "skipped": len(batch.docs) - len(docs)}
+    return {"done": len(outcome.rows), "failed": len(outcome.failed), "skipped": len(set(batch.ids)) - len(docs)}
 
 
 def process_batch(
     engine: Engine,
     batch: BatchPayload,
     results: Results,
-    work: Callable[[list[DocIn]], Outcome],
+    work: Callable[[list[Row]], Outcome],
     state: list[Row] | None = None,
 ) -> dict:
     """Run ``work`` on what is left of ``batch`` and record its outcome, the batch's row leaving

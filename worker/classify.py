@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import Engine, Row
 
-from lstmq.contract import BatchPayload, DocIn
+from lstmq.contract import BatchPayload
 from lstmq.db.schema import Classification
 from lstmq.errors import UserError
 from lstmq.worker.batches import Outcome, Results, VersionInfo, fail_all, process_batch
@@ -20,7 +20,7 @@ log = logging.getLogger("lstmq.worker")
 CLASSIFICATIONS = Results(Classification, ("label", "score", "probs", "flags"))
 
 
-def outcome_of(model_name: str, classifier, docs: list[DocIn], predictions) -> Outcome:
+def outcome_of(model_name: str, classifier, docs: list[Row], predictions) -> Outcome:
     """Pair predictions with documents; a prediction carrying an error fails its document only."""
     labels = list(classifier.labels)
     config = {"max_tokens": classifier.max_tokens}
@@ -43,7 +43,7 @@ def outcome_of(model_name: str, classifier, docs: list[DocIn], predictions) -> O
     return outcome
 
 
-def predict(batch: BatchPayload, docs: list[DocIn], device: str) -> Outcome:
+def predict(batch: BatchPayload, docs: list[Row], device: str) -> Outcome:
     """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
     runs the batch in halves (``lstmq.worker.heal.oom``)."""
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, Row
 
-from lstmq.contract import BatchPayload, DocIn
+from lstmq.contract import BatchPayload
 from lstmq.db.schema import Image
 from lstmq.errors import TransientError, UserError
 from lstmq.settings import get_settings
@@ -36,7 +36,7 @@ def store(root: Path, model: str, version: str, doc_id: int, image) -> StoredIma
         raise TransientError(f"cannot write images under {root}: {exc}") from exc
 
 
-def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) -> Outcome:
+def store_all(root: Path, model: str, generator, docs: list[Row], rendered) -> Outcome:
     """Write each rendered image; a caption without an image fails its document only."""
     version = generator.version
     config = {"max_tokens": generator.max_tokens}
@@ -61,7 +61,7 @@ def store_all(root: Path, model: str, generator, docs: list[DocIn], rendered) ->
     return outcome
 
 
-def draw(batch: BatchPayload, docs: list[DocIn], device: str, root: Path) -> Outcome:
+def draw(batch: BatchPayload, docs: list[Row], device: str, root: Path) -> Outcome:
     """A model that cannot load fails the batch, no retry; one that runs out of GPU memory
     draws the batch in halves (``lstmq.worker.heal.oom``)."""
     try:

@@ -91,18 +91,24 @@ def authentic_state(batch: BatchPayload) -> list[Row] | None:
     """The batch's state, read once (``batches.batch_state``) for the authenticity check and the
     batch function; None for a batch lstmq did not send as it is (``batches.refusal``): refused,
     logged."""
-    with stages.timed("read state", len(batch.docs)):
+    with stages.timed("read state", len(batch.ids)):
         rows = batch_state(get_engine(), batch)
-        reason = refusal(get_engine(), batch, rows)
+        reason = refusal(batch, rows)
     if reason:
         log.error("job %s: batch refused, no result written: %s", batch.job_id, reason)
         return None
     return rows
 
 
+def named_docs(payload: object) -> int:
+    """How many documents a payload names, before it is validated (0 when it names none)."""
+    named = payload.get("ids", payload.get("docs")) if isinstance(payload, dict) else None
+    return len(named) if isinstance(named, list) else 0
+
+
 def run_batch(task, payload: dict, kind: str) -> dict | None:
     """The body every lstmq task shares: validate, then attempts until one is not transient."""
-    with stages.timed("receive", len(payload.get("docs", ())) if isinstance(payload, dict) else 0):
+    with stages.timed("receive", named_docs(payload)):
         batch = parse(payload)
     if batch is None:
         return None

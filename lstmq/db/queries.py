@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import Connection, and_, bindparam, func, select
+from sqlalchemy import Connection, LargeBinary, and_, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
-from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, QUEUES
+from lstmq.contract import QUEUES
+from lstmq.db.dialects import bind_of
 from lstmq.db.schema import (
     DEFAULT_PRIORITY,
     DOC_FAILED,
@@ -254,19 +256,28 @@ def live_workers(session: Session, heartbeat_s: int, now: datetime | None = None
 
 # Built once: the dispatcher reads a page for every batch it makes, and building a statement
 # costs SQLAlchemy more than the page costs PostgreSQL.
-_PENDING_PAGE = (
-    select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"), Document.content_hash)
-    .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
-    .order_by(Document.id)
-    .limit(bindparam("size"))
-)
-
-
 def pending_page(db: Session | Connection, job_id: str, after_id: int, limit: int) -> list:
     """Up to ``limit`` pending documents with id > ``after_id``, in id order (keyset paging,
-    so each page is a short transaction), with the part of their text a message carries and
-    their content hash (result reuse looks it up)."""
-    return db.execute(_PENDING_PAGE, {"job": job_id, "after": after_id, "size": limit}).all()
+    so each page is a short transaction): their ids, content hashes (result reuse looks them
+    up) and the UTF-8 bytes of their texts (``size``: a batch bounds what its worker reads)."""
+    stmt = _pending_page(bind_of(db).dialect.name)
+    return db.execute(stmt, {"job": job_id, "after": after_id, "size": limit}).all()
+
+
+@lru_cache(maxsize=4)
+def _pending_page(dialect: str):
+    """``pending_page``'s statement, built once per dialect. PostgreSQL's ``octet_length`` takes
+    a stored text's size from its header; SQLite has it only from 3.43 on."""
+    if dialect == "postgresql":
+        size = func.octet_length(Document.text)
+    else:
+        size = func.length(cast(Document.text, LargeBinary))
+    return (
+        select(Document.id, Document.content_hash, size.label("size"))
+        .where(Document.job_id == bindparam("job"), Document.status == DOC_PENDING, Document.id > bindparam("after"))
+        .order_by(Document.id)
+        .limit(bindparam("size"))
+    )
 
 
 def result_rows(session: Session, job: Job, label: str | None = None, failed_only: bool = False) -> Iterator[dict]:

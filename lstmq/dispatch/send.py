@@ -19,8 +19,8 @@ from celery import Celery
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from lstmq.batching import batch_size_for, chunked, utf8_len
-from lstmq.contract import MAX_BATCH_BYTES, QUEUES, batch_message
+from lstmq.batching import batch_size_for, chunked
+from lstmq.contract import MAX_BATCH_BYTES, MAX_TEXT_BYTES, QUEUES, batch_message
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import HAS_PENDING
 from lstmq.db.schema import (
@@ -143,9 +143,8 @@ def make_batch(db: Db, job: Source) -> Next | None:
     a cancel), the batch's row."""
     size = batch_size_for(job.options.get("batch_size"), get_settings().batch_size)
     page = fresh_page(db, job, size)  # documents whose result was reused are done, not in it
-    # Bytes are counted only when the page could exceed a message's: a character is at most 4.
-    fits = sum(len(doc.text) for doc in page) * 4 <= MAX_BATCH_BYTES
-    docs = page if fits else next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: utf8_len(doc.text)), [])
+    # What the worker reads of a text is cut to MAX_TEXT_CHARS (at most MAX_TEXT_BYTES).
+    docs = next(chunked(page, size, MAX_BATCH_BYTES, lambda doc: min(doc.size, MAX_TEXT_BYTES)), [])
     if not docs or (job.options.get(RECORDING) and len(docs) < size and len(docs) == len(page)):
         return None
     moved = db.execute(_MOVE, {"job": job.id, "cursor": job.cursor, "to": docs[-1].id})
@@ -155,7 +154,7 @@ def make_batch(db: Db, job: Source) -> Next | None:
     queue = QUEUES[job.task]
     row = {"job_id": job.id, "queue": queue, "first_id": docs[0].id, "last_id": docs[-1].id, "docs": len(docs)}
     batch_id = db.execute(_RECORD, row).scalar_one()
-    return Next(batch_id, job.task, batch_message(job.id, job.model, batch_id, docs))
+    return Next(batch_id, job.task, batch_message(job.id, job.model, batch_id, [doc.id for doc in docs]))
 
 
 def publish(engine: Engine, app: Celery, made: Sequence[Next] | Next) -> None:
@@ -191,7 +190,7 @@ def first_window(engine: Engine, app: Celery, job_id: str, workers: Sequence[Wor
                 break
             made.append(batch)
     publish(engine, app, made)
-    return sum(len(batch.payload["docs"]) for batch in made)
+    return sum(len(batch.payload["ids"]) for batch in made)
 
 
 def dispatch_round(
@@ -235,4 +234,4 @@ def dispatch_round(
             if not made:
                 return Round(batches, docs)
             publish(engine, app, made)
-            batches, docs = batches + len(made), docs + sum(len(batch.payload["docs"]) for batch in made)
+            batches, docs = batches + len(made), docs + sum(len(batch.payload["ids"]) for batch in made)

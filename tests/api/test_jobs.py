@@ -120,7 +120,7 @@ def test_admin_cancels_and_requeues(api):
     assert sent == {"id": job_id, "docs": 2}
     send_all(api.stack.engine)
     mine = [payload for payload in queued_payloads(get_settings().broker_url) if payload["job_id"] == job_id]
-    assert [len(payload["docs"]) for payload in mine] == [1, 1]  # in the batch size it was given
+    assert [len(payload["ids"]) for payload in mine] == [1, 1]  # in the batch size it was given
     assert set(doc_ids) <= set(queued_doc_ids(get_settings().broker_url))
     assert api.call("POST", f"/api/v1/jobs/{job_id}/cancel").json()["state"] == "cancelled"
     assert "cancelled" in assert_problem(api.call("POST", f"/api/v1/jobs/{job_id}/requeue"), 400)["detail"]

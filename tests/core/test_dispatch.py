@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import Batch, Job, utcnow
 from lstmq.db.transitions import cancel_job
-from lstmq.dispatch import lease
+from lstmq.dispatch import lease, send
 from lstmq.dispatch.order import FairShare
 from lstmq.dispatch.send import PREFETCH_MARGIN, dispatch_round
 from lstmq.sending import requeue
@@ -49,6 +49,17 @@ def test_the_broker_holds_only_what_the_workers_can_take(migrated_db, celery_app
     assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()).batches == 0  # full
     finish_all(migrated_db)
     assert dispatch_round(migrated_db, celery_app, workers(slots=2, n=2), FairShare()).batches == room
+
+
+def test_a_batch_holds_at_most_max_batch_bytes_of_text(migrated_db, celery_app, redis_url, monkeypatch):
+    """What a worker reads for one batch is bounded by the texts' recorded sizes (in UTF-8: "é"
+    is 2 bytes), not by their number alone."""
+    monkeypatch.setattr(send, "MAX_BATCH_BYTES", 100)
+    job_id, ids = add_job(migrated_db, ["é" * 20] * 5)  # 40 bytes each
+    with session_scope(migrated_db) as session:
+        session.get(Job, job_id).options = {"batch_size": 4}
+    send_all(migrated_db, celery_app)
+    assert [payload["ids"] for payload in queued_payloads(redis_url)] == [ids[0:2], ids[2:4], ids[4:5]]
 
 
 def test_no_worker_means_nothing_is_sent(migrated_db, celery_app, redis_url):

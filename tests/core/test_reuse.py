@@ -52,7 +52,7 @@ def make(engine, job_id: str):
 
 
 def sent_ids(made) -> list[int]:
-    return [doc["id"] for doc in made.payload["docs"]] if made else []
+    return made.payload["ids"] if made else []
 
 
 def results_of(engine, job_id: str) -> list[tuple]:

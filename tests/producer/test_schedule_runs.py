@@ -62,7 +62,7 @@ def sched(migrated_db, celery_app, models, corpus):
 def queued_texts(engine, redis_url) -> Counter:
     """How many times each text was sent to the classify queue (by a dispatcher with room for all)."""
     send_all(engine)
-    ids = [doc["id"] for payload in queued_payloads(redis_url) for doc in payload["docs"]]
+    ids = [doc_id for payload in queued_payloads(redis_url) for doc_id in payload["ids"]]
     with session_scope(engine) as session:
         text_of = dict(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids))).all())
     return Counter(text_of[i] for i in ids)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from lstmq.batching import batch_size_for, chunked
-from lstmq.contract import MAX_BATCH_DOCS, MAX_MESSAGE_TEXT_CHARS
+from lstmq.contract import MAX_BATCH_DOCS, MAX_TEXT_CHARS
 from lstmq.db.engine import session_scope
 from lstmq.db.schema import DOC_DONE, DOC_FAILED, Document, Job, WorkerBeat, utcnow
 from lstmq.db.transitions import cancel_job, mark_done, mark_failed
@@ -120,7 +120,7 @@ def test_documents_are_recorded_then_sent_in_batches_of_the_batch_size(migrated_
     assert (report.total, report.rejected, report.batches) == (10, 0, 3)
     send_all(migrated_db, celery_app)
     payloads = queued_payloads(redis_url)
-    assert [len(p["docs"]) for p in payloads] == [4, 4, 2]
+    assert [len(p["ids"]) for p in payloads] == [4, 4, 2]
     assert {(p["job_id"], p["model"]) for p in payloads} == {(report.job_id, "tiny-clf")}
     docs = documents(migrated_db, report.job_id)
     assert queued_doc_ids(redis_url) == [d.id for d in docs]
@@ -130,14 +130,14 @@ def test_documents_are_recorded_then_sent_in_batches_of_the_batch_size(migrated_
         assert (job.state, job.total, job.rejected, job.submitted_at is not None) == ("queued", 10, 0, True)
 
 
-def test_database_keeps_the_full_text_while_the_message_carries_the_cut(migrated_db, celery_app, models, redis_url):
-    long_text = "é" * (MAX_MESSAGE_TEXT_CHARS + 500)
+def test_database_keeps_the_full_text_while_the_message_names_the_document(migrated_db, celery_app, models, redis_url):
+    long_text = "é" * (MAX_TEXT_CHARS + 500)
     report = submit(migrated_db, celery_app, recs(long_text))
     (doc,) = documents(migrated_db, report.job_id)
     assert doc.text == long_text
     assert doc.content_hash == hashlib.sha256(long_text.encode("utf-8")).hexdigest()
     send_all(migrated_db, celery_app)
-    assert queued_payloads(redis_url)[0]["docs"][0]["text"] == long_text[:MAX_MESSAGE_TEXT_CHARS]
+    assert queued_payloads(redis_url)[0]["ids"] == [doc.id]
 
 
 def test_external_id_is_the_id_field_else_the_record_number_across_the_submission(migrated_db, celery_app, models):
@@ -215,7 +215,7 @@ def test_a_first_window_is_sent_while_the_input_is_still_being_read(
     assert seen_while_reading == [FIRST_WINDOW_BATCHES]  # workers start before the input ends
     assert len(queued_payloads(redis_url)) == FIRST_WINDOW_BATCHES  # the rest is the dispatcher's
     send_all(migrated_db, celery_app)
-    sent = [doc["id"] for payload in queued_payloads(redis_url) for doc in payload["docs"]]
+    sent = [doc_id for payload in queued_payloads(redis_url) for doc_id in payload["ids"]]
     assert sorted(sent) == [doc.id for doc in documents(migrated_db, report.job_id)]  # each once
 
 

@@ -73,10 +73,13 @@ def batches_of(engine: Engine, job_id: str) -> list[Batch]:
         return rows
 
 
-def batch_of(job_id: str, model: str, ids: list[int], texts: list[str]) -> BatchPayload:
-    return BatchPayload.model_validate(
-        {"job_id": job_id, "model": model, "docs": [{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)]}
-    )
+def batch_of(job_id: str, model: str, ids: list[int], texts: list[str] | None = None) -> BatchPayload:
+    """A batch naming ``ids``; with ``texts``, in an older lstmq's format (its documents listed
+    with texts, which a worker never uses)."""
+    if texts is None:
+        return BatchPayload.model_validate({"job_id": job_id, "model": model, "ids": ids})
+    docs = [{"id": i, "text": t} for i, t in zip(ids, texts, strict=True)]
+    return BatchPayload.model_validate({"job_id": job_id, "model": model, "docs": docs})
 
 
 def status_counts(engine: Engine, job_id: str) -> Counter:

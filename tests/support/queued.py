@@ -31,7 +31,7 @@ def queued_payloads(redis_url: str, queue: str = "lstmq.classify") -> list[dict]
 
 
 def queued_doc_ids(redis_url: str, queue: str = "lstmq.classify") -> list[int]:
-    return [doc["id"] for payload in queued_payloads(redis_url, queue) for doc in payload["docs"]]
+    return [doc_id for payload in queued_payloads(redis_url, queue) for doc_id in payload["ids"]]
 
 
 def queued_texts(engine: Engine, redis_url: str) -> Counter:

@@ -96,7 +96,7 @@ def test_a_lost_batch_carries_only_its_documents_still_pending(migrated_db, cele
     with session_scope(migrated_db) as session:
         session.get(Document, ids[0]).status = "done"
     reconcile(migrated_db, celery_app, [live()], get_settings())
-    assert [[doc["id"] for doc in payload["docs"]] for payload in queued_payloads(redis_url)] == [ids[1:]]
+    assert [payload["ids"] for payload in queued_payloads(redis_url)] == [ids[1:]]
 
 
 def test_a_batch_that_keeps_killing_its_workers_ends_with_its_documents_failed(migrated_db, celery_app, redis_url):

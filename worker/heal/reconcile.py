@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, select, update
 
-from lstmq.contract import MAX_MESSAGE_TEXT_CHARS, batch_message
+from lstmq.contract import batch_message
 from lstmq.db.engine import session_scope
 from lstmq.db.queries import CANCELLED_NOTE, LIVE_BEATS
 from lstmq.db.schema import (
@@ -131,7 +131,7 @@ def recover(engine: Engine, app: Celery, lost: Lost, now: datetime) -> None:
             return
         if _count_recovery(job, now):
             events.emit(session, job.id, [events.JOB_STALLED], now)
-        made = Next(b.id, job.task, batch_message(job.id, job.model, b.id, docs))
+        made = Next(b.id, job.task, batch_message(job.id, job.model, b.id, [doc.id for doc in docs]))
     publish(engine, app, made)
     log.warning(
         "job %s: batch %d %s; re-sent its %d pending documents (send %d)",
@@ -145,7 +145,7 @@ def recover(engine: Engine, app: Celery, lost: Lost, now: datetime) -> None:
 
 def _pending_in(session, b: Batch) -> list:
     stmt = (
-        select(Document.id, func.substr(Document.text, 1, MAX_MESSAGE_TEXT_CHARS).label("text"))
+        select(Document.id)
         .where(Document.job_id == b.job_id, Document.status == DOC_PENDING)
         .where(Document.id >= b.first_id, Document.id <= b.last_id)
         .order_by(Document.id)
