@@ -63,7 +63,7 @@ def test_a_job_still_being_recorded_does_not_finish_until_its_input_ends(migrate
 
 def test_the_end_of_recording_leaves_a_job_with_pending_documents_queued(migrated_db):
     job_id, ids = add_job(migrated_db, TEXTS, state=JOB_SUBMITTING)
-    run(migrated_db, job_id, ids[:2], TEXTS[:2])
+    run(migrated_db, job_id, ids[:2])
     mark_recorded(migrated_db, job_id)
     assert stored(migrated_db, job_id) == (JOB_QUEUED, None)
 

@@ -81,7 +81,7 @@ def test_a_batch_delivered_twice_still_leaves_one_row_per_document(stack, tmp_pa
 def test_a_batch_for_a_model_the_worker_lacks_fails_each_document_with_the_reason(stack):
     texts = ["some text", "more text", "and more"]
     job_id, ids = add_job(stack.engine, texts, model="vanished-model", dispatched=True)
-    send_batch(stack.app, "classify", batch_of(job_id, "vanished-model", ids, texts))
+    send_batch(stack.app, "classify", batch_of(job_id, "vanished-model", ids))
     stack.wait_finished(job_id)
 
     with stack.engine.connect() as conn:

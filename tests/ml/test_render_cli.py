@@ -53,7 +53,7 @@ def test_contact_sheet_shows_a_render_job_and_refuses_other_jobs(models, migrate
     lstmq_env(database_url=db_url, model_dir=str(models / "models"), image_dir=str(models / "images"))
     texts = ["a red circle", "a blue square", "a white diamond on the left"]
     job_id, ids = add_job(migrated_db, texts, model=TINY_NAME, task="render")
-    render_batch(batch_of(job_id, TINY_NAME, ids, texts), migrated_db, device="cpu")
+    render_batch(batch_of(job_id, TINY_NAME, ids), migrated_db, device="cpu")
     code, out, _ = run(capsys, "contact-sheet", job_id, "-o", str(models / "sheet.png"), "--columns", "2")
     assert code == 0 and "3 images" in out
     assert Image.open(models / "sheet.png").width == 2 * (128 + 8)

@@ -59,7 +59,7 @@ TEXTS = ["a short one", "this text has more than three words", "two words", "and
 
 def test_a_batch_records_one_result_per_document_and_marks_them_done(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS)
-    report = classify_batch(batch_of(job_id, "fake", ids, TEXTS), migrated_db)
+    report = classify_batch(batch_of(job_id, "fake", ids), migrated_db)
 
     assert report == {"done": 4, "failed": 0, "skipped": 0}
     assert status_counts(migrated_db, job_id) == {"done": 4}
@@ -74,7 +74,7 @@ def test_a_batch_records_one_result_per_document_and_marks_them_done(migrated_db
 
 def test_a_redelivered_batch_skips_done_documents_and_adds_no_rows(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS)
-    batch = batch_of(job_id, "fake", ids, TEXTS)
+    batch = batch_of(job_id, "fake", ids)
     classify_batch(batch, migrated_db)
     fake_model.seen.clear()
 
@@ -85,12 +85,12 @@ def test_a_redelivered_batch_skips_done_documents_and_adds_no_rows(migrated_db, 
 
 def test_rewriting_a_result_updates_the_row_instead_of_duplicating_it(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS)
-    classify_batch(batch_of(job_id, "fake", ids, TEXTS), migrated_db)
+    classify_batch(batch_of(job_id, "fake", ids), migrated_db)
     with migrated_db.begin() as conn:  # a crash after the write, before the ack: back to pending
         conn.execute(Document.__table__.update().values(status="pending"))
     fake_model.labels = ["long", "short"]  # the same version id, different output: rows rewritten
 
-    classify_batch(batch_of(job_id, "fake", ids, TEXTS), migrated_db)
+    classify_batch(batch_of(job_id, "fake", ids), migrated_db)
     assert sorted(results_per_document(migrated_db, job_id).values()) == [1, 1, 1, 1]
     with migrated_db.connect() as conn:
         probs = conn.scalar(select(Classification.probs).where(Classification.document_id == ids[1]))
@@ -100,7 +100,7 @@ def test_rewriting_a_result_updates_the_row_instead_of_duplicating_it(migrated_d
 def test_a_document_that_fails_alone_is_recorded_failed_while_the_rest_succeed(migrated_db, fake_model):
     texts = ["fine text here and more", "boom goes this one", "also fine"]
     job_id, ids = add_job(migrated_db, texts)
-    assert classify_batch(batch_of(job_id, "fake", ids, texts), migrated_db)["failed"] == 1
+    assert classify_batch(batch_of(job_id, "fake", ids), migrated_db)["failed"] == 1
 
     assert status_counts(migrated_db, job_id) == {"done": 2, "failed": 1}
     with migrated_db.connect() as conn:
@@ -111,7 +111,7 @@ def test_a_document_that_fails_alone_is_recorded_failed_while_the_rest_succeed(m
 
 def test_an_unknown_model_fails_every_document_with_the_reason(migrated_db):
     job_id, ids = add_job(migrated_db, TEXTS, model="no-such-model")
-    report = classify_batch(batch_of(job_id, "no-such-model", ids, TEXTS), migrated_db)
+    report = classify_batch(batch_of(job_id, "no-such-model", ids), migrated_db)
 
     assert report["failed"] == 4
     with migrated_db.connect() as conn:
@@ -121,7 +121,7 @@ def test_an_unknown_model_fails_every_document_with_the_reason(migrated_db):
 
 def test_a_cancelled_job_is_skipped_and_its_documents_stay_pending(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS, state=JOB_CANCELLED)
-    assert classify_batch(batch_of(job_id, "fake", ids, TEXTS), migrated_db)["skipped"] == 4
+    assert classify_batch(batch_of(job_id, "fake", ids), migrated_db)["skipped"] == 4
     assert fake_model.seen == []
     assert status_counts(migrated_db, job_id) == {"pending": 4}
 
@@ -129,7 +129,7 @@ def test_a_cancelled_job_is_skipped_and_its_documents_stay_pending(migrated_db, 
 def test_ids_outside_the_job_are_ignored(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS[:2])
     other_job, other_ids = add_job(migrated_db, TEXTS[2:])
-    batch = batch_of(job_id, "fake", ids + other_ids, TEXTS)
+    batch = batch_of(job_id, "fake", ids + other_ids)
 
     assert classify_batch(batch, migrated_db) == {"done": 2, "failed": 0, "skipped": 2}
     assert status_counts(migrated_db, other_job) == {"pending": 2}
@@ -137,8 +137,8 @@ def test_ids_outside_the_job_are_ignored(migrated_db, fake_model):
 
 def test_giving_up_a_poison_batch_fails_its_unfinished_documents(migrated_db, fake_model):
     job_id, ids = add_job(migrated_db, TEXTS)
-    classify_batch(batch_of(job_id, "fake", ids[:1], TEXTS[:1]), migrated_db)
+    classify_batch(batch_of(job_id, "fake", ids[:1]), migrated_db)
 
-    report = give_up(migrated_db, batch_of(job_id, "fake", ids, TEXTS), "worker died 3 times")
+    report = give_up(migrated_db, batch_of(job_id, "fake", ids), "worker died 3 times")
     assert report == {"done": 0, "failed": 3, "skipped": 1}
     assert status_counts(migrated_db, job_id) == {"done": 1, "failed": 3}

@@ -201,7 +201,7 @@ def test_a_threads_worker_gives_up_the_batch_that_kills_it_not_the_batch_beside_
     for name in ("poison", "innocent"):
         texts = [f"an {name} document {i}" for i in range(4)]
         job_id, ids = add_job(stack.engine, texts, dispatched=True)
-        batches[name] = batch_of(job_id, "news", ids, texts)
+        batches[name] = batch_of(job_id, "news", ids)
     poison_id, innocent_id = batches["poison"].job_id, batches["innocent"].job_id
     held = {name: RowsHeld(stack.engine, batch.job_id) for name, batch in batches.items()}
     try:

@@ -28,7 +28,7 @@ def flaky(outage_attempts: int, during=lambda: None):
             during()
             raise ServiceUnavailable("database error: connection refused")
         write_outcome(engine, Outcome(), Results(Classification, ()), batch.job_id, batch.batch_id)  # as one does
-        return {"done": len(batch.docs), "failed": 0, "skipped": 0}
+        return {"done": len(batch.ids), "failed": 0, "skipped": 0}
 
     return run, calls
 

@@ -65,14 +65,14 @@ def errors_by_document(engine, job_id) -> dict[int, str | None]:
 
 def test_a_classify_batch_that_runs_out_of_gpu_memory_is_split_until_every_document_fits(engine, gpu):
     job_id, ids = add_job(engine, TEXTS[:7])
-    assert classify_batch(batch_of(job_id, "fake", ids, TEXTS[:7]), engine) == {"done": 7, "failed": 0, "skipped": 0}
+    assert classify_batch(batch_of(job_id, "fake", ids), engine) == {"done": 7, "failed": 0, "skipped": 0}
     assert set(results_per_document(engine, job_id).values()) == {1} and len(results_per_document(engine, job_id)) == 7
     assert gpu.calls == [7, 3, 1, 2, 4, 2, 2]  # 7 -> 3 + 4 -> (1 + 2) + (2 + 2)
 
 
 def test_only_the_document_that_does_not_fit_alone_fails_a_classify_batch(engine, gpu):
     job_id, ids = add_job(engine, TEXTS)
-    assert classify_batch(batch_of(job_id, "fake", ids, TEXTS), engine) == {"done": 7, "failed": 1, "skipped": 0}
+    assert classify_batch(batch_of(job_id, "fake", ids), engine) == {"done": 7, "failed": 1, "skipped": 0}
     errors = errors_by_document(engine, job_id)
     assert [doc for doc, error in errors.items() if error] == [ids[-1]]
     assert "GPU memory" in errors[ids[-1]] and "CUDA out of memory" in errors[ids[-1]]
@@ -80,7 +80,7 @@ def test_only_the_document_that_does_not_fit_alone_fails_a_classify_batch(engine
 
 def test_a_render_batch_that_runs_out_of_gpu_memory_is_split_and_every_image_is_stored(engine, gpu):
     job_id, ids = add_job(engine, TEXTS, model="fake", task="render")
-    assert render_batch(batch_of(job_id, "fake", ids, TEXTS), engine) == {"done": 7, "failed": 1, "skipped": 0}
+    assert render_batch(batch_of(job_id, "fake", ids), engine) == {"done": 7, "failed": 1, "skipped": 0}
     assert status_counts(engine, job_id) == {"done": 7, "failed": 1}
     with engine.connect() as conn:
         drawn = conn.scalars(select(Image.document_id).order_by(Image.document_id)).all()

@@ -92,7 +92,7 @@ def test_empty_captions_fail_alone_and_the_rest_of_the_batch_is_drawn(env):
     engine, _ = env
     texts = ["a red circle", "", "   \n", "a blue square"]
     job_id, ids = add_job(engine, texts, model=TINY_NAME, task="render")
-    assert render_batch(batch_of(job_id, TINY_NAME, ids, texts), engine, device="cpu")["failed"] == 2
+    assert render_batch(batch_of(job_id, TINY_NAME, ids), engine, device="cpu")["failed"] == 2
     with engine.connect() as conn:
         rows = conn.execute(
             select(Document.status, Document.error).where(Document.job_id == job_id).order_by(Document.id)
