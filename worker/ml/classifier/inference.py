@@ -96,7 +96,7 @@ class Classifier:
             return self.model(batch, lengths).float().cpu().tolist()  # (B, C): one copy back per pass
 
     def _prediction(self, probs: list[float], flags: list[str]) -> Prediction:
-        best = max(range(len(probs)), key=probs.__getitem__)
+        best = probs.index(max(probs))  # the first of equals, as max(range, key=...) took it
         return Prediction(self.labels[best], probs[best], probs, flags)
 
 
