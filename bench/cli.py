@@ -18,6 +18,7 @@ BENCH_COMMANDS: dict[str, str] = {
     "parquet": "lstmq.bench.parquet:parquet",
     "quality": "lstmq.bench.quality:quality",
     "reuse": "lstmq.bench.reuse:reuse",
+    "peer": "lstmq.bench.peer:peer",
 }
 
 

@@ -12,11 +12,16 @@ exits during the window is reaped by its parent, whose ``cutime + cstime`` then 
 child's time: summing ``own + children`` over the tree at the start and at the end counts it
 exactly, without sampling in between. Only a descendant whose parent died first (reparented out
 of the tree) would be lost; for it the last reading taken is kept.
+
+Some parents never collect their children's time: Ray's raylet ignores SIGCHLD, so a worker of
+it that exits is reaped by the kernel and its time reaches no ``cutime``. ``SampledMeter`` reads
+such a tree every fraction of a second instead, and counts each process by its own readings.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,10 +108,14 @@ def descendants(root: int, parents: dict[int, int]) -> set[int]:
     return found
 
 
-def tree(root: int, processes: Iterable[ProcessTimes]) -> dict[tuple[int, int], ProcessTimes]:
-    """The readings of ``root`` and its descendants among ``processes``."""
+def tree(
+    root: int, processes: Iterable[ProcessTimes], exclude: int | None = None
+) -> dict[tuple[int, int], ProcessTimes]:
+    """The readings of ``root`` and its descendants among ``processes``, less the subtree of
+    ``exclude`` when given."""
     by_pid = {process.pid: process for process in processes}
-    members = descendants(root, {pid: process.ppid for pid, process in by_pid.items()})
+    parents = {pid: process.ppid for pid, process in by_pid.items()}
+    members = descendants(root, parents) - (descendants(exclude, parents) if exclude else set())
     return {by_pid[pid].key: by_pid[pid] for pid in members if pid in by_pid}
 
 
@@ -123,6 +132,17 @@ def tree_ticks(samples: list[dict[tuple[int, int], ProcessTimes]]) -> int:
         process.own + process.children for key, process in last_seen.items() if key in last or process.ppid not in alive
     )
     return end - sum(process.own + process.children for process in first.values())
+
+
+def own_ticks(samples: list[dict[tuple[int, int], ProcessTimes]]) -> int:
+    """Ticks the tree used between its first and last sample, each member counted by its own
+    readings alone (``own``, never ``children``): for a tree whose parents do not collect their
+    children's time. A member missing from the first sample started after it: all of its time
+    counts. What a member used after its last reading is lost, so sample more often than members
+    exit."""
+    first = samples[0]
+    last_seen = {key: process for sample in samples for key, process in sample.items()}
+    return sum(process.own - (first[key].own if key in first else 0) for key, process in last_seen.items())
 
 
 def usage(
@@ -175,7 +195,7 @@ def read_machine(proc: Path = PROC) -> MachineTimes:
     return parse_machine((proc / "stat").read_text())
 
 
-def read_tree(root: int, proc: Path = PROC) -> dict[tuple[int, int], ProcessTimes]:
+def read_tree(root: int, proc: Path = PROC, exclude: int | None = None) -> dict[tuple[int, int], ProcessTimes]:
     """``tree`` of the processes running now (one that exits while being read is skipped)."""
     processes = []
     for path in proc.glob("[0-9]*/stat"):
@@ -183,7 +203,7 @@ def read_tree(root: int, proc: Path = PROC) -> dict[tuple[int, int], ProcessTime
             processes.append(parse_process(path.read_text()))
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return tree(root, processes)
+    return tree(root, processes, exclude)
 
 
 class Meter:
@@ -210,3 +230,33 @@ class Meter:
         self.sample()
         machine = read_machine(self.proc)
         return usage(wall, producer, tree_ticks(self.samples), self.machine, machine, ticks_per_second())
+
+
+class SampledMeter:
+    """CPU used from ``__init__`` to ``stop()`` by the tree under ``root`` (itself included: its
+    ``Usage.producer`` is 0) less the subtree of ``exclude``, and by the machine, for a tree whose
+    parents do not collect their children's time: a thread reads the tree every ``interval_s``
+    and ``own_ticks`` counts it. ``stop()`` gives None where /proc is missing."""
+
+    def __init__(self, root: int, exclude: int | None = None, interval_s: float = 0.5, proc: Path = PROC) -> None:
+        self.root, self.exclude, self.proc, self.on = root, exclude, proc, available(proc)
+        if self.on:
+            self.samples = [read_tree(root, proc, exclude)]
+            self.machine, self.start = read_machine(proc), time.perf_counter()
+            self.done = threading.Event()
+            self.reader = threading.Thread(target=self._read_every, args=(interval_s,), daemon=True)
+            self.reader.start()
+
+    def _read_every(self, interval_s: float) -> None:
+        while not self.done.wait(interval_s):
+            self.samples.append(read_tree(self.root, self.proc, self.exclude))
+
+    def stop(self) -> Usage | None:
+        if not self.on:
+            return None
+        self.done.set()
+        self.reader.join()
+        wall = time.perf_counter() - self.start
+        self.samples.append(read_tree(self.root, self.proc, self.exclude))
+        machine = read_machine(self.proc)
+        return usage(wall, 0.0, own_ticks(self.samples), self.machine, machine, ticks_per_second())

@@ -220,13 +220,19 @@ def delete_job(engine, job_id: str) -> None:
         conn.execute(delete(Job).where(Job.id == job_id))
 
 
+def postgres_url(database_url: str) -> str:
+    """The SQLAlchemy URL of ``--database-url``, refused in one line unless it is PostgreSQL."""
+    url = Settings(database_url=database_url).database
+    if not url.startswith("postgresql"):
+        raise ConfigError(f"--database-url {mask_url(database_url)}: this bench needs PostgreSQL")
+    return url
+
+
 @contextmanager
 def throwaway_postgres(server_url: str) -> Iterator[tuple[str, Engine]]:
     """(name, engine) of a new database on the PostgreSQL server of ``server_url`` (a database
     there that lstmq can connect to and create databases from), dropped afterwards."""
-    url = Settings(database_url=server_url).database
-    if not url.startswith("postgresql"):
-        raise ConfigError(f"--database-url {mask_url(server_url)}: this bench needs PostgreSQL")
+    url = postgres_url(server_url)
     check_database(server_url)
     name = f"lstmq_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")

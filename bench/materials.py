@@ -50,11 +50,13 @@ def train_minimal_classifier(model_dir: Path) -> None:
         raise click.ClickException(f"training the minimal classifier failed: {done.stderr.decode()[-2000:]}")
 
 
-def write_corpus(path: Path, texts: Iterable[str]) -> Path:
-    """The texts as JSON Lines, written as they come (a million texts never sit in memory)."""
+def write_corpus(path: Path, texts: Iterable[str], ids: bool = False) -> Path:
+    """The texts as JSON Lines, written as they come (a million texts never sit in memory).
+    ``ids``: each line also carries its line number as ``id``, for readers that keep no line
+    numbers (Ray Data's ``read_json``)."""
     with path.open("w") as out:
-        for text in texts:
-            out.write(json.dumps({"text": text}) + "\n")
+        for number, text in enumerate(texts, 1):
+            out.write(json.dumps({"id": number, "text": text} if ids else {"text": text}) + "\n")
     return path
 
 

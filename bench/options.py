@@ -87,13 +87,13 @@ def device() -> Decorator:
     return click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 
 
-def batch_size() -> Decorator:
+def batch_size(help: str = "Documents per message.") -> Decorator:
     return click.option(
         "--batch-size",
         type=click.IntRange(min=1),
         default=DEFAULT_BATCH_DOCS,
         show_default=True,
-        help="Documents per message.",
+        help=help,
     )
 
 

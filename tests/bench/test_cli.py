@@ -13,7 +13,18 @@ from lstmq.bench.cli import BENCH_COMMANDS, bench
 from lstmq.cli import main
 from tests.support.processes import run_lstmq
 
-SUBCOMMANDS = ["end-to-end", "pipeline", "fairness", "model", "schedule", "status", "parquet", "quality", "reuse"]
+SUBCOMMANDS = [
+    "end-to-end",
+    "pipeline",
+    "fairness",
+    "model",
+    "schedule",
+    "status",
+    "parquet",
+    "quality",
+    "reuse",
+    "peer",
+]
 WITH_DATABASE = ["end-to-end", "pipeline", "fairness", "schedule", "status", "parquet"]
 WITH_BROKER = ["end-to-end", "pipeline", "fairness", "schedule"]
 

@@ -68,6 +68,11 @@ def test_the_tree_keeps_the_readings_of_the_worker_and_its_descendants():
     assert sorted(tree) == [(100, 50), (200, 60)]
 
 
+def test_the_tree_can_leave_out_a_subtree():
+    processes = [proc(10, 1, 0), proc(20, 10, 0), proc(30, 10, 0), proc(31, 30, 0), proc(40, 20, 0)]
+    assert sorted(cpu_usage.tree(10, processes, exclude=30)) == [(10, 0), (20, 0), (40, 0)]
+
+
 def proc(pid: int, ppid: int, own: int, children: int = 0, start: int = 0) -> ProcessTimes:
     return ProcessTimes(pid, ppid, start, own, children)
 
@@ -98,6 +103,15 @@ def test_a_reused_pid_is_another_process():
     assert cpu_usage.tree_ticks([start, end]) == 10 + 3
 
 
+def test_own_ticks_count_each_member_by_its_own_readings_whatever_its_parent_collected():
+    # 100 ignores SIGCHLD (as Ray's raylet does): 200's time never reaches its children field
+    start = sample(proc(100, 1, own=10), proc(200, 100, own=40))
+    middle = sample(proc(100, 1, own=12), proc(200, 100, own=55), proc(300, 100, own=4, start=9))
+    end = sample(proc(100, 1, own=15, children=999), proc(300, 100, own=8, start=9))
+    assert cpu_usage.own_ticks([start, middle, end]) == 5 + 15 + 8
+    assert cpu_usage.tree_ticks([start, middle, end]) != 5 + 15 + 8  # why own_ticks exists
+
+
 def test_cpu_per_document_and_the_ceiling_the_cores_allow():
     use = Usage(wall=1.1, producer=0.41, worker=0.95, busy=1.98, busy_fraction=0.91, cores=2)
     assert use.rest == pytest.approx(0.62)
@@ -122,6 +136,7 @@ def test_without_proc_the_bench_says_so_and_carries_on(tmp_path):
     meter = cpu_usage.Meter(12345, proc=tmp_path)
     meter.sample()
     assert meter.stop() is None
+    assert cpu_usage.SampledMeter(12345, proc=tmp_path).stop() is None
     assert cpu_usage.report_lines(None, documents=100, model_seconds=1e-5) == [
         "CPU accounting unavailable here (no /proc): CPU per document not measured"
     ]
@@ -162,3 +177,40 @@ def test_the_cpu_of_a_workers_exited_and_live_children_is_counted():
     assert use is not None
     assert use.worker >= 0.3, use  # two children of 0.2 s each (tick rounding: 10 ms a reading)
     assert use.busy >= use.worker - 0.05, use
+
+
+# A stand-in raylet: it ignores SIGCHLD, so the kernel reaps its children and their time reaches
+# no children field; on "go" it runs a child that burns 0.2 s of CPU and exits, then says "done".
+IGNORING_PARENT = textwrap.dedent(
+    """
+    import signal, subprocess, sys
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    BURN = "import time\\nwhile time.process_time() < 0.2: pass"
+    print("ready", flush=True)
+    sys.stdin.readline()
+    subprocess.run([sys.executable, "-c", BURN])  # its wait finds no child: ECHILD, handled
+    print("done", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.skipif(not cpu_usage.available(), reason="no /proc")
+def test_the_sampled_meter_counts_a_child_whose_parent_never_collects_its_time():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", IGNORING_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout.readline() == "ready\n"
+        meter, sampled = cpu_usage.Meter(parent.pid), cpu_usage.SampledMeter(parent.pid, interval_s=0.02)
+        parent.stdin.write("go\n")
+        parent.stdin.flush()
+        assert parent.stdout.readline() == "done\n"
+        use, sampled_use = meter.stop(), sampled.stop()
+    finally:
+        parent.stdin.close()
+        parent.wait(timeout=60)
+    assert use is not None and sampled_use is not None
+    assert use.worker < 0.1, use  # the child's time is in no reading that Meter takes
+    assert sampled_use.worker >= 0.15, sampled_use  # at most one interval of the child's time is lost
+    assert sampled_use.producer == 0.0
