@@ -80,9 +80,10 @@ class Classify:
     from the folder it is told, with the torch threads it is told."""
 
     def __init__(self, model_dir: str, threads: int) -> None:
-        import torch  # in the actor: this module is imported by `lstmq --help`
+        # In the actor, both: this module is imported by `lstmq --help`, which must not load torch.
+        import torch
 
-        from lstmq.worker.ml.classifier.inference import load_classifier
+        from lstmq.worker.ml.classifier.inference import load_classifier  # loads torch: as above
 
         torch.set_num_threads(threads)
         with models_in(model_dir):
