@@ -51,7 +51,3 @@ def batch_size_for(requested: int | None, default: int) -> int:
     if not 1 <= requested <= MAX_BATCH_DOCS:
         raise InputError(f"--batch-size must be between 1 and {MAX_BATCH_DOCS}, got {requested}")
     return requested
-
-
-def utf8_len(text: str) -> int:
-    return len(text.encode("utf-8"))

@@ -21,10 +21,10 @@ import time
 from functools import lru_cache
 from typing import Protocol
 
-from sqlalchemy import Connection, Row, Table, and_, literal_column, select
+from sqlalchemy import Connection, Row, Table, literal_column, select
 from sqlalchemy.orm import Session
 
-from lstmq.db.dialects import among, any_of, bind_of, insert_new_rows, values_for
+from lstmq.db.dialects import STAMPS, among, any_of, bind_of, insert_new_rows, values_for
 from lstmq.db.queries import pending_page
 from lstmq.db.schema import DOC_DONE, Classification, Document, Image, utcnow
 from lstmq.db.transitions import mark_reused
@@ -45,7 +45,6 @@ MISSING_RECHECK_S = 10.0  # a model installed here meanwhile is reused within th
 _missing: dict[tuple, float] = {}  # (model, model folder) -> when to look for it again
 SOURCES_PER_TEXT = 16  # the newest done documents of a text looked at for a result of the version
 DOCUMENTS = Document.__table__
-STAMPS = ("created_at", "updated_at")
 
 
 class Source(Protocol):
@@ -132,10 +131,6 @@ def _candidates(dialect: str):
 
 def _copied(source: Row, table: Table) -> dict:
     return {c.name: getattr(source, c.name) for c in table.c if c.name not in ("document_id", *STAMPS)}
-
-
-def _result_of(result, document_id, model, version):
-    return and_(result.c.document_id == document_id, result.c.model == model, result.c.model_version == version)
 
 
 def _done(documents):
