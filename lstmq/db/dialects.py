@@ -120,7 +120,7 @@ def any_of(dialect: str, column, name: str):
     expanding ``IN``."""
     if dialect != "postgresql":
         return column.in_(bindparam(name, expanding=True))
-    return column == any_(cast(bindparam(name, type_=Text), postgresql.ARRAY(column.type)))
+    return _any_array(column, bindparam(name, type_=Text))
 
 
 def values_for(dialect: str, values: Sequence[int] | Sequence[str]) -> str | list:
@@ -129,18 +129,23 @@ def values_for(dialect: str, values: Sequence[int] | Sequence[str]) -> str | lis
 
 
 def among(bind, column, values: Sequence[int] | Sequence[str]):
-    """``column IN (values)``; on PostgreSQL ``column = ANY(CAST(:values AS type[]))``: one
-    parameter instead of one per value (a 256-id lookup: ~1 ms less to render, send and plan),
-    sent as an array literal (``array_literal``), not dumped element by element."""
+    """``column IN (values)`` in a statement built at the call; on PostgreSQL as ``any_of``, the
+    values bound as one array literal."""
     if bind.dialect.name != "postgresql":
         return column.in_(values)
-    return column == any_(cast(bindparam(None, array_literal(values), type_=Text), postgresql.ARRAY(column.type)))
+    return _any_array(column, bindparam(None, array_literal(values), type_=Text))
+
+
+def _any_array(column, literal):
+    """``column = ANY(CAST(literal AS type[]))``: one parameter instead of one per value (a
+    256-id lookup: ~1 ms less to render, send and plan)."""
+    return column == any_(cast(literal, postgresql.ARRAY(column.type)))
 
 
 def array_literal(values: Sequence[int] | Sequence[str]) -> str:
     """PostgreSQL's text form of a one-dimensional array: ``{1,2,3}`` or ``{"a","b\\"c"}``.
-    Joined in one pass: psycopg dumps a list parameter element by element in Python, which cost
-    the worker more than the statements it sent (hundreds of ids per batch, several times)."""
+    Joined in one pass: psycopg dumps a list parameter element by element in Python (256 ids:
+    0.4 ms of CPU per statement, their literal 0.07 ms)."""
     if all(type(value) is int for value in values):
         return "{" + ",".join(map(str, values)) + "}"
     quoted = (str(value).replace("\\", "\\\\").replace('"', '\\"') for value in values)
