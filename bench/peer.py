@@ -230,14 +230,21 @@ def lstmq_side(setup: Peer) -> Side:
 
 
 def lstmq_cpu(use: cpu_usage.Usage | None, docs: int) -> str:
+    return cpu_line(
+        use,
+        docs,
+        lambda us: (
+            f"producer {us(use.producer):,.0f} + worker {us(use.worker):,.0f}"
+            f" = {us(use.producer + use.worker):,.0f} µs, database + broker + rest {us(use.rest):,.0f} µs"
+        ),
+    )
+
+
+def cpu_line(use: cpu_usage.Usage | None, docs: int, parts: Callable[[Callable[[float], float]], str]) -> str:
+    """A side's CPU per document: ``parts`` names its shares, given seconds -> µs per document."""
     if use is None:
         return "(CPU not measured: no /proc)"
-    us = lambda seconds: seconds / docs * 1e6  # noqa: E731 (µs per document)
-    return (
-        f"CPU per document: producer {us(use.producer):,.0f} + worker {us(use.worker):,.0f}"
-        f" = {us(use.producer + use.worker):,.0f} µs, database + broker + rest {us(use.rest):,.0f} µs;"
-        f" cores {use.busy_fraction:.0%} busy"
-    )
+    return f"CPU per document: {parts(lambda seconds: seconds / docs * 1e6)}; cores {use.busy_fraction:.0%} busy"
 
 
 def ray_side(setup: Peer, ray) -> Side:
@@ -271,12 +278,10 @@ def write_labels(ray, setup: Peer, corpus: Path, table: str) -> float:
 
 
 def ray_cpu(use: cpu_usage.Usage | None, docs: int) -> str:
-    if use is None:
-        return "(CPU not measured: no /proc)"
-    us = lambda seconds: seconds / docs * 1e6  # noqa: E731 (µs per document)
-    return (
-        f"CPU per document: driver + Ray's processes {us(use.worker):,.0f} µs,"
-        f" database + rest {us(use.rest):,.0f} µs; cores {use.busy_fraction:.0%} busy"
+    return cpu_line(
+        use,
+        docs,
+        lambda us: f"driver + Ray's processes {us(use.worker):,.0f} µs, database + rest {us(use.rest):,.0f} µs",
     )
 
 
